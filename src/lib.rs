@@ -1,0 +1,3 @@
+//! ccl keeps a fleet of Claude Code sessions in tmux working across several accounts.
+pub mod screen;
+pub mod tmux;

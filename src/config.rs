@@ -1,0 +1,731 @@
+//! Configuration: `ccl.toml` parsed raw (serde, unknown keys rejected) and then validated
+//! into [`Config`], whose paths are absolute and whose durations are milliseconds.
+//!
+//! Errors carry `file:line:col` so an operator can jump to the bad key; cross-field rules
+//! are checked together so every problem is reported in one run rather than one per restart.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// A duration written as `500ms`, `2s`, `5m`, `5h` (or `1d`), kept in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct DurationMs(pub u64);
+
+impl DurationMs {
+    pub fn parse(text: &str) -> Result<DurationMs, String> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .ok_or_else(|| format!("duration '{text}' needs a unit (ms, s, m, h, d)"))?;
+        let (digits, unit) = text.split_at(split);
+        let n: u64 = digits
+            .parse()
+            .map_err(|_| format!("duration '{text}' must start with a whole number"))?;
+        let scale = match unit.trim() {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            other => return Err(format!("duration '{text}' has unknown unit '{other}' (ms, s, m, h, d)")),
+        };
+        n.checked_mul(scale)
+            .map(DurationMs)
+            .ok_or_else(|| format!("duration '{text}' is too large"))
+    }
+}
+
+impl fmt::Display for DurationMs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0;
+        if ms % 3_600_000 == 0 && ms > 0 {
+            write!(f, "{}h", ms / 3_600_000)
+        } else if ms % 60_000 == 0 && ms > 0 {
+            write!(f, "{}m", ms / 60_000)
+        } else if ms % 1_000 == 0 {
+            write!(f, "{}s", ms / 1_000)
+        } else {
+            write!(f, "{ms}ms")
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for DurationMs {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Traces store durations as plain milliseconds; config files write them as text.
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Ms(u64),
+            Text(String),
+        }
+        match Repr::deserialize(d)? {
+            Repr::Ms(ms) => Ok(DurationMs(ms)),
+            Repr::Text(text) => DurationMs::parse(&text).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Raw form: exactly the file's shape.
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    daemon: RawDaemon,
+    #[serde(default)]
+    tmux: RawTmux,
+    #[serde(default)]
+    claude: RawClaude,
+    #[serde(default)]
+    account: Vec<RawAccount>,
+    #[serde(default)]
+    shared: RawShared,
+    #[serde(default)]
+    pool: RawPool,
+    #[serde(default)]
+    dedicated: Vec<RawDedicated>,
+    #[serde(default)]
+    queue: Vec<RawQueue>,
+    #[serde(default)]
+    quota: RawQuota,
+    #[serde(default)]
+    dispatch: RawDispatch,
+    #[serde(default)]
+    hooks: RawHooks,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawDaemon {
+    tick: DurationMs,
+    state_dir: String,
+}
+impl Default for RawDaemon {
+    fn default() -> Self {
+        RawDaemon { tick: DurationMs(2_000), state_dir: "~/.local/state/ccl".into() }
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawTmux {
+    socket: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawClaude {
+    command: String,
+    args: Vec<String>,
+    env: std::collections::BTreeMap<String, String>,
+}
+impl Default for RawClaude {
+    fn default() -> Self {
+        RawClaude {
+            command: "claude".into(),
+            args: vec!["--dangerously-skip-permissions".into()],
+            env: Default::default(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccount {
+    name: String,
+    home: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawShared {
+    target: String,
+    links: Vec<String>,
+}
+impl Default for RawShared {
+    fn default() -> Self {
+        RawShared {
+            target: "~/.claude-shared".into(),
+            links: vec!["projects".into(), "file-history".into(), "session-env".into()],
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawPool {
+    prefix: String,
+    start_index: u32,
+    min: u32,
+    max: u32,
+    workdir: String,
+}
+impl Default for RawPool {
+    fn default() -> Self {
+        RawPool { prefix: "ccl-auto-".into(), start_index: 11, min: 10, max: 10, workdir: "~".into() }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDedicated {
+    name: String,
+    workdir: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQueue {
+    name: String,
+    project: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawQuota {
+    reactivate_cooldown: DurationMs,
+    confirm_polls: u32,
+    default_reset: DurationMs,
+}
+impl Default for RawQuota {
+    fn default() -> Self {
+        RawQuota {
+            reactivate_cooldown: DurationMs(5 * 60_000),
+            confirm_polls: 2,
+            default_reset: DurationMs(5 * 3_600_000),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawDispatch {
+    submit_delay: DurationMs,
+    task_timeout: DurationMs,
+    continue_prompt: String,
+}
+impl Default for RawDispatch {
+    fn default() -> Self {
+        RawDispatch {
+            submit_delay: DurationMs(500),
+            task_timeout: DurationMs(2 * 3_600_000),
+            continue_prompt: "Continue where you left off.".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Serialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Hooks {
+    pub on_swap: String,
+    pub on_all_exhausted: String,
+    pub on_task_done: String,
+    pub on_task_failed: String,
+    pub on_needs_attention: String,
+    pub timeout: DurationMs,
+}
+impl Default for Hooks {
+    fn default() -> Self {
+        Hooks {
+            on_swap: String::new(),
+            on_all_exhausted: String::new(),
+            on_task_done: String::new(),
+            on_task_failed: String::new(),
+            on_needs_attention: String::new(),
+            timeout: DurationMs(10_000),
+        }
+    }
+}
+type RawHooks = Hooks;
+
+// ---------------------------------------------------------------------------------------
+// Validated form.
+
+/// The validated configuration. Paths are absolute; it serialises into trace headers so a
+/// replay runs the core under exactly the configuration that was recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    /// The file it came from (for messages); empty for configurations built in code.
+    pub source: PathBuf,
+    pub daemon: Daemon,
+    pub tmux: Tmux,
+    pub claude: Claude,
+    pub accounts: Vec<Account>,
+    pub shared: Shared,
+    pub pool: Pool,
+    pub dedicated: Vec<Dedicated>,
+    pub queues: Vec<Queue>,
+    pub quota: Quota,
+    pub dispatch: Dispatch,
+    pub hooks: Hooks,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Daemon {
+    pub tick: DurationMs,
+    pub state_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tmux {
+    /// `tmux -L SOCKET`; empty means the user's default server.
+    pub socket: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Claude {
+    pub command: String,
+    pub args: Vec<String>,
+    /// Sorted by name so launch lines are deterministic.
+    pub env: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Account {
+    pub name: String,
+    pub home: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Shared {
+    pub target: PathBuf,
+    pub links: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pool {
+    pub prefix: String,
+    pub start_index: u32,
+    pub min: u32,
+    pub max: u32,
+    pub workdir: PathBuf,
+}
+
+impl Pool {
+    /// The pool's session names, in index order.
+    pub fn names(&self) -> impl Iterator<Item = String> + '_ {
+        (self.start_index..self.start_index + self.max).map(move |i| format!("{}{}", self.prefix, i))
+    }
+
+    /// Is `name` exactly `prefix + i` with `i` in range (decimal, no sign, no leading zero)?
+    pub fn contains(&self, name: &str) -> bool {
+        let Some(digits) = name.strip_prefix(&self.prefix) else { return false };
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return false;
+        }
+        if digits.len() > 1 && digits.starts_with('0') {
+            return false;
+        }
+        match digits.parse::<u64>() {
+            Ok(i) => i >= self.start_index as u64 && i < self.start_index as u64 + self.max as u64,
+            Err(_) => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dedicated {
+    pub name: String,
+    pub workdir: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Queue {
+    pub name: String,
+    pub project: PathBuf,
+}
+
+impl Queue {
+    pub fn dir(&self, state: &str) -> PathBuf {
+        self.project.join(".agent-queue").join(state)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Quota {
+    pub reactivate_cooldown: DurationMs,
+    pub confirm_polls: u32,
+    pub default_reset: DurationMs,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dispatch {
+    pub submit_delay: DurationMs,
+    pub task_timeout: DurationMs,
+    pub continue_prompt: String,
+}
+
+/// Where the default configuration file is looked for: `-c`, else `./ccl.toml`, else `$CCL_CONFIG`.
+pub fn default_path(explicit: Option<&Path>) -> PathBuf {
+    if let Some(p) = explicit {
+        return p.to_path_buf();
+    }
+    let local = PathBuf::from("ccl.toml");
+    if local.exists() {
+        return local;
+    }
+    match std::env::var_os("CCL_CONFIG") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => local,
+    }
+}
+
+impl Config {
+    /// Reads and validates a configuration file. Every error names the file; syntax and
+    /// type errors also name line and column.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read configuration {}", path.display()))?;
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        Config::parse(&text, path, home.as_deref())
+    }
+
+    /// Parses `text` as if read from `path`; `home` expands `~`.
+    pub fn parse(text: &str, path: &Path, home: Option<&Path>) -> Result<Config> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let (line, col) = e
+                .span()
+                .map(|s| line_col(text, s.start))
+                .unwrap_or((1, 1));
+            let msg = e.message().replace('`', "'");
+            anyhow::anyhow!("{}:{line}:{col}: {msg}", path.display())
+        })?;
+        let base = path
+            .parent()
+            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+            .unwrap_or(Path::new("."));
+        let base = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
+        let mut problems = Vec::new();
+        let config = from_raw(raw, path, &base, home, &mut problems);
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            let list: Vec<String> =
+                problems.iter().map(|p| format!("{}: {p}", path.display())).collect();
+            Err(anyhow::anyhow!("{}", list.join("\n")))
+        }
+    }
+
+    /// Is `name` a session ccl manages (pool range or a configured dedicated name)?
+    pub fn is_managed(&self, name: &str) -> bool {
+        self.pool.contains(name) || self.dedicated.iter().any(|d| d.name == name)
+    }
+
+    pub fn account(&self, name: &str) -> Option<&Account> {
+        self.accounts.iter().find(|a| a.name == name)
+    }
+
+    pub fn queue(&self, name: &str) -> Option<&Queue> {
+        self.queues.iter().find(|q| q.name == name)
+    }
+
+    pub fn state_file(&self) -> PathBuf {
+        self.daemon.state_dir.join("state.json")
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    (line, col)
+}
+
+/// Expands `~` and resolves relative paths against the configuration file's directory.
+fn resolve(path: &str, base: &Path, home: Option<&Path>, what: &str, problems: &mut Vec<String>) -> PathBuf {
+    let expanded = if path == "~" || path.starts_with("~/") {
+        match home {
+            Some(h) => h.join(path.trim_start_matches('~').trim_start_matches('/')),
+            None => {
+                problems.push(format!("{what}: cannot expand '~' because HOME is not set"));
+                PathBuf::from(path)
+            }
+        }
+    } else {
+        PathBuf::from(path)
+    };
+    if path.is_empty() {
+        problems.push(format!("{what} must not be empty"));
+    }
+    let joined = if expanded.is_absolute() { expanded } else { base.join(expanded) };
+    normalize(&joined)
+}
+
+/// Removes `.` and resolves `..` lexically so equal paths compare equal.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+fn from_raw(raw: RawConfig, path: &Path, base: &Path, home: Option<&Path>, problems: &mut Vec<String>) -> Config {
+    let mut res = |p: &str, what: &str| resolve(p, base, home, what, problems);
+    let state_dir = res(&raw.daemon.state_dir, "daemon.state_dir");
+    let accounts: Vec<Account> = raw
+        .account
+        .iter()
+        .map(|a| Account { name: a.name.clone(), home: res(&a.home, &format!("account '{}' home", a.name)) })
+        .collect();
+    let target = res(&raw.shared.target, "shared.target");
+    let pool_workdir = res(&raw.pool.workdir, "pool.workdir");
+    let dedicated: Vec<Dedicated> = raw
+        .dedicated
+        .iter()
+        .map(|d| Dedicated { name: d.name.clone(), workdir: res(&d.workdir, &format!("dedicated '{}' workdir", d.name)) })
+        .collect();
+    let queues: Vec<Queue> = raw
+        .queue
+        .iter()
+        .map(|q| Queue { name: q.name.clone(), project: res(&q.project, &format!("queue '{}' project", q.name)) })
+        .collect();
+
+    let config = Config {
+        source: path.to_path_buf(),
+        daemon: Daemon { tick: raw.daemon.tick, state_dir },
+        tmux: Tmux { socket: raw.tmux.socket },
+        claude: Claude {
+            command: raw.claude.command,
+            args: raw.claude.args,
+            env: raw.claude.env.into_iter().collect(),
+        },
+        accounts,
+        shared: Shared { target, links: raw.shared.links },
+        pool: Pool {
+            prefix: raw.pool.prefix,
+            start_index: raw.pool.start_index,
+            min: raw.pool.min,
+            max: raw.pool.max,
+            workdir: pool_workdir,
+        },
+        dedicated,
+        queues,
+        quota: Quota {
+            reactivate_cooldown: raw.quota.reactivate_cooldown,
+            confirm_polls: raw.quota.confirm_polls,
+            default_reset: raw.quota.default_reset,
+        },
+        dispatch: Dispatch {
+            submit_delay: raw.dispatch.submit_delay,
+            task_timeout: raw.dispatch.task_timeout,
+            continue_prompt: raw.dispatch.continue_prompt,
+        },
+        hooks: raw.hooks,
+    };
+    validate(&config, problems);
+    config
+}
+
+/// Cross-field rules, all checked so the operator sees every problem at once.
+fn validate(c: &Config, problems: &mut Vec<String>) {
+    if c.daemon.tick.0 == 0 {
+        problems.push("daemon.tick must be greater than 0".into());
+    }
+    if c.accounts.is_empty() {
+        problems.push("at least one [[account]] is required".into());
+    }
+    for (i, a) in c.accounts.iter().enumerate() {
+        if !valid_name(&a.name) {
+            problems.push(format!("account name '{}' must be non-empty letters, digits, '-', '_' or '.'", a.name));
+        }
+        if c.accounts[..i].iter().any(|b| b.name == a.name) {
+            problems.push(format!("account name '{}' is used twice", a.name));
+        }
+        if c.accounts[..i].iter().any(|b| b.home == a.home) {
+            problems.push(format!("account home {} is used by more than one account", a.home.display()));
+        }
+    }
+    for (i, l) in c.shared.links.iter().enumerate() {
+        if l.is_empty() || l.contains('/') || l == "." || l == ".." {
+            problems.push(format!("shared.links entry '{l}' must be a plain directory name"));
+        }
+        if c.shared.links[..i].contains(l) {
+            problems.push(format!("shared.links entry '{l}' is listed twice"));
+        }
+    }
+    if c.claude.command.trim().is_empty() {
+        problems.push("claude.command must not be empty".into());
+    }
+    for (k, _) in &c.claude.env {
+        if k.is_empty() || !k.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') || k.starts_with(|ch: char| ch.is_ascii_digit()) {
+            problems.push(format!("claude.env key '{k}' is not a valid environment variable name"));
+        }
+        if k == "CLAUDE_CONFIG_DIR" {
+            problems.push("claude.env must not set CLAUDE_CONFIG_DIR: ccl sets it per account".into());
+        }
+    }
+    if c.pool.max < 1 {
+        problems.push("pool.max must be at least 1".into());
+    }
+    if c.pool.min > c.pool.max {
+        problems.push(format!("pool.min ({}) must not exceed pool.max ({})", c.pool.min, c.pool.max));
+    }
+    if !valid_name(&c.pool.prefix) {
+        problems.push(format!("pool.prefix '{}' must be non-empty letters, digits, '-', '_' or '.'", c.pool.prefix));
+    }
+    for (i, d) in c.dedicated.iter().enumerate() {
+        if !valid_name(&d.name) {
+            problems.push(format!("dedicated name '{}' must be non-empty letters, digits, '-', '_' or '.'", d.name));
+        }
+        if c.pool.contains(&d.name) {
+            problems.push(format!("dedicated name '{}' lies inside the pool range {}{}..{}{}", d.name, c.pool.prefix, c.pool.start_index, c.pool.prefix, c.pool.start_index + c.pool.max.max(1) - 1));
+        }
+        if c.dedicated[..i].iter().any(|e| e.name == d.name) {
+            problems.push(format!("dedicated name '{}' is listed twice", d.name));
+        }
+    }
+    for (i, q) in c.queues.iter().enumerate() {
+        if !valid_name(&q.name) {
+            problems.push(format!("queue name '{}' must be non-empty letters, digits, '-', '_' or '.'", q.name));
+        }
+        if c.queues[..i].iter().any(|r| r.name == q.name) {
+            problems.push(format!("queue name '{}' is used twice", q.name));
+        }
+        if c.queues[..i].iter().any(|r| r.project == q.project) {
+            problems.push(format!("queue project {} is used by more than one queue", q.project.display()));
+        }
+    }
+    if c.quota.confirm_polls == 0 {
+        problems.push("quota.confirm_polls must be at least 1".into());
+    }
+    if c.dispatch.task_timeout.0 == 0 {
+        problems.push("dispatch.task_timeout must be greater than 0".into());
+    }
+    if c.hooks.timeout.0 == 0 {
+        problems.push("hooks.timeout must be greater than 0".into());
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config> {
+        Config::parse(text, Path::new("/etc/ccl/ccl.toml"), Some(Path::new("/home/op")))
+    }
+
+    const MINIMAL: &str = "[[account]]\nname = \"a\"\nhome = \"~/.claude-a\"\n";
+
+    #[test]
+    fn shipped_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("ccl.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let c = Config::parse(&text, &path, Some(Path::new("/home/op"))).unwrap();
+        assert_eq!(c.daemon.tick, DurationMs(2_000));
+        assert_eq!(c.pool.names().next().as_deref(), Some("ccl-auto-11"));
+        assert_eq!(c.pool.names().last().as_deref(), Some("ccl-auto-20"));
+        assert_eq!(c.daemon.state_dir, Path::new("/home/op/.local/state/ccl"));
+        assert!(c.accounts.len() >= 2);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(DurationMs::parse("500ms"), Ok(DurationMs(500)));
+        assert_eq!(DurationMs::parse("2s"), Ok(DurationMs(2_000)));
+        assert_eq!(DurationMs::parse("5m"), Ok(DurationMs(300_000)));
+        assert_eq!(DurationMs::parse("5h"), Ok(DurationMs(18_000_000)));
+        assert!(DurationMs::parse("5").is_err());
+        assert!(DurationMs::parse("2 weeks").is_err());
+        assert_eq!(DurationMs(300_000).to_string(), "5m");
+        assert_eq!(DurationMs(1_500).to_string(), "1500ms");
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_column() {
+        let err = parse("[daemon]\ntick = \"2s\"\n  bogus_key = 1\n").unwrap_err().to_string();
+        assert!(err.starts_with("/etc/ccl/ccl.toml:3:3: unknown field 'bogus_key'"), "{err}");
+        assert!(err.contains("expected"), "{err}");
+    }
+
+    #[test]
+    fn bad_duration_names_its_place() {
+        let err = parse(&format!("{MINIMAL}[quota]\ndefault_reset = \"5 hours\"\n")).unwrap_err().to_string();
+        assert!(err.starts_with("/etc/ccl/ccl.toml:5:17:"), "{err}");
+        assert!(err.contains("unknown unit"), "{err}");
+    }
+
+    #[test]
+    fn paths_expand_tilde_and_resolve_relative_to_the_file() {
+        let c = parse(&format!("{MINIMAL}[[queue]]\nname = \"q\"\nproject = \"proj/x\"\n")).unwrap();
+        assert_eq!(c.accounts[0].home, Path::new("/home/op/.claude-a"));
+        assert_eq!(c.queues[0].project, Path::new("/etc/ccl/proj/x"));
+        assert_eq!(c.queues[0].dir("inbox"), Path::new("/etc/ccl/proj/x/.agent-queue/inbox"));
+    }
+
+    #[test]
+    fn every_cross_field_problem_is_reported_at_once() {
+        let text = r#"
+[daemon]
+tick = "0s"
+[pool]
+min = 5
+max = 2
+[[dedicated]]
+name = "ccl-auto-12"
+workdir = "/w"
+[[dedicated]]
+name = "ops"
+workdir = "/w"
+[[dedicated]]
+name = "ops"
+workdir = "/w"
+[[queue]]
+name = "q"
+project = "/p"
+[[queue]]
+name = "q"
+project = "/p"
+"#;
+        let err = parse(text).unwrap_err().to_string();
+        for want in [
+            "tick must be greater than 0",
+            "at least one [[account]]",
+            "pool.min (5) must not exceed pool.max (2)",
+            "'ccl-auto-12' lies inside the pool range",
+            "dedicated name 'ops' is listed twice",
+            "queue name 'q' is used twice",
+            "queue project /p is used by more than one queue",
+        ] {
+            assert!(err.contains(want), "missing {want:?} in:\n{err}");
+        }
+        assert!(err.lines().all(|l| l.starts_with("/etc/ccl/ccl.toml: ")), "{err}");
+    }
+
+    #[test]
+    fn duplicate_accounts_are_refused() {
+        let text = "[[account]]\nname = \"a\"\nhome = \"/h\"\n[[account]]\nname = \"a\"\nhome = \"/h\"\n";
+        let err = parse(text).unwrap_err().to_string();
+        assert!(err.contains("account name 'a' is used twice"), "{err}");
+        assert!(err.contains("account home /h is used by more than one account"), "{err}");
+    }
+
+    #[test]
+    fn pool_range_is_exact() {
+        let c = parse(MINIMAL).unwrap();
+        for inside in ["ccl-auto-11", "ccl-auto-15", "ccl-auto-20"] {
+            assert!(c.is_managed(inside), "{inside}");
+        }
+        for outside in ["ccl-auto-9", "ccl-auto-10", "ccl-auto-21", "ccl-auto-1x", "ccl-auto-011", "ccl-auto-", "ccl-1", "ccl-auto-+12"] {
+            assert!(!c.is_managed(outside), "{outside}");
+        }
+    }
+}

@@ -42,11 +42,11 @@ impl DurationMs {
 impl fmt::Display for DurationMs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0;
-        if ms % 3_600_000 == 0 && ms > 0 {
+        if ms.is_multiple_of(3_600_000) && ms > 0 {
             write!(f, "{}h", ms / 3_600_000)
-        } else if ms % 60_000 == 0 && ms > 0 {
+        } else if ms.is_multiple_of(60_000) && ms > 0 {
             write!(f, "{}m", ms / 60_000)
-        } else if ms % 1_000 == 0 {
+        } else if ms.is_multiple_of(1_000) {
             write!(f, "{}s", ms / 1_000)
         } else {
             write!(f, "{ms}ms")
@@ -108,7 +108,10 @@ struct RawDaemon {
 }
 impl Default for RawDaemon {
     fn default() -> Self {
-        RawDaemon { tick: DurationMs(2_000), state_dir: "~/.local/state/ccl".into() }
+        RawDaemon {
+            tick: DurationMs(2_000),
+            state_dir: "~/.local/state/ccl".into(),
+        }
     }
 }
 
@@ -116,6 +119,17 @@ impl Default for RawDaemon {
 #[serde(deny_unknown_fields, default)]
 struct RawTmux {
     socket: String,
+    backend: Backend,
+}
+
+/// How ccl talks to tmux: one `tmux` process per call, or one control-mode connection
+/// (`tmux -C`) with the exec adapter as its fallback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    #[default]
+    Exec,
+    Control,
 }
 
 #[derive(Debug, Deserialize)]
@@ -168,7 +182,13 @@ struct RawPool {
 }
 impl Default for RawPool {
     fn default() -> Self {
-        RawPool { prefix: "ccl-auto-".into(), start_index: 11, min: 10, max: 10, workdir: "~".into() }
+        RawPool {
+            prefix: "ccl-auto-".into(),
+            start_index: 11,
+            min: 10,
+            max: 10,
+            workdir: "~".into(),
+        }
     }
 }
 
@@ -276,6 +296,7 @@ pub struct Daemon {
 pub struct Tmux {
     /// `tmux -L SOCKET`; empty means the user's default server.
     pub socket: String,
+    pub backend: Backend,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -315,7 +336,9 @@ impl Pool {
 
     /// Is `name` exactly `prefix + i` with `i` in range (decimal, no sign, no leading zero)?
     pub fn contains(&self, name: &str) -> bool {
-        let Some(digits) = name.strip_prefix(&self.prefix) else { return false };
+        let Some(digits) = name.strip_prefix(&self.prefix) else {
+            return false;
+        };
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return false;
         }
@@ -380,8 +403,8 @@ impl Config {
     /// Reads and validates a configuration file. Every error names the file; syntax and
     /// type errors also name line and column.
     pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read configuration {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read configuration {}", path.display()))?;
         let home = std::env::var_os("HOME").map(PathBuf::from);
         Config::parse(&text, path, home.as_deref())
     }
@@ -389,10 +412,7 @@ impl Config {
     /// Parses `text` as if read from `path`; `home` expands `~`.
     pub fn parse(text: &str, path: &Path, home: Option<&Path>) -> Result<Config> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let (line, col) = e
-                .span()
-                .map(|s| line_col(text, s.start))
-                .unwrap_or((1, 1));
+            let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
             let msg = e.message().replace('`', "'");
             anyhow::anyhow!("{}:{line}:{col}: {msg}", path.display())
         })?;
@@ -406,8 +426,7 @@ impl Config {
         if problems.is_empty() {
             Ok(config)
         } else {
-            let list: Vec<String> =
-                problems.iter().map(|p| format!("{}: {p}", path.display())).collect();
+            let list: Vec<String> = problems.iter().map(|p| format!("{}: {p}", path.display())).collect();
             Err(anyhow::anyhow!("{}", list.join("\n")))
         }
     }
@@ -453,7 +472,11 @@ fn resolve(path: &str, base: &Path, home: Option<&Path>, what: &str, problems: &
     if path.is_empty() {
         problems.push(format!("{what} must not be empty"));
     }
-    let joined = if expanded.is_absolute() { expanded } else { base.join(expanded) };
+    let joined = if expanded.is_absolute() {
+        expanded
+    } else {
+        base.join(expanded)
+    };
     normalize(&joined)
 }
 
@@ -478,32 +501,50 @@ fn from_raw(raw: RawConfig, path: &Path, base: &Path, home: Option<&Path>, probl
     let accounts: Vec<Account> = raw
         .account
         .iter()
-        .map(|a| Account { name: a.name.clone(), home: res(&a.home, &format!("account '{}' home", a.name)) })
+        .map(|a| Account {
+            name: a.name.clone(),
+            home: res(&a.home, &format!("account '{}' home", a.name)),
+        })
         .collect();
     let target = res(&raw.shared.target, "shared.target");
     let pool_workdir = res(&raw.pool.workdir, "pool.workdir");
     let dedicated: Vec<Dedicated> = raw
         .dedicated
         .iter()
-        .map(|d| Dedicated { name: d.name.clone(), workdir: res(&d.workdir, &format!("dedicated '{}' workdir", d.name)) })
+        .map(|d| Dedicated {
+            name: d.name.clone(),
+            workdir: res(&d.workdir, &format!("dedicated '{}' workdir", d.name)),
+        })
         .collect();
     let queues: Vec<Queue> = raw
         .queue
         .iter()
-        .map(|q| Queue { name: q.name.clone(), project: res(&q.project, &format!("queue '{}' project", q.name)) })
+        .map(|q| Queue {
+            name: q.name.clone(),
+            project: res(&q.project, &format!("queue '{}' project", q.name)),
+        })
         .collect();
 
     let config = Config {
         source: path.to_path_buf(),
-        daemon: Daemon { tick: raw.daemon.tick, state_dir },
-        tmux: Tmux { socket: raw.tmux.socket },
+        daemon: Daemon {
+            tick: raw.daemon.tick,
+            state_dir,
+        },
+        tmux: Tmux {
+            socket: raw.tmux.socket,
+            backend: raw.tmux.backend,
+        },
         claude: Claude {
             command: raw.claude.command,
             args: raw.claude.args,
             env: raw.claude.env.into_iter().collect(),
         },
         accounts,
-        shared: Shared { target, links: raw.shared.links },
+        shared: Shared {
+            target,
+            links: raw.shared.links,
+        },
         pool: Pool {
             prefix: raw.pool.prefix,
             start_index: raw.pool.start_index,
@@ -539,13 +580,19 @@ fn validate(c: &Config, problems: &mut Vec<String>) {
     }
     for (i, a) in c.accounts.iter().enumerate() {
         if !valid_name(&a.name) {
-            problems.push(format!("account name '{}' must be non-empty letters, digits, '-', '_' or '.'", a.name));
+            problems.push(format!(
+                "account name '{}' must be non-empty letters, digits, '-', '_' or '.'",
+                a.name
+            ));
         }
         if c.accounts[..i].iter().any(|b| b.name == a.name) {
             problems.push(format!("account name '{}' is used twice", a.name));
         }
         if c.accounts[..i].iter().any(|b| b.home == a.home) {
-            problems.push(format!("account home {} is used by more than one account", a.home.display()));
+            problems.push(format!(
+                "account home {} is used by more than one account",
+                a.home.display()
+            ));
         }
     }
     for (i, l) in c.shared.links.iter().enumerate() {
@@ -560,7 +607,10 @@ fn validate(c: &Config, problems: &mut Vec<String>) {
         problems.push("claude.command must not be empty".into());
     }
     for (k, _) in &c.claude.env {
-        if k.is_empty() || !k.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') || k.starts_with(|ch: char| ch.is_ascii_digit()) {
+        if k.is_empty()
+            || !k.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+            || k.starts_with(|ch: char| ch.is_ascii_digit())
+        {
             problems.push(format!("claude.env key '{k}' is not a valid environment variable name"));
         }
         if k == "CLAUDE_CONFIG_DIR" {
@@ -571,17 +621,33 @@ fn validate(c: &Config, problems: &mut Vec<String>) {
         problems.push("pool.max must be at least 1".into());
     }
     if c.pool.min > c.pool.max {
-        problems.push(format!("pool.min ({}) must not exceed pool.max ({})", c.pool.min, c.pool.max));
+        problems.push(format!(
+            "pool.min ({}) must not exceed pool.max ({})",
+            c.pool.min, c.pool.max
+        ));
     }
     if !valid_name(&c.pool.prefix) {
-        problems.push(format!("pool.prefix '{}' must be non-empty letters, digits, '-', '_' or '.'", c.pool.prefix));
+        problems.push(format!(
+            "pool.prefix '{}' must be non-empty letters, digits, '-', '_' or '.'",
+            c.pool.prefix
+        ));
     }
     for (i, d) in c.dedicated.iter().enumerate() {
         if !valid_name(&d.name) {
-            problems.push(format!("dedicated name '{}' must be non-empty letters, digits, '-', '_' or '.'", d.name));
+            problems.push(format!(
+                "dedicated name '{}' must be non-empty letters, digits, '-', '_' or '.'",
+                d.name
+            ));
         }
         if c.pool.contains(&d.name) {
-            problems.push(format!("dedicated name '{}' lies inside the pool range {}{}..{}{}", d.name, c.pool.prefix, c.pool.start_index, c.pool.prefix, c.pool.start_index + c.pool.max.max(1) - 1));
+            problems.push(format!(
+                "dedicated name '{}' lies inside the pool range {}{}..{}{}",
+                d.name,
+                c.pool.prefix,
+                c.pool.start_index,
+                c.pool.prefix,
+                c.pool.start_index + c.pool.max.max(1) - 1
+            ));
         }
         if c.dedicated[..i].iter().any(|e| e.name == d.name) {
             problems.push(format!("dedicated name '{}' is listed twice", d.name));
@@ -589,13 +655,19 @@ fn validate(c: &Config, problems: &mut Vec<String>) {
     }
     for (i, q) in c.queues.iter().enumerate() {
         if !valid_name(&q.name) {
-            problems.push(format!("queue name '{}' must be non-empty letters, digits, '-', '_' or '.'", q.name));
+            problems.push(format!(
+                "queue name '{}' must be non-empty letters, digits, '-', '_' or '.'",
+                q.name
+            ));
         }
         if c.queues[..i].iter().any(|r| r.name == q.name) {
             problems.push(format!("queue name '{}' is used twice", q.name));
         }
         if c.queues[..i].iter().any(|r| r.project == q.project) {
-            problems.push(format!("queue project {} is used by more than one queue", q.project.display()));
+            problems.push(format!(
+                "queue project {} is used by more than one queue",
+                q.project.display()
+            ));
         }
     }
     if c.quota.confirm_polls == 0 {
@@ -612,7 +684,9 @@ fn validate(c: &Config, problems: &mut Vec<String>) {
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 #[cfg(test)]
@@ -651,14 +725,21 @@ mod tests {
 
     #[test]
     fn unknown_key_names_file_line_and_column() {
-        let err = parse("[daemon]\ntick = \"2s\"\n  bogus_key = 1\n").unwrap_err().to_string();
-        assert!(err.starts_with("/etc/ccl/ccl.toml:3:3: unknown field 'bogus_key'"), "{err}");
+        let err = parse("[daemon]\ntick = \"2s\"\n  bogus_key = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("/etc/ccl/ccl.toml:3:3: unknown field 'bogus_key'"),
+            "{err}"
+        );
         assert!(err.contains("expected"), "{err}");
     }
 
     #[test]
     fn bad_duration_names_its_place() {
-        let err = parse(&format!("{MINIMAL}[quota]\ndefault_reset = \"5 hours\"\n")).unwrap_err().to_string();
+        let err = parse(&format!("{MINIMAL}[quota]\ndefault_reset = \"5 hours\"\n"))
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("/etc/ccl/ccl.toml:5:17:"), "{err}");
         assert!(err.contains("unknown unit"), "{err}");
     }
@@ -668,7 +749,10 @@ mod tests {
         let c = parse(&format!("{MINIMAL}[[queue]]\nname = \"q\"\nproject = \"proj/x\"\n")).unwrap();
         assert_eq!(c.accounts[0].home, Path::new("/home/op/.claude-a"));
         assert_eq!(c.queues[0].project, Path::new("/etc/ccl/proj/x"));
-        assert_eq!(c.queues[0].dir("inbox"), Path::new("/etc/ccl/proj/x/.agent-queue/inbox"));
+        assert_eq!(
+            c.queues[0].dir("inbox"),
+            Path::new("/etc/ccl/proj/x/.agent-queue/inbox")
+        );
     }
 
     #[test]
@@ -715,7 +799,10 @@ project = "/p"
         let text = "[[account]]\nname = \"a\"\nhome = \"/h\"\n[[account]]\nname = \"a\"\nhome = \"/h\"\n";
         let err = parse(text).unwrap_err().to_string();
         assert!(err.contains("account name 'a' is used twice"), "{err}");
-        assert!(err.contains("account home /h is used by more than one account"), "{err}");
+        assert!(
+            err.contains("account home /h is used by more than one account"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -724,7 +811,16 @@ project = "/p"
         for inside in ["ccl-auto-11", "ccl-auto-15", "ccl-auto-20"] {
             assert!(c.is_managed(inside), "{inside}");
         }
-        for outside in ["ccl-auto-9", "ccl-auto-10", "ccl-auto-21", "ccl-auto-1x", "ccl-auto-011", "ccl-auto-", "ccl-1", "ccl-auto-+12"] {
+        for outside in [
+            "ccl-auto-9",
+            "ccl-auto-10",
+            "ccl-auto-21",
+            "ccl-auto-1x",
+            "ccl-auto-011",
+            "ccl-auto-",
+            "ccl-1",
+            "ccl-auto-+12",
+        ] {
             assert!(!c.is_managed(outside), "{outside}");
         }
     }

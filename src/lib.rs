@@ -1,4 +1,30 @@
 //! ccl keeps a fleet of Claude Code sessions in tmux working across several accounts.
+//!
+//! The decision core (`core` and the phase modules `quota`, `dispatch`, `watcher`,
+//! `swap`, with `sessions` and `accounts`) is sans-IO; everything that touches tmux,
+//! files, processes or the clock lives in the shell modules around it. See
+//! ARCHITECTURE.md for the map.
+pub mod accounts;
+pub mod cli;
 pub mod config;
+pub mod core;
+pub mod daemon;
+pub mod demo;
+pub mod dispatch;
+pub mod executor;
+pub mod hooks;
+pub mod links;
+pub mod mockapi;
+pub mod observe;
+pub mod queue;
+pub mod quota;
 pub mod screen;
+pub mod sessions;
+pub mod state;
+pub mod swap;
 pub mod tmux;
+pub mod trace;
+pub mod transcript;
+pub mod trust;
+pub mod util;
+pub mod watcher;

@@ -1,0 +1,547 @@
+//! The command line: clap definitions and one function per subcommand. Each returns
+//! `Ok(true)` (exit 0), `Ok(false)` (ran and found problems: exit 1) or an error (exit 1,
+//! or 2 when it is a [`UsageError`]: bad usage or an unreadable configuration).
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use serde_json::json;
+
+use crate::config::{self, Config};
+use crate::core::{Activity, RequestKind, State};
+use crate::{daemon, links, queue, screen, state, trace, util};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ccl",
+    version,
+    about = "Keeps a fleet of Claude Code sessions in tmux working across several accounts"
+)]
+pub struct Cli {
+    /// Configuration file (default ./ccl.toml, else $CCL_CONFIG)
+    #[arg(short, long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the daemon in the foreground until SIGINT/SIGTERM
+    Run {
+        /// Write a replayable trace (JSON Lines) to FILE
+        #[arg(long, value_name = "FILE")]
+        record: Option<PathBuf>,
+    },
+    /// Check the configuration, every account's shared links, tmux and the claude command
+    Check,
+    /// Show each account's shared links; --fix creates what is missing (never rewrites)
+    Links {
+        #[arg(long)]
+        fix: bool,
+    },
+    /// Accounts, sessions and queues
+    Status {
+        #[arg(long)]
+        json: bool,
+        /// Redraw every tick until interrupted
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Write a task (FILE or stdin) atomically into QUEUE's inbox; prints its name
+    Enqueue { queue: String, file: Option<PathBuf> },
+    /// Ask the running daemon to swap accounts now
+    Swap {
+        #[arg(long, value_name = "ACCOUNT")]
+        to: Option<String>,
+    },
+    /// Classify one pane capture (FILE or stdin) and print JSON
+    Classify {
+        file: Option<PathBuf>,
+        /// Evaluate reset times as of this instant (RFC 3339; default now)
+        #[arg(long)]
+        now: Option<String>,
+        /// Time zone for reset times without one (default: the host's)
+        #[arg(long)]
+        tz: Option<String>,
+    },
+    /// Re-run the decision core over a recorded trace and compare actions
+    Replay { trace: PathBuf },
+    /// Stop dispatching from one queue (or all); running tasks finish
+    Pause { queue: Option<String> },
+    /// Restart dispatching from one queue (or all)
+    Resume { queue: Option<String> },
+    /// A self-contained demonstration on a private tmux server; needs no Claude account
+    Demo {
+        /// Keep the demo's directory and tmux server for inspection
+        #[arg(long)]
+        keep: bool,
+    },
+}
+
+/// An error that maps to exit code 2.
+#[derive(Debug)]
+pub struct UsageError(pub anyhow::Error);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+fn load(path: &Path) -> Result<Config> {
+    Config::load(path).map_err(|e| UsageError(e).into())
+}
+
+pub fn run(cli: Cli) -> Result<bool> {
+    let path = config::default_path(cli.config.as_deref());
+    match cli.command {
+        Command::Run { record } => {
+            load(&path)?;
+            daemon::run(&path, record).map(|()| true)
+        }
+        Command::Check => check(&load(&path)?),
+        Command::Links { fix } => links::cmd_links(&load(&path)?, fix, &mut std::io::stdout()),
+        Command::Status { json, watch } => status(&load(&path)?, json, watch),
+        Command::Enqueue { queue, file } => enqueue(&load(&path)?, &queue, file.as_deref()),
+        Command::Swap { to } => request(&load(&path)?, RequestKind::Swap { to }),
+        Command::Classify { file, now, tz } => classify(file.as_deref(), now.as_deref(), tz.as_deref()),
+        Command::Replay { trace } => replay(&trace),
+        Command::Pause { queue } => request(&load(&path)?, RequestKind::Pause { queue }),
+        Command::Resume { queue } => request(&load(&path)?, RequestKind::Resume { queue }),
+        Command::Demo { keep } => crate::demo::run(keep),
+    }
+}
+
+fn check(config: &Config) -> Result<bool> {
+    let mut problems: Vec<String> = Vec::new();
+    println!("config: {} ok", config.source.display());
+    let findings = links::validate_all(&config.accounts, &config.shared);
+    for f in links::problems(&findings) {
+        problems.push(format!("link: {f}"));
+    }
+    match crate::tmux::version() {
+        Ok(v) => println!("tmux: {v}"),
+        Err(e) => problems.push(format!("tmux: {e:#}")),
+    }
+    match resolve_command(&config.claude.command) {
+        Some(p) => println!("claude: {}", p.display()),
+        None => problems.push(format!("claude: command '{}' not found on PATH", config.claude.command)),
+    }
+    for w in crate::trust::warnings(config) {
+        println!("warning: {w}");
+    }
+    if problems.is_empty() {
+        println!(
+            "links: every account shares {} with {}",
+            config.shared.links.join(", "),
+            config.shared.target.display()
+        );
+        println!("all checks passed");
+        Ok(true)
+    } else {
+        for p in &problems {
+            println!("problem: {p}");
+        }
+        println!(
+            "{} problem{} found",
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" }
+        );
+        Ok(false)
+    }
+}
+
+/// `command` as the shell would find it: a path when it contains '/', else on PATH.
+pub fn resolve_command(command: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| {
+        p.is_file()
+            && p.metadata()
+                .map(|m| m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+    };
+    if command.contains('/') {
+        let p = PathBuf::from(command);
+        return executable(&p).then_some(p);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(command))
+        .find(|p| executable(p))
+}
+
+fn read_input(file: Option<&Path>) -> Result<Vec<u8>> {
+    let mut body = Vec::new();
+    match file {
+        Some(f) => {
+            body = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
+        }
+        None => {
+            std::io::stdin()
+                .read_to_end(&mut body)
+                .context("cannot read standard input")?;
+        }
+    }
+    Ok(body)
+}
+
+fn enqueue(config: &Config, name: &str, file: Option<&Path>) -> Result<bool> {
+    let q = config.queue(name).ok_or_else(|| {
+        UsageError(anyhow::anyhow!(
+            "no queue named '{name}' in {}",
+            config.source.display()
+        ))
+    })?;
+    let body = read_input(file)?;
+    let hint = file.and_then(|f| f.file_name()).and_then(|n| n.to_str());
+    match queue::enqueue(q, &body, hint) {
+        Ok(task) => {
+            println!("{task}");
+            Ok(true)
+        }
+        Err(e) => {
+            eprintln!("ccl: task refused: {e:#}");
+            Ok(false)
+        }
+    }
+}
+
+/// `swap`, `pause`, `resume`: a request file for the running daemon. Pause and resume
+/// also work without a daemon (they edit the saved state, so they survive a restart).
+fn request(config: &Config, kind: RequestKind) -> Result<bool> {
+    let dir = &config.daemon.state_dir;
+    if let RequestKind::Pause { queue: Some(q) } | RequestKind::Resume { queue: Some(q) } = &kind {
+        if config.queue(q).is_none() {
+            return Err(UsageError(anyhow::anyhow!("no queue named '{q}' in {}", config.source.display())).into());
+        }
+    }
+    if state::daemon_pid(dir).is_none() {
+        let pause = matches!(kind, RequestKind::Pause { .. });
+        return match kind {
+            RequestKind::Swap { .. } => {
+                println!("no ccl daemon is running on {}; nothing to swap", dir.display());
+                Ok(false)
+            }
+            RequestKind::Pause { queue } | RequestKind::Resume { queue } => pause_offline(config, queue, pause),
+        };
+    }
+    let id = state::write_request(dir, kind)?;
+    match state::wait_reply(dir, &id, Duration::from_secs(30)) {
+        Some(reply) => {
+            println!("{}", reply.message);
+            Ok(reply.ok)
+        }
+        None => {
+            println!("the daemon did not answer within 30s (request {id} stays queued)");
+            Ok(false)
+        }
+    }
+}
+
+/// Pause/resume with no daemon running: edit the saved state, which the next start reads.
+fn pause_offline(config: &Config, queue: Option<String>, pause: bool) -> Result<bool> {
+    let path = config.state_file();
+    let mut st = state::load_quiet(&path).unwrap_or_else(|| State::fresh(config, daemon::now_ms() as u64));
+    let key = queue.unwrap_or_else(|| "*".into());
+    let what = if key == "*" {
+        "all queues".to_string()
+    } else {
+        format!("queue {key}")
+    };
+    if pause {
+        st.paused.insert(key);
+    } else if key == "*" {
+        st.paused.clear();
+    } else {
+        st.paused.remove(&key);
+    }
+    std::fs::create_dir_all(&config.daemon.state_dir)
+        .with_context(|| format!("cannot create {}", config.daemon.state_dir.display()))?;
+    state::save(&path, &st)?;
+    println!(
+        "{what} {} (no daemon running; saved for its next start)",
+        if pause { "paused" } else { "resumed" }
+    );
+    Ok(true)
+}
+
+fn classify(file: Option<&Path>, now: Option<&str>, tz: Option<&str>) -> Result<bool> {
+    let body = read_input(file)?;
+    let text = String::from_utf8_lossy(&body);
+    let now = match now {
+        Some(t) => t
+            .parse::<jiff::Timestamp>()
+            .map_err(|e| UsageError(anyhow::anyhow!("--now '{t}': {e}")))?,
+        None => jiff::Timestamp::now(),
+    };
+    let tz = match tz {
+        Some(name) => jiff::tz::TimeZone::get(name).map_err(|e| UsageError(anyhow::anyhow!("--tz '{name}': {e}")))?,
+        None => jiff::tz::TimeZone::system(),
+    };
+    let analysis = screen::analyze(&text, now, &tz);
+    println!("{}", serde_json::to_string_pretty(&screen::classify_json(&analysis))?);
+    Ok(true)
+}
+
+fn replay(path: &Path) -> Result<bool> {
+    let t = trace::read(path).map_err(UsageError)?;
+    match trace::replay(&t).0 {
+        trace::Replay::AllMatch { turns } => {
+            println!("{turns} turns, all actions match");
+            Ok(true)
+        }
+        trace::Replay::Diverged { turn, expected, actual } => {
+            print!("{}", trace::render_divergence(turn, &expected, &actual));
+            Ok(false)
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// status
+
+/// What `ccl status --json` prints; stable (fields are only ever added).
+pub fn status_json(config: &Config, st: Option<&State>, daemon_pid: Option<u32>, now_ms: i64) -> serde_json::Value {
+    let active = st
+        .map(|s| s.active.clone())
+        .unwrap_or_else(|| config.accounts[0].name.clone());
+    let accounts: Vec<_> = config
+        .accounts
+        .iter()
+        .map(|a| {
+            let acc = st.and_then(|s| s.accounts.get(&a.name));
+            let until = acc.and_then(|x| x.exhausted_until_ms).filter(|t| *t > now_ms);
+            json!({
+                "name": a.name,
+                "home": a.home,
+                "active": a.name == active,
+                "exhausted_until": until.map(util::rfc3339),
+                "reason": until.and(acc.and_then(|x| x.reason.clone())),
+            })
+        })
+        .collect();
+    let sessions: Vec<_> = config
+        .pool
+        .names()
+        .chain(config.dedicated.iter().map(|d| d.name.clone()))
+        .filter_map(|name| {
+            let s = st.and_then(|s| s.sessions.get(&name))?;
+            Some(json!({
+                "name": name,
+                "kind": s.kind,
+                "state": s.seen,
+                "activity": activity_name(&s.activity),
+                "account": s.account,
+                "conversation": s.conversation,
+                "task": s.assignment.as_ref().map(|a| a.task.to_string()),
+                "attention": s.attention,
+            }))
+        })
+        .collect();
+    let paused_all = st.is_some_and(|s| s.paused.contains("*"));
+    let queues: Vec<_> = config
+        .queues
+        .iter()
+        .map(|q| {
+            let c = queue::counts(q).unwrap_or_default();
+            json!({
+                "name": q.name,
+                "project": q.project,
+                "inbox": c.inbox, "running": c.running, "done": c.done, "failed": c.failed,
+                "paused": paused_all || st.is_some_and(|s| s.paused.contains(&q.name)),
+            })
+        })
+        .collect();
+    let all_exhausted_until = st.filter(|s| s.all_exhausted).and_then(|s| {
+        config
+            .accounts
+            .iter()
+            .filter_map(|a| s.accounts.get(&a.name)?.exhausted_until_ms)
+            .min()
+    });
+    json!({
+        "daemon": {"running": daemon_pid.is_some(), "pid": daemon_pid},
+        "active": active,
+        "all_exhausted_until": all_exhausted_until.map(util::rfc3339),
+        "swap": st.and_then(|s| s.swap.as_ref()).map(|w| json!({"from": w.from, "to": w.to, "reason": w.reason, "started": util::rfc3339(w.started_ms)})),
+        "last_swap": st.and_then(|s| s.last_swap.as_ref()).map(|w| json!({"from": w.from, "to": w.to, "reason": w.reason, "at": util::rfc3339(w.at_ms)})),
+        "swaps": st.map(|s| s.swaps).unwrap_or(0),
+        "cooldown_until": st.and_then(|s| s.cooldown_until_ms).filter(|t| *t > now_ms).map(util::rfc3339),
+        "accounts": accounts,
+        "sessions": sessions,
+        "queues": queues,
+    })
+}
+
+fn activity_name(a: &Activity) -> &'static str {
+    match a {
+        Activity::Free => "-",
+        Activity::Launching { .. } => "launching",
+        Activity::Pasted { .. } => "pasting",
+        Activity::Submitted { .. } => "submitting",
+        Activity::Working { .. } => "working",
+        Activity::Exiting { .. } => "recycling",
+        Activity::Stopping { .. } => "stopping",
+    }
+}
+
+/// Renders the status as aligned tables.
+pub fn render_status(v: &serde_json::Value) -> String {
+    let s = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => "-".to_string(),
+        serde_json::Value::String(x) => x.clone(),
+        other => other.to_string(),
+    };
+    let mut out = String::new();
+    let daemon = &v["daemon"];
+    if daemon["running"].as_bool() == Some(true) {
+        out.push_str(&format!("daemon: running (pid {})\n", s(&daemon["pid"])));
+    } else {
+        out.push_str("daemon: not running\n");
+    }
+    if !v["all_exhausted_until"].is_null() {
+        out.push_str(&format!(
+            "all accounts exhausted until {}\n",
+            s(&v["all_exhausted_until"])
+        ));
+    }
+    if !v["swap"].is_null() {
+        out.push_str(&format!(
+            "swap in progress: {} -> {} ({})\n",
+            s(&v["swap"]["from"]),
+            s(&v["swap"]["to"]),
+            s(&v["swap"]["reason"])
+        ));
+    }
+    if !v["last_swap"].is_null() {
+        out.push_str(&format!(
+            "last swap: {} -> {} at {} ({})\n",
+            s(&v["last_swap"]["from"]),
+            s(&v["last_swap"]["to"]),
+            s(&v["last_swap"]["at"]),
+            s(&v["last_swap"]["reason"])
+        ));
+    }
+    let mut rows = vec![vec!["ACCOUNT".to_string(), "STATE".into(), "HOME".into()]];
+    for a in v["accounts"].as_array().into_iter().flatten() {
+        let state = if !a["exhausted_until"].is_null() {
+            format!("exhausted until {}", s(&a["exhausted_until"]))
+        } else if a["active"].as_bool() == Some(true) {
+            "active".into()
+        } else {
+            "available".into()
+        };
+        let state = if a["active"].as_bool() == Some(true) && !a["exhausted_until"].is_null() {
+            format!("active, {state}")
+        } else {
+            state
+        };
+        rows.push(vec![s(&a["name"]), state, s(&a["home"])]);
+    }
+    out.push('\n');
+    out.push_str(&table(&rows));
+    let mut rows = vec![[
+        "SESSION",
+        "KIND",
+        "STATE",
+        "ACTIVITY",
+        "ACCOUNT",
+        "CONVERSATION",
+        "TASK",
+        "ATTENTION",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for x in v["sessions"].as_array().into_iter().flatten() {
+        rows.push(
+            [
+                "name",
+                "kind",
+                "state",
+                "activity",
+                "account",
+                "conversation",
+                "task",
+                "attention",
+            ]
+            .iter()
+            .map(|k| util::snippet(&s(&x[*k]), 60))
+            .collect(),
+        );
+    }
+    out.push('\n');
+    out.push_str(&table(&rows));
+    let mut rows = vec![["QUEUE", "INBOX", "RUNNING", "DONE", "FAILED", "PAUSED"]
+        .map(String::from)
+        .to_vec()];
+    for q in v["queues"].as_array().into_iter().flatten() {
+        let paused = if q["paused"].as_bool() == Some(true) {
+            "paused"
+        } else {
+            "-"
+        };
+        rows.push(vec![
+            s(&q["name"]),
+            s(&q["inbox"]),
+            s(&q["running"]),
+            s(&q["done"]),
+            s(&q["failed"]),
+            paused.into(),
+        ]);
+    }
+    out.push('\n');
+    out.push_str(&table(&rows));
+    out
+}
+
+/// Left-aligned columns separated by two spaces.
+pub fn table(rows: &[Vec<String>]) -> String {
+    let n = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..n)
+        .map(|i| {
+            rows.iter()
+                .filter_map(|r| r.get(i))
+                .map(|c| c.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn status(config: &Config, as_json: bool, watch: bool) -> Result<bool> {
+    loop {
+        let st = state::load_quiet(&config.state_file());
+        let pid = state::daemon_pid(&config.daemon.state_dir);
+        let v = status_json(config, st.as_ref(), pid, daemon::now_ms());
+        let text = if as_json {
+            serde_json::to_string_pretty(&v)?
+        } else {
+            render_status(&v)
+        };
+        if !watch {
+            println!("{text}");
+            return Ok(true);
+        }
+        // Clear and redraw; Ctrl-C ends the watch.
+        print!("\x1b[H\x1b[2J{text}");
+        std::io::stdout().flush()?;
+        std::thread::sleep(Duration::from_millis(config.daemon.tick.0.max(200)));
+    }
+}

@@ -1,0 +1,748 @@
+//! The decision core: one [`Core`] value holds every decision ccl makes, and
+//! [`Core::step`] turns one [`Observation`] into a list of [`Action`]s.
+//!
+//! The core is sans-IO: it never reads a clock, a file, an environment variable or a
+//! process. Time arrives as `Observation::now_ms`, the host's time zone is fixed when the
+//! core is built, and new conversation ids come from a generator whose seed lives in the
+//! persisted state. That makes a recorded run replayable action for action (see
+//! `trace.rs`). Each turn runs four phases in a fixed order — quota poll, dispatch scan,
+//! watcher completion check, swap state machine — so a usage-limit hit seen in a turn
+//! blocks dispatch in that same turn. The phases live in `quota.rs`, `dispatch.rs`,
+//! `watcher.rs` and `swap.rs`; per-session bookkeeping in `sessions.rs`, accounts in
+//! `accounts.rs`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::queue::InboxEntry;
+use crate::screen::{self, Analysis};
+use crate::transcript::{Record, RegistryEntry};
+
+/// Milliseconds since the Unix epoch, UTC.
+pub type Ms = i64;
+
+// ---------------------------------------------------------------------------------------
+// Inputs
+
+/// Everything the shell saw this turn. Serialisable so a trace can feed it back.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Observation {
+    pub now_ms: Ms,
+    /// Every session on the tmux server, managed or not (names only matter for the
+    /// latter); `None` when tmux could not be asked this turn.
+    pub sessions: Option<Vec<SessionObs>>,
+    /// Session registry entries of running Claudes, matched to managed sessions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub registry: Vec<RegistrySeen>,
+    /// New transcript records of managed sessions whose conversation id is known.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transcripts: Vec<TranscriptSeen>,
+    pub queues: Vec<QueueObs>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requests: Vec<Request>,
+    /// Claims from the previous turn that failed (another process took the file first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_claims: Vec<TaskRef>,
+    /// Hooks that ended since the last turn.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks_done: Vec<HookDone>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionObs {
+    pub name: String,
+    pub pane_pid: u32,
+    pub command: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dead: bool,
+    /// The pane's visible text; captured for managed sessions only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegistrySeen {
+    pub session: String,
+    /// The account whose home the registry file was found in.
+    pub account: String,
+    pub entry: RegistryEntry,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TranscriptSeen {
+    pub session: String,
+    pub conversation: String,
+    pub records: Vec<Record>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueObs {
+    pub name: String,
+    /// Oldest first, at most `queue::MAX_SCAN_ENTRIES`.
+    pub inbox: Vec<InboxEntry>,
+    /// Names in `running/`.
+    pub running: Vec<String>,
+}
+
+/// A control request dropped into `state_dir/requests/` by `ccl swap`, `pause`, `resume`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    pub id: String,
+    #[serde(flatten)]
+    pub kind: RequestKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "request", rename_all = "snake_case")]
+pub enum RequestKind {
+    Swap { to: Option<String> },
+    Pause { queue: Option<String> },
+    Resume { queue: Option<String> },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HookDone {
+    pub event: String,
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr_first_line: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Outputs
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    Info,
+    Warn,
+}
+
+/// One thing for the shell to do. Carried out in order; each names what it touches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// A detached session with a login shell in `workdir`.
+    CreateSession {
+        session: String,
+        workdir: PathBuf,
+        reason: String,
+    },
+    KillSession {
+        session: String,
+        reason: String,
+    },
+    /// A shell command line typed into the session's shell, then Enter.
+    TypeLine {
+        session: String,
+        line: String,
+    },
+    /// Text for Claude, pasted (bracketed) into its input box; Enter comes separately.
+    PasteText {
+        session: String,
+        text: String,
+    },
+    /// The body of `running/TASK` pasted (bracketed) into Claude's input box.
+    PasteTask {
+        session: String,
+        queue: String,
+        task: String,
+    },
+    SendKeys {
+        session: String,
+        keys: Vec<String>,
+    },
+    /// `inbox/TASK` → `running/TASK`; on failure the shell skips the session's remaining
+    /// actions this turn and reports the task in the next observation's `failed_claims`.
+    ClaimTask {
+        session: String,
+        queue: String,
+        task: String,
+    },
+    FinishTask {
+        queue: String,
+        task: String,
+        report: TaskReport,
+    },
+    FailTask {
+        queue: String,
+        task: String,
+        from: String,
+        reason: String,
+    },
+    RequeueTask {
+        queue: String,
+        task: String,
+        reason: String,
+    },
+    Reply {
+        id: String,
+        ok: bool,
+        message: String,
+    },
+    RunHook {
+        event: String,
+        command: String,
+        env: Vec<(String, String)>,
+    },
+    Log {
+        level: Level,
+        message: String,
+    },
+}
+
+impl Action {
+    /// The session an action types into or changes, if any.
+    pub fn session(&self) -> Option<&str> {
+        match self {
+            Action::CreateSession { session, .. }
+            | Action::KillSession { session, .. }
+            | Action::TypeLine { session, .. }
+            | Action::PasteText { session, .. }
+            | Action::PasteTask { session, .. }
+            | Action::SendKeys { session, .. }
+            | Action::ClaimTask { session, .. } => Some(session),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::CreateSession {
+                session,
+                workdir,
+                reason,
+            } => {
+                write!(f, "create session {session} in {} ({reason})", workdir.display())
+            }
+            Action::KillSession { session, reason } => write!(f, "kill session {session} ({reason})"),
+            Action::TypeLine { session, line } => write!(f, "type into {session}: {line}"),
+            Action::PasteText { session, text } => {
+                write!(f, "paste into {session}: {}", crate::util::snippet(text, 80))
+            }
+            Action::PasteTask { session, queue, task } => write!(f, "paste task {queue}/{task} into {session}"),
+            Action::SendKeys { session, keys } => write!(f, "send {} to {session}", keys.join(" ")),
+            Action::ClaimTask { session, queue, task } => write!(f, "claim {queue}/{task} for {session}"),
+            Action::FinishTask { queue, task, report } => {
+                write!(
+                    f,
+                    "task {queue}/{task} done in {} ({}s)",
+                    report.session,
+                    report.duration_ms / 1000
+                )
+            }
+            Action::FailTask {
+                queue,
+                task,
+                from,
+                reason,
+            } => write!(f, "task {queue}/{task} failed from {from}: {reason}"),
+            Action::RequeueTask { queue, task, reason } => write!(f, "task {queue}/{task} back to inbox: {reason}"),
+            Action::Reply { id, ok, message } => {
+                write!(f, "reply {id} ({}): {message}", if *ok { "ok" } else { "refused" })
+            }
+            Action::RunHook { event, command, .. } => write!(f, "hook {event}: {command}"),
+            Action::Log { message, .. } => f.write_str(message),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskReport {
+    pub session: String,
+    pub account: String,
+    pub conversation: Option<String>,
+    pub started: String,
+    pub finished: String,
+    pub duration_ms: i64,
+    pub attempts: u32,
+}
+
+// ---------------------------------------------------------------------------------------
+// State (this is what state.json holds)
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Pool,
+    Dedicated,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TaskRef {
+    pub queue: String,
+    pub task: String,
+}
+
+impl fmt::Display for TaskRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.queue, self.task)
+    }
+}
+
+/// A task a pool session is carrying.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Assignment {
+    pub task: TaskRef,
+    pub claimed_ms: Ms,
+    /// When the prompt was verified as submitted.
+    #[serde(default)]
+    pub started_ms: Option<Ms>,
+    pub attempt: u32,
+}
+
+/// What ccl is doing with a session (the multi-turn state machine). What the pane shows
+/// is observed afresh every turn and kept in [`SessionState::seen`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "activity", rename_all = "snake_case")]
+pub enum Activity {
+    /// Nothing in flight.
+    Free,
+    /// A launch line was typed; waiting for Claude's idle input box.
+    Launching { deadline_ms: Ms, then: AfterLaunch },
+    /// The task (or continue prompt) was pasted; Enter follows after `submit_delay`.
+    Pasted { at_ms: Ms, text: PasteKind },
+    /// Enter was sent; waiting to see the prompt taken.
+    Submitted { at_ms: Ms, enters: u32, text: PasteKind },
+    /// Claude is working on the prompt.
+    Working {
+        since_ms: Ms,
+        turn_ended: bool,
+        idle_turns: u32,
+    },
+    /// `/exit` was sent to recycle the context; waiting for the shell.
+    Exiting { deadline_ms: Ms },
+    /// Stopping Claude for a swap: Escape first where needed, then `/exit`.
+    Stopping { deadline_ms: Ms, exit_sent: bool },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AfterLaunch {
+    /// Paste the session's assigned task.
+    Task,
+    /// Send `dispatch.continue_prompt` (a pool task resumed after a swap).
+    Continue,
+    /// Nothing: a resumed dedicated conversation is left for the operator.
+    Nothing,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PasteKind {
+    Task,
+    Continue,
+}
+
+/// What the pane showed at the last observation, as the core understands it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Seen {
+    Unknown,
+    Absent,
+    Dead,
+    Shell,
+    Idle,
+    Busy,
+    Menu,
+    Attention,
+    /// Something else runs in the foreground.
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionState {
+    pub kind: Kind,
+    pub seen: Seen,
+    pub activity: Activity,
+    /// The account the Claude in this session runs under, when ccl knows it.
+    #[serde(default)]
+    pub account: Option<String>,
+    #[serde(default)]
+    pub conversation: Option<String>,
+    /// The conversation's working directory (resume there).
+    #[serde(default)]
+    pub cwd: Option<PathBuf>,
+    #[serde(default)]
+    pub assignment: Option<Assignment>,
+    /// Why the session needs the operator; nothing is typed into it meanwhile.
+    #[serde(default)]
+    pub attention: Option<String>,
+    /// Limit lines on screen when Claude last became ready: a redraw, not news.
+    #[serde(default)]
+    pub stale_hits: Vec<String>,
+    /// A limit hit without reset time, seen on this many consecutive turns.
+    #[serde(default)]
+    pub unconfirmed_polls: u32,
+    /// A usage limit stopped this session's turn; cleared when it is resumed/continued.
+    #[serde(default)]
+    pub limit_pending: bool,
+    #[serde(default)]
+    pub pane_pid: Option<u32>,
+    /// The last quota decision logged for this session, so a banner that stays on screen
+    /// is logged once, not every turn.
+    #[serde(default)]
+    pub quota_note: Option<String>,
+}
+
+impl SessionState {
+    pub fn new(kind: Kind) -> SessionState {
+        SessionState {
+            kind,
+            seen: Seen::Unknown,
+            activity: Activity::Free,
+            account: None,
+            conversation: None,
+            cwd: None,
+            assignment: None,
+            attention: None,
+            stale_hits: Vec::new(),
+            unconfirmed_polls: 0,
+            limit_pending: false,
+            pane_pid: None,
+            quota_note: None,
+        }
+    }
+
+    pub fn claude_in_front(&self) -> bool {
+        matches!(self.seen, Seen::Idle | Seen::Busy | Seen::Menu | Seen::Attention)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct AccountState {
+    /// Exhausted until this instant; `None` = available.
+    #[serde(default)]
+    pub exhausted_until_ms: Option<Ms>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SwapRecord {
+    pub from: String,
+    pub to: String,
+    pub at_ms: Ms,
+    pub reason: String,
+}
+
+/// A swap in progress (persisted, so a restart finishes it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Swap {
+    pub from: String,
+    pub to: String,
+    pub reason: String,
+    pub started_ms: Ms,
+    /// Reply to this request when done (manual swap).
+    #[serde(default)]
+    pub request: Option<String>,
+    pub members: Vec<SwapMember>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SwapMember {
+    pub session: String,
+    pub kind: Kind,
+    pub conversation: Option<String>,
+    pub cwd: Option<PathBuf>,
+    pub had_task: bool,
+    pub stopped: bool,
+}
+
+/// Everything ccl must remember across restarts; saved to `state.json` after every turn
+/// that changed it, before that turn's actions are carried out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub version: u32,
+    pub active: String,
+    pub accounts: BTreeMap<String, AccountState>,
+    pub sessions: BTreeMap<String, SessionState>,
+    #[serde(default)]
+    pub swap: Option<Swap>,
+    #[serde(default)]
+    pub cooldown_until_ms: Option<Ms>,
+    #[serde(default)]
+    pub last_swap: Option<SwapRecord>,
+    #[serde(default)]
+    pub swaps: u32,
+    /// Paused queue names; `"*"` pauses every queue.
+    #[serde(default)]
+    pub paused: BTreeSet<String>,
+    /// Which queue dispatch looks at first next time (round robin).
+    #[serde(default)]
+    pub queue_cursor: usize,
+    /// Attempts per task, kept while the task is not done or failed.
+    #[serde(default)]
+    pub attempts: BTreeMap<String, u32>,
+    /// All accounts exhausted: dispatch waits, and `on_all_exhausted` fired once.
+    #[serde(default)]
+    pub all_exhausted: bool,
+    /// Seed of the conversation-id generator (advanced on every id).
+    pub id_seed: u64,
+    /// The core has run its start-up reconciliation.
+    #[serde(default)]
+    pub started: bool,
+}
+
+pub const STATE_VERSION: u32 = 1;
+
+impl State {
+    /// A fresh state: first account active, `seed` for conversation ids (chosen by the shell).
+    pub fn fresh(config: &Config, seed: u64) -> State {
+        State {
+            version: STATE_VERSION,
+            active: config.accounts[0].name.clone(),
+            accounts: config
+                .accounts
+                .iter()
+                .map(|a| (a.name.clone(), AccountState::default()))
+                .collect(),
+            sessions: BTreeMap::new(),
+            swap: None,
+            cooldown_until_ms: None,
+            last_swap: None,
+            swaps: 0,
+            paused: BTreeSet::new(),
+            queue_cursor: 0,
+            attempts: BTreeMap::new(),
+            all_exhausted: false,
+            id_seed: seed,
+            started: false,
+        }
+    }
+
+    /// Brings a loaded state in line with the configuration: accounts added or removed,
+    /// an active account that no longer exists, sessions no longer managed.
+    pub fn align(&mut self, config: &Config) {
+        self.accounts.retain(|name, _| config.account(name).is_some());
+        for a in &config.accounts {
+            self.accounts.entry(a.name.clone()).or_default();
+        }
+        if config.account(&self.active).is_none() {
+            self.active = config.accounts[0].name.clone();
+        }
+        self.sessions.retain(|name, _| config.is_managed(name));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The core
+
+/// Limits and deadlines of the state machines, in one place.
+pub mod limits {
+    /// A launched Claude must show its idle input box within this.
+    pub const LAUNCH_TIMEOUT_MS: i64 = 60_000;
+    /// After Enter, the prompt must be seen taken within this, else Enter once more.
+    pub const SUBMIT_VERIFY_MS: i64 = 4_000;
+    /// Enters sent for one prompt before giving up on the session.
+    pub const MAX_ENTERS: u32 = 2;
+    /// `/exit` must bring the shell back within this, else the session is recreated.
+    pub const EXIT_TIMEOUT_MS: i64 = 30_000;
+    /// A swap's stop stage: Claude must be gone from every member within this.
+    pub const STOP_TIMEOUT_MS: i64 = 30_000;
+    /// Attempts per task before it is failed.
+    pub const MAX_ATTEMPTS: u32 = 3;
+    /// Idle turns after a finished turn before a task counts as done.
+    pub const IDLE_TURNS_TO_FINISH: u32 = 2;
+    /// Bad inbox files filed to `failed/` per queue per turn.
+    pub const MAX_BAD_PER_TURN: usize = 16;
+    /// Width and height of the sessions ccl creates (wide, so Claude's lines don't wrap).
+    pub const SESSION_WIDTH: u16 = 200;
+    pub const SESSION_HEIGHT: u16 = 50;
+    /// Characters of a screen line quoted in a log line.
+    pub const SNIPPET_CHARS: usize = 120;
+}
+
+pub struct Core {
+    pub(crate) config: Config,
+    pub(crate) tz: jiff::tz::TimeZone,
+    pub(crate) state: State,
+    /// Per-turn scratch: analyses of this turn's captures, by session.
+    pub(crate) screens: BTreeMap<String, Analysis>,
+    /// Per-turn scratch: the actions being built.
+    pub(crate) out: Vec<Action>,
+    pub(crate) now_ms: Ms,
+}
+
+impl Core {
+    /// Builds the core. `tz` is the host's zone (an IANA name, or "UTC"); unknown names
+    /// fall back to UTC so a trace from another host still replays.
+    pub fn new(config: Config, mut state: State, tz: &str) -> Core {
+        state.align(&config);
+        let tz = jiff::tz::TimeZone::get(tz).unwrap_or(jiff::tz::TimeZone::UTC);
+        Core {
+            config,
+            tz,
+            state,
+            screens: BTreeMap::new(),
+            out: Vec::new(),
+            now_ms: 0,
+        }
+    }
+
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Replaces the configuration (SIGHUP reload): the state is realigned.
+    pub fn set_config(&mut self, config: Config) {
+        self.state.align(&config);
+        self.config = config;
+    }
+
+    /// Managed sessions whose transcript the shell should read: (session, cwd, id).
+    pub fn watch_list(&self) -> Vec<(String, PathBuf, String)> {
+        self.state
+            .sessions
+            .iter()
+            .filter_map(|(name, s)| match (&s.cwd, &s.conversation) {
+                (Some(cwd), Some(id)) if s.claude_in_front() || !matches!(s.activity, Activity::Free) => {
+                    Some((name.clone(), cwd.clone(), id.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The next instant the core wants a turn for (a paste waiting for its Enter); the
+    /// loop wakes then instead of waiting a whole tick.
+    pub fn next_wake_ms(&self) -> Option<Ms> {
+        self.state
+            .sessions
+            .values()
+            .filter_map(|s| match s.activity {
+                Activity::Pasted { at_ms, .. } => Some(at_ms + self.config.dispatch.submit_delay.0 as i64),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// One turn. Phases run in a fixed order; see the module doc.
+    pub fn step(&mut self, obs: &Observation) -> Vec<Action> {
+        self.now_ms = obs.now_ms;
+        self.out.clear();
+        self.screens.clear();
+        self.handle_sessions(obs);
+        self.handle_requests(obs);
+        self.poll_quota(obs);
+        self.scan_dispatch(obs);
+        self.check_watcher(obs);
+        self.step_swap(obs);
+        self.state.started = true;
+        std::mem::take(&mut self.out)
+    }
+
+    // -- helpers shared by the phases -----------------------------------------------
+
+    pub(crate) fn log(&mut self, message: impl Into<String>) {
+        self.out.push(Action::Log {
+            level: Level::Info,
+            message: message.into(),
+        });
+    }
+
+    pub(crate) fn warn(&mut self, message: impl Into<String>) {
+        self.out.push(Action::Log {
+            level: Level::Warn,
+            message: message.into(),
+        });
+    }
+
+    pub(crate) fn push(&mut self, action: Action) {
+        self.out.push(action);
+    }
+
+    pub(crate) fn analysis(&self, session: &str) -> Option<&Analysis> {
+        self.screens.get(session)
+    }
+
+    /// A new conversation id: a v4-shaped UUID from the seeded generator (splitmix64).
+    pub(crate) fn new_conversation_id(&mut self) -> String {
+        let mut next = || {
+            self.state.id_seed = self.state.id_seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.state.id_seed;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        };
+        let hi = next();
+        let lo = next();
+        let hi = (hi & 0xFFFF_FFFF_FFFF_0FFF) | 0x0000_0000_0000_4000;
+        let lo = (lo & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000;
+        format!(
+            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+            hi >> 32,
+            (hi >> 16) & 0xFFFF,
+            hi & 0xFFFF,
+            lo >> 48,
+            lo & 0xFFFF_FFFF_FFFF
+        )
+    }
+
+    /// The turn's instant as a timestamp.
+    pub(crate) fn timestamp(&self) -> jiff::Timestamp {
+        jiff::Timestamp::from_millisecond(self.now_ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+    }
+
+    pub(crate) fn analyze(&self, capture: &str) -> Analysis {
+        screen::analyze(capture, self.timestamp(), &self.tz)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A small configuration for core tests: two accounts, pool of 2, one dedicated, one queue.
+    pub(crate) fn config() -> Config {
+        let text = r#"
+[daemon]
+tick = "2s"
+state_dir = "/state"
+[[account]]
+name = "a"
+home = "/homes/a"
+[[account]]
+name = "b"
+home = "/homes/b"
+[shared]
+target = "/shared"
+[pool]
+min = 2
+max = 2
+workdir = "/pool"
+[[dedicated]]
+name = "ops"
+workdir = "/src/ops"
+[[queue]]
+name = "q"
+project = "/src/q"
+"#;
+        Config::parse(
+            text,
+            std::path::Path::new("/etc/ccl.toml"),
+            Some(std::path::Path::new("/root")),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn conversation_ids_are_uuids_and_deterministic() {
+        let mut c1 = Core::new(config(), State::fresh(&config(), 7), "UTC");
+        let mut c2 = Core::new(config(), State::fresh(&config(), 7), "UTC");
+        let a = c1.new_conversation_id();
+        assert!(screen::is_uuid(&a), "{a}");
+        assert_eq!(a, c2.new_conversation_id());
+        assert_ne!(a, c1.new_conversation_id());
+    }
+}

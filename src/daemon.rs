@@ -1,0 +1,254 @@
+//! `ccl run`: the main loop. One owner of state (the [`Core`]), one `select!` that blocks
+//! on the tick, an early wake-up the core asked for, or a signal. Each turn: observe →
+//! `core.step` → save state if it changed → carry out the actions → record the turn.
+//!
+//! Start-up order matters: configuration, then the shared-link check (refuse to start on
+//! any problem, before any tmux session is touched), then the lock, then the state.
+//! SIGINT/SIGTERM finish the turn in flight, save, and exit 0, leaving every tmux session
+//! running; SIGHUP reloads the configuration.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use crossbeam_channel::{select, tick, Receiver};
+
+use crate::config::Config;
+use crate::core::{Core, State};
+use crate::observe::Shell;
+use crate::trace::{Header, Recorder};
+use crate::{links, queue, state, tmux};
+
+/// A loop event, one variant per thing that can wake the loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    Tick,
+    Wake,
+    Stop(i32),
+    Reload,
+}
+
+impl std::fmt::Display for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Event::Tick => f.write_str("tick"),
+            Event::Wake => f.write_str("wake-up for a pending deadline"),
+            Event::Stop(sig) => write!(f, "stop signal {sig}"),
+            Event::Reload => f.write_str("reload (SIGHUP)"),
+        }
+    }
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The host's time zone name for reset times without a zone.
+pub fn host_tz() -> String {
+    jiff::tz::TimeZone::system().iana_name().unwrap_or("UTC").to_string()
+}
+
+/// Fails with every shared-link problem of every account, one line each.
+pub fn check_links(config: &Config) -> Result<()> {
+    let findings = links::validate_all(&config.accounts, &config.shared);
+    let problems = links::problems(&findings);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let lines: Vec<String> = problems.iter().map(|f| format!("  {f}")).collect();
+    bail!(
+        "refusing to start: shared links are not in place ({} problem{}):\n{}\nrun `ccl links --fix` for what is safe to fix",
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" },
+        lines.join("\n")
+    )
+}
+
+fn signals() -> Result<Receiver<i32>> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let (tx, rx) = crossbeam_channel::bounded(16);
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]).context("cannot install signal handlers")?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if tx.send(sig).is_err() {
+                    break;
+                }
+            }
+        })
+        .context("cannot start the signal thread")?;
+    Ok(rx)
+}
+
+/// Builds the tmux port named by the configuration.
+pub fn tmux_port(config: &Config) -> Box<dyn tmux::Tmux> {
+    match config.tmux.backend {
+        crate::config::Backend::Exec => Box::new(tmux::ExecTmux::new(&config.tmux.socket)),
+        crate::config::Backend::Control => Box::new(tmux::ExecTmux::new(&config.tmux.socket)),
+    }
+}
+
+pub fn run(config_path: &Path, record: Option<PathBuf>) -> Result<()> {
+    let config = Config::load(config_path)?;
+    check_links(&config)?;
+    let _lock = state::lock(&config.daemon.state_dir)?;
+    let start_ms = now_ms();
+    let state_path = config.state_file();
+    let state = match state::load(&state_path, start_ms)? {
+        Some(s) => {
+            log::info!(
+                "state loaded from {} (active account {})",
+                state_path.display(),
+                s.active
+            );
+            s
+        }
+        None => {
+            let seed = (start_ms as u64) ^ ((std::process::id() as u64) << 32);
+            State::fresh(&config, seed)
+        }
+    };
+    for q in &config.queues {
+        queue::ensure_dirs(q).with_context(|| format!("cannot prepare queue {}", q.name))?;
+    }
+    let tz = host_tz();
+    let mut recorder = match &record {
+        Some(path) => {
+            let header = Header {
+                format: crate::trace::FORMAT.into(),
+                version: crate::trace::VERSION,
+                ccl_version: env!("CARGO_PKG_VERSION").into(),
+                config: config.clone(),
+                state: state.clone(),
+                tz: tz.clone(),
+                start_ms,
+            };
+            Some(Recorder::create(path, &header)?)
+        }
+        None => None,
+    };
+    let mut shell = Shell::new(tmux_port(&config));
+    let mut core = Core::new(config, state, &tz);
+    let signals = signals()?;
+    let mut ticker = tick(Duration::from_millis(core.config().daemon.tick.0));
+    let mut saved = serde_json::to_vec(core.state()).unwrap_or_default();
+    let mut turn: u64 = 0;
+    log::info!(
+        "ccl {} running: tick {}, tmux {}, {} pool sessions ({}..), {} dedicated, {} queues, active account {}",
+        env!("CARGO_PKG_VERSION"),
+        core.config().daemon.tick,
+        if core.config().tmux.socket.is_empty() {
+            "default server".to_string()
+        } else {
+            format!("socket '{}'", core.config().tmux.socket)
+        },
+        core.config().pool.max,
+        core.config().pool.names().next().unwrap_or_default(),
+        core.config().dedicated.len(),
+        core.config().queues.len(),
+        core.state().active
+    );
+
+    let mut event = Event::Tick;
+    loop {
+        match event {
+            Event::Stop(sig) => {
+                log::info!("signal {sig}: stopping; every tmux session is left running");
+                break;
+            }
+            Event::Reload => {
+                reload(config_path, &mut core, recorder.as_mut(), turn);
+                ticker = tick(Duration::from_millis(core.config().daemon.tick.0));
+            }
+            Event::Tick | Event::Wake => {
+                turn += 1;
+                let now = now_ms();
+                log::debug!("turn {turn} ({event})");
+                let observation = shell.observe(&core, now);
+                let actions = core.step(&observation);
+                let snapshot = serde_json::to_vec(core.state()).unwrap_or_default();
+                if snapshot != saved {
+                    match state::save(&state_path, core.state()) {
+                        Ok(()) => saved = snapshot,
+                        Err(e) => log::warn!("cannot save state: {e:#}"),
+                    }
+                }
+                shell.execute(core.config(), &actions, now);
+                if let Some(r) = recorder.as_mut() {
+                    if let Err(e) = r.turn(turn, &observation, &actions) {
+                        log::warn!("cannot record turn {turn}: {e:#}");
+                    }
+                }
+            }
+        }
+        let wake = core
+            .next_wake_ms()
+            .map(|t| Duration::from_millis((t - now_ms()).max(0) as u64));
+        let wake_rx = match wake {
+            Some(d) => crossbeam_channel::after(d),
+            None => crossbeam_channel::never(),
+        };
+        event = select! {
+            recv(ticker) -> _ => Event::Tick,
+            recv(wake_rx) -> _ => Event::Wake,
+            recv(signals) -> sig => match sig {
+                Ok(signal_hook::consts::SIGHUP) => Event::Reload,
+                Ok(s) => Event::Stop(s),
+                Err(_) => Event::Stop(0),
+            },
+        };
+    }
+    if let Err(e) = state::save(&state_path, core.state()) {
+        log::warn!("cannot save state on exit: {e:#}");
+    }
+    Ok(())
+}
+
+/// SIGHUP: a valid new configuration takes effect at the next turn; what cannot change
+/// live (state_dir, tmux socket and backend) is refused; an invalid file changes nothing.
+fn reload(path: &Path, core: &mut Core, recorder: Option<&mut Recorder>, turn: u64) {
+    let new = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            log::warn!("reload refused, the old configuration stays: {e:#}");
+            return;
+        }
+    };
+    let old = core.config();
+    let mut fixed = Vec::new();
+    if new.daemon.state_dir != old.daemon.state_dir {
+        fixed.push("daemon.state_dir");
+    }
+    if new.tmux != old.tmux {
+        fixed.push("tmux.socket/backend");
+    }
+    if !fixed.is_empty() {
+        log::warn!(
+            "reload refused: {} cannot change while ccl runs; restart it for that",
+            fixed.join(", ")
+        );
+        return;
+    }
+    if let Err(e) = check_links(&new) {
+        log::warn!("reload refused: {e:#}");
+        return;
+    }
+    for q in &new.queues {
+        if let Err(e) = queue::ensure_dirs(q) {
+            log::warn!("reload refused: cannot prepare queue {}: {e:#}", q.name);
+            return;
+        }
+    }
+    if let Some(r) = recorder {
+        if let Err(e) = r.reload(turn, &new) {
+            log::warn!("cannot record reload: {e:#}");
+        }
+    }
+    core.set_config(new);
+    log::info!("configuration reloaded from {}", path.display());
+}

@@ -1,0 +1,147 @@
+//! The shell's hands: carries out the core's actions in order — tmux commands, task file
+//! moves, replies, hooks, log lines — with one log line per action naming what it
+//! touched. A failing action is logged and does not stop the others, except that a
+//! failed claim skips the rest of that session's actions this turn (the core learns of
+//! it in the next observation).
+//!
+//! Last line of defence for "task text never reaches a shell": right before text meant
+//! for Claude is pasted, the pane's foreground command is checked again.
+
+use std::collections::BTreeSet;
+
+use anyhow::{bail, Context, Result};
+
+use crate::config::Config;
+use crate::core::{limits, Action, Level, TaskRef};
+use crate::observe::Shell;
+use crate::tmux::{NewSession, CLAUDE_PROCESS_NAMES};
+use crate::{queue, state};
+
+impl Shell {
+    pub fn execute(&mut self, config: &Config, actions: &[Action], now_ms: i64) {
+        let mut skip: BTreeSet<String> = BTreeSet::new();
+        for action in actions {
+            if let Some(s) = action.session() {
+                if skip.contains(s) {
+                    log::info!("skipped after a failed claim: {action}");
+                    continue;
+                }
+            }
+            match action {
+                Action::Log {
+                    level: Level::Info,
+                    message,
+                } => log::info!("{message}"),
+                Action::Log {
+                    level: Level::Warn,
+                    message,
+                } => log::warn!("{message}"),
+                _ => match self.carry_out(config, action, now_ms) {
+                    Ok(()) => log::info!("{action}"),
+                    Err(e) => {
+                        log::warn!("failed: {action}: {e:#}");
+                        if let Action::ClaimTask { session, queue, task } = action {
+                            skip.insert(session.clone());
+                            self.failed_claims.push(TaskRef {
+                                queue: queue.clone(),
+                                task: task.clone(),
+                            });
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    fn carry_out(&mut self, config: &Config, action: &Action, now_ms: i64) -> Result<()> {
+        let queue_of = |name: &str| {
+            config
+                .queue(name)
+                .with_context(|| format!("no queue named '{name}' in the configuration"))
+        };
+        match action {
+            Action::CreateSession { session, workdir, .. } => {
+                let cwd = if workdir.is_dir() {
+                    workdir.clone()
+                } else {
+                    let home = std::env::var_os("HOME")
+                        .map(std::path::PathBuf::from)
+                        .unwrap_or_else(|| "/".into());
+                    log::warn!(
+                        "{session}: workdir {} does not exist; starting in {}",
+                        workdir.display(),
+                        home.display()
+                    );
+                    home
+                };
+                self.tmux.new_session(&NewSession {
+                    name: session.clone(),
+                    cwd,
+                    env: Vec::new(),
+                    width: limits::SESSION_WIDTH,
+                    height: limits::SESSION_HEIGHT,
+                    command: None,
+                })
+            }
+            Action::KillSession { session, .. } => self.tmux.kill_session(session),
+            Action::TypeLine { session, line } => {
+                self.tmux.paste(session, line, false)?;
+                self.tmux.send_keys(session, &["Enter"])
+            }
+            Action::PasteText { session, text } => {
+                self.ensure_claude(session)?;
+                self.tmux.paste(session, text, true)
+            }
+            Action::PasteTask { session, queue, task } => {
+                let q = queue_of(queue)?;
+                let body = queue::read_running(q, task)?;
+                self.ensure_claude(session)?;
+                self.tmux.paste(session, &body, true)
+            }
+            Action::SendKeys { session, keys } => {
+                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                self.tmux.send_keys(session, &keys)
+            }
+            Action::ClaimTask { queue, task, .. } => {
+                if !queue::claim(queue_of(queue)?, task)? {
+                    bail!("{queue}/{task} is no longer in the inbox");
+                }
+                Ok(())
+            }
+            Action::FinishTask { queue, task, report } => {
+                queue::finish(queue_of(queue)?, task, &serde_json::to_value(report)?)
+            }
+            Action::FailTask {
+                queue,
+                task,
+                from,
+                reason,
+            } => queue::fail(queue_of(queue)?, from, task, reason),
+            Action::RequeueTask { queue, task, .. } => queue::requeue(queue_of(queue)?, task),
+            Action::Reply { id, ok, message } => state::write_reply(&config.daemon.state_dir, id, *ok, message),
+            Action::RunHook { event, command, env } => {
+                let dir = config.daemon.state_dir.join("hooks");
+                self.hooks
+                    .spawn(&dir, event, command, env, config.hooks.timeout.0, now_ms);
+                Ok(())
+            }
+            Action::Log { .. } => Ok(()),
+        }
+    }
+
+    /// Text for Claude goes only where Claude is in the foreground.
+    fn ensure_claude(&mut self, session: &str) -> Result<()> {
+        let panes = self.tmux.list_sessions()?;
+        let pane = panes
+            .iter()
+            .find(|p| p.session == session)
+            .with_context(|| format!("session '{session}' is gone"))?;
+        if pane.dead || !CLAUDE_PROCESS_NAMES.contains(&pane.current_command.as_str()) {
+            bail!(
+                "refusing to paste into '{session}': its foreground is '{}', not claude",
+                pane.current_command
+            );
+        }
+        Ok(())
+    }
+}

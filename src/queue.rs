@@ -1,0 +1,1129 @@
+//! The task queue on disk: `PROJECT/.agent-queue/{inbox,running,done,failed}/`. This
+//! module owns the file side of it only — listing, checking, claiming and moving task
+//! files, and writing new tasks and sidecars (`done/NAME.json`, `failed/NAME.error`);
+//! which task to take and when is decided elsewhere.
+//!
+//! Its rules: a task is one regular UTF-8 file without control characters other than
+//! newline and tab (a carriage return or an escape would act as keys once pasted into a
+//! pane); a task file moves between directories only by `rename`, so it is never in two
+//! at once; a move never replaces an existing file (a task from an earlier run with the
+//! same name is kept, and the move fails loudly); and no task file is ever deleted.
+//! Everything that becomes visible under a final name (new tasks, sidecars) is written to
+//! a dotfile first, synced, and renamed, so a reader never sees half a file.
+
+use std::collections::BTreeSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Queue;
+
+/// Largest task body accepted. Tasks are prompts; anything bigger is a mistake upstream
+/// and would only flood the pane it is pasted into.
+pub const MAX_TASK_BYTES: u64 = 256 * 1024;
+
+/// Directory entries read per inbox per scan, so one flooded inbox cannot stall a turn.
+/// `readdir` order is arbitrary: with more entries than this, the oldest may wait for a
+/// later scan after others have been taken.
+pub const MAX_SCAN_ENTRIES: usize = 512;
+
+/// Longest task name `scan_inbox` accepts as a task. Longer names are reported as a
+/// problem so the task fails with a reason while `NAME.error` still fits in a file name.
+pub const MAX_NAME_BYTES: usize = 200;
+
+/// The queue's directories, in the order a task passes through them.
+pub const STATES: [&str; 4] = ["inbox", "running", "done", "failed"];
+
+/// The longest single file name Linux file systems allow.
+const FS_NAME_MAX_BYTES: usize = 255;
+
+/// Characters of an enqueue hint kept in the task name.
+const MAX_HINT_CHARS: usize = 64;
+
+/// Names tried before `enqueue` gives up; each retry after the first adds random hex, so
+/// running out means something other than a name collision is wrong.
+const MAX_ENQUEUE_ATTEMPTS: usize = 16;
+
+/// Sidecar suffixes: `done/NAME.json` holds what ccl knows about the run, and
+/// `failed/NAME.error` says why the task failed.
+const DONE_SIDECAR: &str = ".json";
+const FAILED_SIDECAR: &str = ".error";
+
+/// One candidate task in `inbox/`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxEntry {
+    pub name: String,
+    /// Modification time (of the entry itself, not a link's target), ms since the epoch.
+    pub mtime_ms: i64,
+    /// Why this file cannot be a task; None when it can.
+    pub problem: Option<String>,
+}
+
+/// Task files per directory; sidecars are not counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Counts {
+    pub inbox: usize,
+    pub running: usize,
+    pub done: usize,
+    pub failed: usize,
+}
+
+/// Creates the four queue directories (and the project's `.agent-queue/`) if missing.
+pub fn ensure_dirs(q: &Queue) -> Result<()> {
+    for state in STATES {
+        let dir = q.dir(state);
+        fs::create_dir_all(&dir).with_context(|| format!("queue '{}': cannot create {}", q.name, dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Inbox entries oldest first (mtime, then name). Ignores dotfiles and temporary names
+/// (`*~`, `*.tmp`, `*.swp`, `*.part`, `#*#`) and names that are not UTF-8. Reads at most
+/// [`MAX_SCAN_ENTRIES`] directory entries. Each entry is checked as a task (lstat first,
+/// so a symlink is reported rather than followed) and `problem` says what is wrong with
+/// it. A missing inbox directory gives an empty list.
+pub fn scan_inbox(q: &Queue) -> Result<Vec<InboxEntry>> {
+    let dir = q.dir("inbox");
+    let read = match fs::read_dir(&dir) {
+        Ok(read) => read,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("queue '{}': cannot list {}", q.name, dir.display())),
+    };
+    let mut entries = Vec::new();
+    for entry in read.take(MAX_SCAN_ENTRIES) {
+        let entry = entry.with_context(|| format!("queue '{}': cannot list {}", q.name, dir.display()))?;
+        // A name that is not UTF-8 cannot be handed around as a String; such a file is
+        // skipped rather than guessed at.
+        let Ok(name) = entry.file_name().into_string() else {
+            log::debug!("queue '{}': skipping inbox entry with a non-UTF-8 name", q.name);
+            continue;
+        };
+        if is_ignored(&name) {
+            continue;
+        }
+        let path = entry.path();
+        let meta = match fs::symlink_metadata(&path) {
+            Ok(meta) => meta,
+            // Claimed by someone else between the listing and the lstat.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).with_context(|| format!("queue '{}': cannot stat {}", q.name, path.display())),
+        };
+        let problem = match inspect(&name, &path, &meta) {
+            Inspection::Task => None,
+            Inspection::Bad(reason) => Some(reason),
+            Inspection::Gone => continue,
+        };
+        entries.push(InboxEntry {
+            name,
+            mtime_ms: mtime_ms(&meta),
+            problem,
+        });
+    }
+    entries.sort_by(|a, b| (a.mtime_ms, &a.name).cmp(&(b.mtime_ms, &b.name)));
+    Ok(entries)
+}
+
+/// Task names in one of the queue's directories, sorted. In `done/` and `failed/` a
+/// sidecar (`NAME.json`, `NAME.error`) is left out when its task `NAME` is there too, so
+/// a task whose own name ends in `.json` or `.error` still counts. Dotfiles and temporary
+/// names are left out as in [`scan_inbox`]. A missing directory gives an empty list.
+pub fn list(q: &Queue, state: &str) -> Result<Vec<String>> {
+    check_state(q, state)?;
+    let names = read_names(q, state)?;
+    let sidecar = match state {
+        "done" => Some(DONE_SIDECAR),
+        "failed" => Some(FAILED_SIDECAR),
+        _ => None,
+    };
+    let is_sidecar = |name: &str| match sidecar {
+        Some(suffix) => name.strip_suffix(suffix).is_some_and(|task| names.contains(task)),
+        None => false,
+    };
+    Ok(names.iter().filter(|name| !is_sidecar(name)).cloned().collect())
+}
+
+/// Task files per directory (see [`list`]; sidecars are not counted).
+pub fn counts(q: &Queue) -> Result<Counts> {
+    Ok(Counts {
+        inbox: list(q, "inbox")?.len(),
+        running: list(q, "running")?.len(),
+        done: list(q, "done")?.len(),
+        failed: list(q, "failed")?.len(),
+    })
+}
+
+/// Checks a task body: not empty, at most [`MAX_TASK_BYTES`], UTF-8, no control character
+/// other than newline and tab, and not only whitespace. Ok(the text) or Err(the reason,
+/// worded to stand alone in a `.error` file).
+pub fn check_body(bytes: &[u8]) -> Result<&str, String> {
+    if bytes.is_empty() {
+        return Err("empty task".into());
+    }
+    if bytes.len() as u64 > MAX_TASK_BYTES {
+        return Err(too_large(bytes.len() as u64));
+    }
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| format!("task is not valid UTF-8 (invalid byte at offset {})", e.valid_up_to()))?;
+    // A carriage return or an escape sequence pasted into a pane acts as keys (submit,
+    // cursor movement), so only the two control characters a prompt needs are allowed.
+    if let Some((at, c)) = text
+        .char_indices()
+        .find(|&(_, c)| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(format!(
+            "task contains control character U+{:04X} at offset {at} (only newline and tab are allowed)",
+            c as u32
+        ));
+    }
+    if text.trim().is_empty() {
+        return Err("task has only whitespace".into());
+    }
+    Ok(text)
+}
+
+/// Reads `running/NAME` for dispatch. The file must still be a regular file (lstat, then
+/// opened without following links) and its body must pass [`check_body`].
+pub fn read_running(q: &Queue, name: &str) -> Result<String> {
+    check_name(q, name)?;
+    let path = q.dir("running").join(name);
+    let meta =
+        fs::symlink_metadata(&path).with_context(|| format!("queue '{}': cannot stat {}", q.name, path.display()))?;
+    if let Some(reason) = not_a_file(&meta) {
+        bail!("queue '{}': {}: {reason}", q.name, path.display());
+    }
+    let bytes = read_task_file(&path).with_context(|| format!("queue '{}': cannot read {}", q.name, path.display()))?;
+    match check_body(&bytes) {
+        Ok(text) => Ok(text.to_owned()),
+        Err(reason) => bail!("queue '{}': {}: {reason}", q.name, path.display()),
+    }
+}
+
+/// Claims a task: `inbox/NAME` -> `running/NAME`. Ok(false) when `inbox/NAME` is gone
+/// (another claimed it first), which is not an error.
+pub fn claim(q: &Queue, name: &str) -> Result<bool> {
+    check_name(q, name)?;
+    move_task(q, "inbox", "running", name)
+}
+
+/// Finishes a task: `running/NAME` -> `done/NAME`, then writes `done/NAME.json` (pretty
+/// JSON, atomically). Refuses before moving anything when either destination exists.
+pub fn finish(q: &Queue, name: &str, meta: &serde_json::Value) -> Result<()> {
+    check_name(q, name)?;
+    let sidecar = format!("{name}{DONE_SIDECAR}");
+    check_sidecar_free(q, "done", &sidecar)?;
+    // Rendered before the move so nothing can fail between the move and the write but
+    // the write itself.
+    let mut text = serde_json::to_string_pretty(meta)
+        .with_context(|| format!("queue '{}': cannot render the record of {name}", q.name))?;
+    text.push('\n');
+    move_existing(q, "running", "done", name)?;
+    write_atomic(q, &q.dir("done"), &sidecar, text.as_bytes())
+}
+
+/// Fails a task: `FROM/NAME` -> `failed/NAME` (FROM is `inbox` or `running`), then writes
+/// `failed/NAME.error` with the reason and a newline (atomically). Refuses before moving
+/// anything when either destination exists.
+pub fn fail(q: &Queue, from: &str, name: &str, reason: &str) -> Result<()> {
+    if from != "inbox" && from != "running" {
+        bail!(
+            "queue '{}': a task fails from inbox or running, not from '{from}'",
+            q.name
+        );
+    }
+    check_name(q, name)?;
+    let sidecar = format!("{name}{FAILED_SIDECAR}");
+    check_sidecar_free(q, "failed", &sidecar)?;
+    let text = format!("{}\n", reason.trim_end_matches('\n'));
+    move_existing(q, from, "failed", name)?;
+    write_atomic(q, &q.dir("failed"), &sidecar, text.as_bytes())
+}
+
+/// Puts a task back: `running/NAME` -> `inbox/NAME`. A rename keeps the file's mtime, so
+/// the task keeps its place in line.
+pub fn requeue(q: &Queue, name: &str) -> Result<()> {
+    check_name(q, name)?;
+    move_existing(q, "running", "inbox", name)
+}
+
+/// Writes a new task into the inbox and returns its name. The body is checked first (Err
+/// with the reason when bad); it is written to a dotfile in `inbox/` (which scans ignore),
+/// synced, and renamed to its final name without replacing anything, so the task appears
+/// whole or not at all. Name: `<UTC yyyymmdd-hhmmss>-<6 random hex>.md`, or with a hint
+/// `<UTC yyyymmdd-hhmmss>-<stem of hint>.md` with the stem reduced to `[A-Za-z0-9._-]`
+/// (random hex is added if that name is taken). Creates the queue directories if missing.
+pub fn enqueue(q: &Queue, body: &[u8], hint: Option<&str>) -> Result<String> {
+    check_body(body).map_err(|reason| anyhow!("queue '{}': task rejected: {reason}", q.name))?;
+    ensure_dirs(q)?;
+    let inbox = q.dir("inbox");
+    let tmp = write_temp(&inbox, body)
+        .with_context(|| format!("queue '{}': cannot write a new task in {}", q.name, inbox.display()))?;
+    let stamp = jiff::Timestamp::now().strftime("%Y%m%d-%H%M%S").to_string();
+    let stem = hint.map(sanitise_hint).filter(|stem| !stem.is_empty());
+    for attempt in 0..MAX_ENQUEUE_ATTEMPTS {
+        let name = match (&stem, attempt) {
+            (Some(stem), 0) => format!("{stamp}-{stem}.md"),
+            (Some(stem), _) => format!("{stamp}-{stem}-{}.md", random_hex(6)),
+            (None, _) => format!("{stamp}-{}.md", random_hex(6)),
+        };
+        match rename_noreplace(&tmp, &inbox.join(&name)) {
+            Ok(()) => {
+                sync_dir(&inbox);
+                return Ok(name);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                discard_temp(&tmp);
+                return Err(e).with_context(|| {
+                    format!(
+                        "queue '{}': cannot rename a new task to {}",
+                        q.name,
+                        inbox.join(&name).display()
+                    )
+                });
+            }
+        }
+    }
+    discard_temp(&tmp);
+    bail!(
+        "queue '{}': no free task name in {} after {MAX_ENQUEUE_ATTEMPTS} attempts",
+        q.name,
+        inbox.display()
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// Checks.
+
+/// Names come from directory listings and from state files; one with a `/` or a `..`
+/// would reach outside the queue.
+fn check_name(q: &Queue, name: &str) -> Result<()> {
+    if name.is_empty()
+        || name == "."
+        || name == ".."
+        || name.contains('/')
+        || name.contains('\0')
+        || name.len() > FS_NAME_MAX_BYTES
+    {
+        bail!("queue '{}': task name {name:?} is not a plain file name", q.name);
+    }
+    Ok(())
+}
+
+fn check_state(q: &Queue, state: &str) -> Result<()> {
+    if !STATES.contains(&state) {
+        bail!(
+            "queue '{}': unknown queue directory '{state}' (inbox, running, done, failed)",
+            q.name
+        );
+    }
+    Ok(())
+}
+
+/// The sidecar must be free before the task moves: finding out afterwards would leave a
+/// task in `done/` or `failed/` without its record, or overwrite another task's file.
+fn check_sidecar_free(q: &Queue, state: &str, sidecar: &str) -> Result<()> {
+    let path = q.dir(state).join(sidecar);
+    if sidecar.len() > FS_NAME_MAX_BYTES {
+        bail!(
+            "queue '{}': cannot record {}: the name is too long",
+            q.name,
+            path.display()
+        );
+    }
+    match fs::symlink_metadata(&path) {
+        Ok(_) => bail!(
+            "queue '{}': {} already exists (not overwriting it)",
+            q.name,
+            path.display()
+        ),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("queue '{}': cannot stat {}", q.name, path.display())),
+    }
+}
+
+/// Editor backups, partial downloads and our own temp files (dotfiles) are not tasks.
+fn is_ignored(name: &str) -> bool {
+    name.starts_with('.')
+        || name.ends_with('~')
+        || [".tmp", ".swp", ".part"].iter().any(|suffix| name.ends_with(suffix))
+        || (name.len() >= 2 && name.starts_with('#') && name.ends_with('#'))
+}
+
+enum Inspection {
+    Task,
+    Bad(String),
+    /// Removed or claimed while being looked at.
+    Gone,
+}
+
+fn inspect(name: &str, path: &Path, meta: &fs::Metadata) -> Inspection {
+    if let Some(reason) = not_a_file(meta) {
+        return Inspection::Bad(reason);
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Inspection::Bad(format!("file name is longer than {MAX_NAME_BYTES} bytes"));
+    }
+    // Size is judged from the lstat so an oversize file is not read at all.
+    if meta.len() == 0 {
+        return Inspection::Bad("empty task".into());
+    }
+    if meta.len() > MAX_TASK_BYTES {
+        return Inspection::Bad(too_large(meta.len()));
+    }
+    match read_task_file(path) {
+        Ok(bytes) => match check_body(&bytes) {
+            Ok(_) => Inspection::Task,
+            Err(reason) => Inspection::Bad(reason),
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Inspection::Gone,
+        Err(e) => Inspection::Bad(format!("task cannot be read: {e}")),
+    }
+}
+
+/// Why an lstat result is not a task file, or None for a regular file.
+fn not_a_file(meta: &fs::Metadata) -> Option<String> {
+    let kind = meta.file_type();
+    if kind.is_file() {
+        None
+    } else if kind.is_symlink() {
+        Some("symbolic link, not a regular file".into())
+    } else if kind.is_dir() {
+        Some("directory, not a regular file".into())
+    } else {
+        Some("special file (fifo, socket or device), not a regular file".into())
+    }
+}
+
+fn too_large(len_bytes: u64) -> String {
+    format!("task is larger than {MAX_TASK_BYTES} bytes ({len_bytes} bytes)")
+}
+
+// ---------------------------------------------------------------------------------------
+// File operations.
+
+/// Reads at most one byte more than [`MAX_TASK_BYTES`] (enough for `check_body` to see an
+/// oversize file). Opened without following a link and without blocking, so a file
+/// swapped for a symlink or a fifo after the lstat is refused rather than followed or
+/// waited on.
+fn read_task_file(path: &Path) -> io::Result<Vec<u8>> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_TASK_BYTES + 1).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Every UTF-8, non-ignored name in one queue directory, sorted; missing directory → empty.
+fn read_names(q: &Queue, state: &str) -> Result<BTreeSet<String>> {
+    let dir = q.dir(state);
+    let read = match fs::read_dir(&dir) {
+        Ok(read) => read,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeSet::new()),
+        Err(e) => return Err(e).with_context(|| format!("queue '{}': cannot list {}", q.name, dir.display())),
+    };
+    let mut names = BTreeSet::new();
+    for entry in read {
+        let entry = entry.with_context(|| format!("queue '{}': cannot list {}", q.name, dir.display()))?;
+        if let Ok(name) = entry.file_name().into_string() {
+            if !is_ignored(&name) {
+                names.insert(name);
+            }
+        }
+    }
+    Ok(names)
+}
+
+/// Like [`move_task`], but a missing source is an error: only a claim can lose a race.
+fn move_existing(q: &Queue, from: &str, to: &str, name: &str) -> Result<()> {
+    if move_task(q, from, to, name)? {
+        Ok(())
+    } else {
+        bail!(
+            "queue '{}': {} does not exist",
+            q.name,
+            q.dir(from).join(name).display()
+        )
+    }
+}
+
+/// `FROM/NAME` -> `TO/NAME` by rename, never replacing an existing file. Ok(false) when
+/// the source does not exist.
+fn move_task(q: &Queue, from: &str, to: &str, name: &str) -> Result<bool> {
+    let from_dir = q.dir(from);
+    let to_dir = q.dir(to);
+    let src = from_dir.join(name);
+    let dst = to_dir.join(name);
+    fs::create_dir_all(&to_dir).with_context(|| format!("queue '{}': cannot create {}", q.name, to_dir.display()))?;
+    match rename_noreplace(&src, &dst) {
+        Ok(()) => {
+            sync_dir(&to_dir);
+            sync_dir(&from_dir);
+            Ok(true)
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => bail!(
+            "queue '{}': cannot move {} to {to}/: {} already exists (not overwriting it)",
+            q.name,
+            src.display(),
+            dst.display()
+        ),
+        // The destination directory exists (created above), so a missing path is the
+        // source unless the lstat says otherwise.
+        Err(e) if e.kind() == io::ErrorKind::NotFound && fs::symlink_metadata(&src).is_err() => Ok(false),
+        Err(e) => Err(e).with_context(|| format!("queue '{}': cannot move {} to {to}/", q.name, src.display())),
+    }
+}
+
+/// Writes `dir/name` whole or not at all (temp dotfile, sync, rename without replacing).
+fn write_atomic(q: &Queue, dir: &Path, name: &str, contents: &[u8]) -> Result<()> {
+    let dst = dir.join(name);
+    let tmp =
+        write_temp(dir, contents).with_context(|| format!("queue '{}': cannot write {}", q.name, dst.display()))?;
+    match rename_noreplace(&tmp, &dst) {
+        Ok(()) => {
+            sync_dir(dir);
+            Ok(())
+        }
+        Err(e) => {
+            discard_temp(&tmp);
+            if e.kind() == io::ErrorKind::AlreadyExists {
+                bail!(
+                    "queue '{}': {} already exists (not overwriting it)",
+                    q.name,
+                    dst.display()
+                );
+            }
+            Err(e).with_context(|| format!("queue '{}': cannot write {}", q.name, dst.display()))
+        }
+    }
+}
+
+/// Creates a fresh dotfile in `dir` holding `contents`, synced to disk; returns its path.
+fn write_temp(dir: &Path, contents: &[u8]) -> io::Result<PathBuf> {
+    let mut attempt = 0;
+    let (path, mut file) = loop {
+        let path = dir.join(format!(".ccl-{}.tmp", random_hex(12)));
+        match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(file) => break (path, file),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < MAX_ENQUEUE_ATTEMPTS => attempt += 1,
+            Err(e) => return Err(e),
+        }
+    };
+    match file.write_all(contents).and_then(|()| file.sync_all()) {
+        Ok(()) => Ok(path),
+        Err(e) => {
+            discard_temp(&path);
+            Err(e)
+        }
+    }
+}
+
+/// Removes a temp file this module created and never renamed. It was never a task (no
+/// scan looks at dotfiles), so this is not the deletion of a task.
+fn discard_temp(path: &Path) {
+    if let Err(e) = fs::remove_file(path) {
+        log::warn!("cannot remove temporary file {}: {e}", path.display());
+    }
+}
+
+/// Makes a rename durable. A failure here is logged, not returned: the rename itself has
+/// happened, and reporting it as failed would make the caller act on a wrong picture.
+fn sync_dir(dir: &Path) {
+    if let Err(e) = File::open(dir).and_then(|d| d.sync_all()) {
+        log::warn!("cannot sync directory {}: {e}", dir.display());
+    }
+}
+
+/// Renames `src` to `dst` unless `dst` exists (then `AlreadyExists`). Uses the kernel's
+/// atomic `RENAME_NOREPLACE`; on a file system without it, checks first and renames,
+/// which leaves a window only against a writer racing for the same new name.
+#[cfg(target_os = "linux")]
+fn rename_noreplace(src: &Path, dst: &Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+
+    let src_c = CString::new(src.as_os_str().as_bytes())?;
+    let dst_c = CString::new(dst.as_os_str().as_bytes())?;
+    // SAFETY: both pointers are NUL-terminated strings that outlive the call.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            src_c.as_ptr(),
+            libc::AT_FDCWD,
+            dst_c.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EINVAL) | Some(libc::ENOSYS) => rename_checked(src, dst),
+        _ => Err(err),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn rename_noreplace(src: &Path, dst: &Path) -> io::Result<()> {
+    rename_checked(src, dst)
+}
+
+fn rename_checked(src: &Path, dst: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(dst) {
+        Ok(_) => Err(io::Error::from(io::ErrorKind::AlreadyExists)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => fs::rename(src, dst),
+        Err(e) => Err(e),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Names and times.
+
+fn mtime_ms(meta: &fs::Metadata) -> i64 {
+    meta.mtime()
+        .saturating_mul(1_000)
+        .saturating_add(meta.mtime_nsec() / 1_000_000)
+}
+
+/// The stem of a hint's file name (`dir/fix bug.txt` → `fix_bug`), each character outside
+/// `[A-Za-z0-9._-]` replaced by `_`, at most [`MAX_HINT_CHARS`] characters.
+fn sanitise_hint(hint: &str) -> String {
+    let stem = Path::new(hint)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    stem.chars()
+        .take(MAX_HINT_CHARS)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// `digits` (at most 16) lowercase hex digits, different on every call. Uniqueness rather
+/// than secrecy is the point, and every use retries on a collision, so std's randomly
+/// keyed hasher over the clock, the process id and a counter is enough.
+fn random_hex(digits: usize) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    hasher.write_u128(nanos);
+    hasher.write_u32(std::process::id());
+    hasher.write_u64(CALLS.fetch_add(1, Ordering::Relaxed));
+    let hex = format!("{:016x}", hasher.finish());
+    hex[..digits.min(16)].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn queue() -> (tempfile::TempDir, Queue) {
+        let tmp = tempfile::tempdir().unwrap();
+        let q = Queue {
+            name: "proj".into(),
+            project: tmp.path().join("proj"),
+        };
+        ensure_dirs(&q).unwrap();
+        (tmp, q)
+    }
+
+    fn put(q: &Queue, state: &str, name: &str, body: &[u8]) -> PathBuf {
+        let path = q.dir(state).join(name);
+        fs::write(&path, body).unwrap();
+        path
+    }
+
+    fn set_mtime(path: &Path, secs: u64) {
+        let file = File::options().write(true).open(path).unwrap();
+        file.set_modified(UNIX_EPOCH + Duration::from_secs(secs)).unwrap();
+    }
+
+    /// Every directory of the queue holding `name`: a task must be in exactly one.
+    fn where_is(q: &Queue, name: &str) -> Vec<&'static str> {
+        STATES
+            .into_iter()
+            .filter(|state| fs::symlink_metadata(q.dir(state).join(name)).is_ok())
+            .collect()
+    }
+
+    /// Every entry of a directory, dotfiles included, sorted.
+    fn raw_listing(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn scanned_names(q: &Queue) -> Vec<String> {
+        scan_inbox(q).unwrap().into_iter().map(|e| e.name).collect()
+    }
+
+    #[test]
+    fn inbox_is_taken_oldest_first_then_by_name() {
+        let (_tmp, q) = queue();
+        for (name, secs) in [("b.md", 2_000), ("d.md", 3_000), ("a.md", 2_000), ("c.md", 1_000)] {
+            let path = put(&q, "inbox", name, b"do it\n");
+            set_mtime(&path, secs);
+        }
+        let entries = scan_inbox(&q).unwrap();
+        let order: Vec<(&str, i64)> = entries.iter().map(|e| (e.name.as_str(), e.mtime_ms)).collect();
+        assert_eq!(
+            order,
+            [
+                ("c.md", 1_000_000),
+                ("a.md", 2_000_000),
+                ("b.md", 2_000_000),
+                ("d.md", 3_000_000)
+            ]
+        );
+        assert!(entries.iter().all(|e| e.problem.is_none()), "{entries:?}");
+    }
+
+    #[test]
+    fn dotfiles_and_temporary_names_are_not_tasks() {
+        let (_tmp, q) = queue();
+        for name in [
+            ".hidden",
+            ".ccl-0123.tmp",
+            "draft~",
+            "x.tmp",
+            "x.swp",
+            "x.part",
+            "#x.md#",
+            "real.md",
+        ] {
+            put(&q, "inbox", name, b"text");
+        }
+        assert_eq!(scanned_names(&q), ["real.md"]);
+        assert_eq!(list(&q, "inbox").unwrap(), ["real.md"]);
+        assert_eq!(counts(&q).unwrap().inbox, 1);
+    }
+
+    #[test]
+    fn missing_inbox_scans_empty() {
+        let tmp = tempfile::tempdir().unwrap();
+        let q = Queue {
+            name: "none".into(),
+            project: tmp.path().join("nothing-here"),
+        };
+        assert_eq!(scan_inbox(&q).unwrap(), []);
+        assert_eq!(counts(&q).unwrap(), Counts::default());
+    }
+
+    /// (file name, body or None when the file is made specially, expected problem or None
+    /// for a good task)
+    type BadFileCase<'a> = (&'a str, Option<&'a [u8]>, Option<&'a str>);
+
+    #[test]
+    fn every_kind_of_bad_file_gets_a_problem() {
+        let (_tmp, q) = queue();
+        let inbox = q.dir("inbox");
+        let oversize = vec![b'a'; MAX_TASK_BYTES as usize + 1];
+        let at_limit = vec![b'a'; MAX_TASK_BYTES as usize];
+        let cases: &[BadFileCase] = &[
+            ("symlink.md", None, Some("symbolic link")),
+            ("dir.md", None, Some("directory")),
+            ("fifo.md", None, Some("special file")),
+            ("empty.md", Some(b""), Some("empty task")),
+            ("oversize.md", Some(&oversize), Some("larger than 262144 bytes")),
+            (
+                "latin1.md",
+                Some(b"caf\xe9 au lait"),
+                Some("not valid UTF-8 (invalid byte at offset 3)"),
+            ),
+            (
+                "esc.md",
+                Some(b"make it \x1b[31mred"),
+                Some("control character U+001B at offset 8"),
+            ),
+            ("cr.md", Some(b"line one\r\nline two"), Some("control character U+000D")),
+            ("blank.md", Some(b" \n\t\n"), Some("only whitespace")),
+            ("tabs-and-newlines.md", Some(b"step 1:\tread\nstep 2:\twrite\n"), None),
+            (
+                "unicode.md",
+                Some("caf\u{e9} \u{2713} \u{65e5}\u{672c}".as_bytes()),
+                None,
+            ),
+            ("at-limit.md", Some(&at_limit), None),
+        ];
+        for (name, body, _) in cases {
+            if let Some(body) = body {
+                put(&q, "inbox", name, body);
+            }
+        }
+        put(&q, "inbox", "target.tmp", b"a link target that is itself ignored");
+        std::os::unix::fs::symlink(inbox.join("target.tmp"), inbox.join("symlink.md")).unwrap();
+        fs::create_dir(inbox.join("dir.md")).unwrap();
+        let fifo = std::ffi::CString::new(inbox.join("fifo.md").into_os_string().into_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+
+        let found: BTreeMap<String, Option<String>> = scan_inbox(&q)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.name, e.problem))
+            .collect();
+        assert_eq!(found.len(), cases.len(), "{found:?}");
+        for (name, _, want) in cases {
+            let got = &found[*name];
+            match want {
+                None => assert_eq!(got, &None, "{name}"),
+                Some(want) => {
+                    let got = got.as_deref().unwrap_or_else(|| panic!("{name}: no problem reported"));
+                    assert!(got.contains(want), "{name}: {got:?} lacks {want:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn scan_reads_a_bounded_number_of_entries() {
+        let (_tmp, q) = queue();
+        for i in 0..MAX_SCAN_ENTRIES + 40 {
+            put(&q, "inbox", &format!("task-{i:04}.md"), b"x");
+        }
+        assert_eq!(scan_inbox(&q).unwrap().len(), MAX_SCAN_ENTRIES);
+    }
+
+    #[test]
+    fn a_task_is_claimed_once() {
+        let (_tmp, q) = queue();
+        put(&q, "inbox", "t.md", b"fix the bug\n");
+        assert!(claim(&q, "t.md").unwrap());
+        assert!(!claim(&q, "t.md").unwrap(), "second claim must find it gone");
+        assert_eq!(where_is(&q, "t.md"), ["running"]);
+        assert_eq!(scan_inbox(&q).unwrap(), []);
+        assert_eq!(read_running(&q, "t.md").unwrap(), "fix the bug\n");
+    }
+
+    #[test]
+    fn read_running_refuses_what_is_not_a_good_task() {
+        let (_tmp, q) = queue();
+        put(&q, "running", "esc.md", b"\x1b[2J");
+        let err = format!("{:#}", read_running(&q, "esc.md").unwrap_err());
+        assert!(err.contains("U+001B") && err.contains("running/esc.md"), "{err}");
+
+        put(&q, "inbox", "real.md", b"text");
+        std::os::unix::fs::symlink(q.dir("inbox").join("real.md"), q.dir("running").join("link.md")).unwrap();
+        let err = format!("{:#}", read_running(&q, "link.md").unwrap_err());
+        assert!(err.contains("symbolic link"), "{err}");
+
+        let err = format!("{:#}", read_running(&q, "gone.md").unwrap_err());
+        assert!(err.starts_with("queue 'proj': cannot stat"), "{err}");
+    }
+
+    #[test]
+    fn finish_moves_to_done_and_writes_the_record() {
+        let (_tmp, q) = queue();
+        put(&q, "inbox", "t.md", b"task");
+        assert!(claim(&q, "t.md").unwrap());
+        let meta = serde_json::json!({"session": "ccl-auto-11", "account": "main", "duration_ms": 1234});
+        finish(&q, "t.md", &meta).unwrap();
+
+        assert_eq!(where_is(&q, "t.md"), ["done"]);
+        assert_eq!(fs::read(q.dir("done").join("t.md")).unwrap(), b"task");
+        let record = fs::read_to_string(q.dir("done").join("t.md.json")).unwrap();
+        assert!(
+            record.ends_with("}\n") && record.contains("\n  \"session\""),
+            "not pretty: {record:?}"
+        );
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&record).unwrap(), meta);
+        // No temp file is left behind next to the record.
+        assert_eq!(raw_listing(&q.dir("done")), ["t.md", "t.md.json"]);
+        assert_eq!(list(&q, "done").unwrap(), ["t.md"]);
+        assert_eq!(
+            counts(&q).unwrap(),
+            Counts {
+                done: 1,
+                ..Counts::default()
+            }
+        );
+
+        let err = format!("{:#}", finish(&q, "t.md", &meta).unwrap_err());
+        assert!(err.contains("already exists"), "{err}");
+    }
+
+    #[test]
+    fn fail_from_inbox_and_from_running_records_the_reason() {
+        let (_tmp, q) = queue();
+        put(&q, "inbox", "bad.md", b"");
+        put(&q, "inbox", "slow.md", b"take forever");
+        fail(&q, "inbox", "bad.md", "empty task").unwrap();
+        assert!(claim(&q, "slow.md").unwrap());
+        fail(&q, "running", "slow.md", "no turn completed within 2h\n").unwrap();
+
+        for (name, reason) in [("bad.md", "empty task\n"), ("slow.md", "no turn completed within 2h\n")] {
+            assert_eq!(where_is(&q, name), ["failed"], "{name}");
+            let error = q.dir("failed").join(format!("{name}.error"));
+            assert_eq!(fs::read_to_string(error).unwrap(), reason, "{name}");
+        }
+        assert_eq!(fs::read(q.dir("failed").join("slow.md")).unwrap(), b"take forever");
+        assert_eq!(list(&q, "failed").unwrap(), ["bad.md", "slow.md"]);
+        assert_eq!(
+            counts(&q).unwrap(),
+            Counts {
+                failed: 2,
+                ..Counts::default()
+            }
+        );
+
+        put(&q, "done", "x.md", b"x");
+        let err = format!("{:#}", fail(&q, "done", "x.md", "why").unwrap_err());
+        assert!(err.contains("not from 'done'"), "{err}");
+        assert_eq!(where_is(&q, "x.md"), ["done"]);
+        let err = format!("{:#}", fail(&q, "running", "never.md", "why").unwrap_err());
+        assert!(err.contains("does not exist"), "{err}");
+        assert!(!q.dir("failed").join("never.md.error").exists());
+    }
+
+    #[test]
+    fn requeue_keeps_the_place_in_line() {
+        let (_tmp, q) = queue();
+        let old = put(&q, "inbox", "old.md", b"first");
+        set_mtime(&old, 1_000);
+        let newer = put(&q, "inbox", "a-newer.md", b"second");
+        set_mtime(&newer, 2_000);
+        assert!(claim(&q, "old.md").unwrap());
+        requeue(&q, "old.md").unwrap();
+
+        assert_eq!(where_is(&q, "old.md"), ["inbox"]);
+        let entries = scan_inbox(&q).unwrap();
+        assert_eq!(entries[0].name, "old.md");
+        assert_eq!(entries[0].mtime_ms, 1_000_000);
+        assert_eq!(entries[1].name, "a-newer.md");
+    }
+
+    #[test]
+    fn enqueue_writes_the_body_byte_for_byte_under_its_final_name_only() {
+        let (_tmp, q) = queue();
+        let body = "-n --help; rm -rf \"$HOME\" `id` 'quoted' $(date) caf\u{e9} \u{65e5}\u{672c}\n\tindented;\n";
+        let name = enqueue(&q, body.as_bytes(), None).unwrap();
+
+        // <yyyymmdd-hhmmss>-<6 hex>.md
+        assert_eq!(name.len(), "20250101-120000-abcdef.md".len(), "{name}");
+        let (stamp, rest) = name.split_at(15);
+        assert!(
+            stamp
+                .bytes()
+                .enumerate()
+                .all(|(i, b)| if i == 8 { b == b'-' } else { b.is_ascii_digit() }),
+            "{name}"
+        );
+        assert!(rest.starts_with('-') && rest.ends_with(".md"), "{name}");
+        assert!(
+            rest[1..7]
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+            "{name}"
+        );
+
+        assert_eq!(raw_listing(&q.dir("inbox")), std::slice::from_ref(&name));
+        assert_eq!(fs::read(q.dir("inbox").join(&name)).unwrap(), body.as_bytes());
+        assert_eq!(scan_inbox(&q).unwrap()[0].problem, None);
+    }
+
+    #[test]
+    fn enqueue_creates_missing_queue_dirs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let q = Queue {
+            name: "fresh".into(),
+            project: tmp.path().to_path_buf(),
+        };
+        let name = enqueue(&q, b"hello", None).unwrap();
+        assert_eq!(where_is(&q, &name), ["inbox"]);
+        assert!(STATES.iter().all(|state| q.dir(state).is_dir()));
+    }
+
+    #[test]
+    fn enqueue_names_from_a_hint_never_collide() {
+        let (_tmp, q) = queue();
+        let first = enqueue(&q, b"one", Some("notes/My Task (v2).txt")).unwrap();
+        assert!(first.ends_with("-My_Task__v2_.md"), "{first}");
+        let second = enqueue(&q, b"two", Some("My Task (v2).md")).unwrap();
+        assert_ne!(first, second);
+        let third = enqueue(&q, b"three", Some("../../etc/passwd")).unwrap();
+        assert!(third.ends_with("-passwd.md"), "{third}");
+        let fourth = enqueue(&q, b"four", Some("\u{65e5}\u{672c}")).unwrap();
+        assert!(fourth.ends_with("-__.md"), "{fourth}");
+
+        for (name, body) in [(&first, "one"), (&second, "two"), (&third, "three"), (&fourth, "four")] {
+            assert_eq!(where_is(&q, name), ["inbox"], "{name}");
+            assert_eq!(fs::read_to_string(q.dir("inbox").join(name)).unwrap(), body, "{name}");
+        }
+        assert_eq!(raw_listing(&q.dir("inbox")).len(), 4);
+    }
+
+    #[test]
+    fn enqueue_rejects_bad_bodies_and_leaves_nothing() {
+        let (_tmp, q) = queue();
+        let oversize = vec![b'a'; MAX_TASK_BYTES as usize + 1];
+        let cases: [(&[u8], &str); 5] = [
+            (b"", "empty task"),
+            (b"   \n", "only whitespace"),
+            (b"\xff\xfe", "not valid UTF-8"),
+            (b"clear \x1b[2J", "U+001B"),
+            (&oversize, "larger than"),
+        ];
+        for (body, want) in cases {
+            let err = format!("{:#}", enqueue(&q, body, None).unwrap_err());
+            assert!(
+                err.starts_with("queue 'proj': task rejected: ") && err.contains(want),
+                "{err}"
+            );
+        }
+        assert_eq!(raw_listing(&q.dir("inbox")), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_concurrent_scan_never_sees_a_partial_task() {
+        let (_tmp, q) = queue();
+        let body = vec![b'z'; MAX_TASK_BYTES as usize];
+        let n_tasks = 20;
+        let writer = {
+            let (q, body) = (q.clone(), body.clone());
+            std::thread::spawn(move || {
+                for _ in 0..n_tasks {
+                    enqueue(&q, &body, None).unwrap();
+                }
+            })
+        };
+        // Scan while the writer works; stop once it is done and everything is visible.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let writer_done = writer.is_finished();
+            let entries = scan_inbox(&q).unwrap();
+            for e in &entries {
+                assert_eq!(e.problem, None, "{e:?}");
+                assert_eq!(
+                    fs::metadata(q.dir("inbox").join(&e.name)).unwrap().len(),
+                    body.len() as u64
+                );
+            }
+            if writer_done && entries.len() == n_tasks {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "writer did not finish");
+        }
+        writer.join().unwrap();
+    }
+
+    #[test]
+    fn names_that_are_not_plain_file_names_are_refused() {
+        let (_tmp, q) = queue();
+        put(&q, "inbox", "x.md", b"text");
+        put(&q, "running", "x.md", b"text");
+        let meta = serde_json::json!({});
+        for bad in ["", ".", "..", "../inbox/x.md", "sub/x.md", "/etc/passwd"] {
+            let errors = [
+                claim(&q, bad).map(|_| ()),
+                finish(&q, bad, &meta),
+                fail(&q, "inbox", bad, "why"),
+                requeue(&q, bad),
+                read_running(&q, bad).map(|_| ()),
+            ];
+            for err in errors {
+                let err = format!("{:#}", err.unwrap_err());
+                assert!(err.contains("is not a plain file name"), "{bad:?}: {err}");
+            }
+        }
+        assert!(list(&q, "../inbox").is_err());
+        assert_eq!(where_is(&q, "x.md"), ["inbox", "running"]);
+    }
+
+    #[test]
+    fn an_existing_destination_is_never_overwritten() {
+        let (_tmp, q) = queue();
+        put(&q, "inbox", "t.md", b"new");
+        put(&q, "running", "t.md", b"old");
+        let err = format!("{:#}", claim(&q, "t.md").unwrap_err());
+        assert!(err.contains("already exists (not overwriting it)"), "{err}");
+        assert_eq!(fs::read(q.dir("inbox").join("t.md")).unwrap(), b"new");
+        assert_eq!(fs::read(q.dir("running").join("t.md")).unwrap(), b"old");
+
+        let err = format!("{:#}", requeue(&q, "t.md").unwrap_err());
+        assert!(err.contains("already exists"), "{err}");
+        assert_eq!(where_is(&q, "t.md"), ["inbox", "running"]);
+
+        put(&q, "done", "t.md", b"earlier run");
+        let err = format!("{:#}", finish(&q, "t.md", &serde_json::json!({})).unwrap_err());
+        assert!(err.contains("already exists"), "{err}");
+        assert_eq!(fs::read(q.dir("done").join("t.md")).unwrap(), b"earlier run");
+        assert_eq!(fs::read(q.dir("running").join("t.md")).unwrap(), b"old");
+
+        // A sidecar in the way stops the move before it happens.
+        put(&q, "failed", "t.md.error", b"an earlier reason\n");
+        let err = format!("{:#}", fail(&q, "running", "t.md", "why").unwrap_err());
+        assert!(err.contains("t.md.error already exists"), "{err}");
+        assert_eq!(fs::read(q.dir("running").join("t.md")).unwrap(), b"old");
+        assert_eq!(
+            fs::read(q.dir("failed").join("t.md.error")).unwrap(),
+            b"an earlier reason\n"
+        );
+        assert!(!q.dir("failed").join("t.md").exists());
+    }
+
+    #[test]
+    fn the_fallback_rename_never_replaces_either() {
+        // Used where the file system lacks RENAME_NOREPLACE; tmpfs has it, so call it directly.
+        let tmp = tempfile::tempdir().unwrap();
+        let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
+        fs::write(&src, b"mine").unwrap();
+        fs::write(&dst, b"theirs").unwrap();
+        let err = rename_checked(&src, &dst).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&src).unwrap(), b"mine");
+        assert_eq!(fs::read(&dst).unwrap(), b"theirs");
+        let free = tmp.path().join("free");
+        rename_checked(&src, &free).unwrap();
+        assert_eq!(fs::read(&free).unwrap(), b"mine");
+        assert!(!src.exists());
+    }
+
+    #[test]
+    fn counts_leave_out_sidecars_but_not_tasks_named_like_them() {
+        let (_tmp, q) = queue();
+        put(&q, "inbox", "i.md", b"x");
+        put(&q, "inbox", ".partial", b"x");
+        put(&q, "running", "r.md", b"x");
+        put(&q, "done", "a.md", b"x");
+        put(&q, "done", "a.md.json", b"{}");
+        put(&q, "done", "notes.json", b"a task whose name ends in .json");
+        put(&q, "failed", "c.md", b"x");
+        put(&q, "failed", "c.md.error", b"why\n");
+        assert_eq!(
+            counts(&q).unwrap(),
+            Counts {
+                inbox: 1,
+                running: 1,
+                done: 2,
+                failed: 1
+            }
+        );
+        assert_eq!(list(&q, "done").unwrap(), ["a.md", "notes.json"]);
+        assert_eq!(list(&q, "failed").unwrap(), ["c.md"]);
+    }
+}

@@ -1,0 +1,313 @@
+//! Session lifecycle inside the core: which tmux sessions are ccl's, what each one shows
+//! this turn, which conversation it holds, and keeping the pool alive.
+//!
+//! The managed set is exactly the pool names `prefix + i` for `i` in
+//! `[start_index, start_index + max)` and the configured dedicated names; nothing else is
+//! ever created, killed or typed into. Dedicated sessions are never created or killed by
+//! the lifecycle: a missing one is only reported.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::core::{limits, Action, Activity, Core, Kind, Observation, Seen, SessionObs, SessionState};
+use crate::screen::{self, ScreenState};
+use crate::tmux::CLAUDE_PROCESS_NAMES;
+use crate::util::{shell_quote, snippet};
+
+/// Shells a pane may show as its foreground command when Claude is not running.
+const SHELL_NAMES: &[&str] = &[
+    "bash", "zsh", "sh", "dash", "fish", "ksh", "tcsh", "csh", "-bash", "-zsh", "-sh",
+];
+
+/// How a launch continues a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Continue {
+    /// `--session-id ID`: a new conversation with an id ccl chose.
+    New,
+    /// `--resume ID`.
+    Resume,
+}
+
+/// The shell line that starts Claude: `cd DIR && CLAUDE_CONFIG_DIR=HOME [ENV…] COMMAND ARGS
+/// --session-id|--resume ID`, every part quoted for the shell.
+pub fn launch_line(config: &crate::config::Config, workdir: &Path, home: &Path, id: &str, how: Continue) -> String {
+    let mut parts = vec![
+        "cd".to_string(),
+        shell_quote(&workdir.to_string_lossy()),
+        "&&".to_string(),
+        format!("CLAUDE_CONFIG_DIR={}", shell_quote(&home.to_string_lossy())),
+    ];
+    for (k, v) in &config.claude.env {
+        parts.push(format!("{k}={}", shell_quote(v)));
+    }
+    parts.push(shell_quote(&config.claude.command));
+    parts.extend(config.claude.args.iter().map(|a| shell_quote(a)));
+    parts.push(match how {
+        Continue::New => "--session-id".into(),
+        Continue::Resume => "--resume".into(),
+    });
+    parts.push(id.to_string());
+    parts.join(" ")
+}
+
+impl Core {
+    /// Reads this turn's tmux view into the per-session state and keeps the pool alive.
+    pub(crate) fn handle_sessions(&mut self, obs: &Observation) {
+        let Some(listed) = &obs.sessions else {
+            self.warn("tmux could not be asked for its sessions this turn; nothing is changed");
+            return;
+        };
+        let by_name: BTreeMap<&str, &SessionObs> = listed.iter().map(|s| (s.name.as_str(), s)).collect();
+
+        let managed: Vec<(String, Kind, PathBuf)> = self
+            .config
+            .pool
+            .names()
+            .map(|n| (n, Kind::Pool, self.config.pool.workdir.clone()))
+            .chain(
+                self.config
+                    .dedicated
+                    .iter()
+                    .map(|d| (d.name.clone(), Kind::Dedicated, d.workdir.clone())),
+            )
+            .collect();
+
+        for (index, (name, kind, workdir)) in managed.iter().enumerate() {
+            let first_sight = !self.state.sessions.contains_key(name);
+            let seen_before = self.state.sessions.get(name).map(|s| s.seen).unwrap_or(Seen::Unknown);
+            let pane = by_name.get(name.as_str()).copied();
+            let seen = match pane {
+                None => Seen::Absent,
+                Some(p) if p.dead => Seen::Dead,
+                Some(p) => {
+                    let command = p.command.as_str();
+                    let analysis = p.capture.as_deref().map(|c| self.analyze(c));
+                    let seen = if CLAUDE_PROCESS_NAMES.contains(&command) {
+                        match analysis.as_ref().map(|a| a.state) {
+                            Some(ScreenState::Idle) => Seen::Idle,
+                            Some(ScreenState::Busy) => Seen::Busy,
+                            Some(ScreenState::Menu) => Seen::Menu,
+                            Some(ScreenState::Attention) => Seen::Attention,
+                            _ => Seen::Unknown,
+                        }
+                    } else if SHELL_NAMES.contains(&command) {
+                        Seen::Shell
+                    } else {
+                        Seen::Other
+                    };
+                    if let Some(a) = analysis {
+                        self.screens.insert(name.clone(), a);
+                    }
+                    seen
+                }
+            };
+
+            let state = self
+                .state
+                .sessions
+                .entry(name.clone())
+                .or_insert_with(|| SessionState::new(*kind));
+            state.kind = *kind;
+            state.seen = seen;
+            let pid = pane.map(|p| p.pane_pid);
+            if state.pane_pid.is_some() && pid.is_some() && state.pane_pid != pid && !first_sight {
+                // Someone replaced the pane: whatever ccl believed about it is void.
+                state.conversation = None;
+                state.account = None;
+            }
+            state.pane_pid = pid;
+            if first_sight && matches!(seen, Seen::Idle | Seen::Busy | Seen::Menu) {
+                // Adopted with Claude running: limit lines already on screen are history.
+                state.stale_hits = self
+                    .screens
+                    .get(name)
+                    .and_then(|a| a.quota.as_ref())
+                    .map(|q| vec![q.line.clone()])
+                    .unwrap_or_default();
+            }
+
+            // Conversation id: from the registry (current), else the resume hint at a shell.
+            for r in obs.registry.iter().filter(|r| &r.session == name) {
+                if screen::is_uuid(&r.entry.session_id) && state.claude_in_front() {
+                    state.conversation = Some(r.entry.session_id.clone());
+                    state.cwd = Some(r.entry.cwd.clone());
+                    state.account = Some(r.account.clone());
+                }
+            }
+            if seen == Seen::Shell && state.conversation.is_none() {
+                if let Some(hint) = self.screens.get(name).and_then(|a| a.resume_hint.clone()) {
+                    state.conversation = Some(hint);
+                }
+            }
+
+            self.track_attention(name, seen);
+            self.keep_alive(index, name, *kind, workdir, seen, seen_before, first_sight);
+        }
+    }
+
+    fn track_attention(&mut self, name: &str, seen: Seen) {
+        let screen_reason = match seen {
+            Seen::Attention => Some(
+                self.screens
+                    .get(name)
+                    .and_then(|a| a.attention.clone())
+                    .unwrap_or_else(|| "claude shows a screen that needs the operator".into()),
+            ),
+            _ => None,
+        };
+        let input_clear = self
+            .screens
+            .get(name)
+            .map(|a| a.input.as_deref().unwrap_or("").is_empty() && !a.pasted_placeholder)
+            .unwrap_or(true);
+        let state = self.state.sessions.get_mut(name).expect("session state exists");
+        match screen_reason {
+            Some(reason) => {
+                if state.attention.as_deref() != Some(reason.as_str()) {
+                    state.attention = Some(reason.clone());
+                    let reason = format!("needs attention: {}", snippet(&reason, limits::SNIPPET_CHARS));
+                    self.needs_attention(name, &reason);
+                }
+            }
+            None => {
+                let cleared = match seen {
+                    Seen::Shell | Seen::Absent | Seen::Dead => true,
+                    Seen::Idle => input_clear,
+                    _ => false,
+                };
+                if cleared && state.attention.is_some() && matches!(state.activity, Activity::Free) {
+                    state.attention = None;
+                    self.log(format!("{name}: no longer needs attention"));
+                }
+            }
+        }
+    }
+
+    /// Marks a session as needing the operator, with a log line and the hook.
+    pub(crate) fn needs_attention(&mut self, name: &str, reason: &str) {
+        if let Some(s) = self.state.sessions.get_mut(name) {
+            s.attention = Some(reason.trim_start_matches("needs attention: ").to_string());
+        }
+        self.warn(format!("{name}: {reason}"));
+        self.hook(
+            "on_needs_attention",
+            vec![("CCL_SESSION", name.to_string()), ("CCL_REASON", reason.to_string())],
+        );
+    }
+
+    /// Pool sessions below `min` or that vanished are (re)created; dead panes are replaced.
+    #[allow(clippy::too_many_arguments)]
+    fn keep_alive(
+        &mut self,
+        index: usize,
+        name: &str,
+        kind: Kind,
+        workdir: &Path,
+        seen: Seen,
+        seen_before: Seen,
+        first_sight: bool,
+    ) {
+        if kind == Kind::Dedicated {
+            if seen == Seen::Absent && seen_before != Seen::Absent {
+                self.warn(format!("{name}: dedicated session is absent (ccl never creates it)"));
+            }
+            return;
+        }
+        let within_min = (index as u32) < self.config.pool.min;
+        let was_there = !first_sight && !matches!(seen_before, Seen::Absent | Seen::Unknown);
+        let reason = match seen {
+            Seen::Absent if within_min && first_sight => Some("pool below min"),
+            Seen::Absent if within_min || was_there => Some("session vanished"),
+            Seen::Dead => Some("pane died"),
+            _ => None,
+        };
+        let Some(reason) = reason else { return };
+        if seen == Seen::Dead {
+            self.push(Action::KillSession {
+                session: name.into(),
+                reason: reason.into(),
+            });
+        }
+        self.push(Action::CreateSession {
+            session: name.into(),
+            workdir: workdir.to_path_buf(),
+            reason: reason.into(),
+        });
+        let state = self.state.sessions.get_mut(name).expect("session state exists");
+        state.conversation = None;
+        state.account = None;
+        state.cwd = None;
+        state.pane_pid = None;
+    }
+
+    /// Types a launch line into a session at its shell and tracks the launch.
+    pub(crate) fn launch(
+        &mut self,
+        name: &str,
+        workdir: &Path,
+        id: &str,
+        how: Continue,
+        then: crate::core::AfterLaunch,
+    ) {
+        let active = self.state.active.clone();
+        let home = self.config.account(&active).map(|a| a.home.clone()).unwrap_or_default();
+        let line = launch_line(&self.config, workdir, &home, id, how);
+        self.push(Action::TypeLine {
+            session: name.into(),
+            line,
+        });
+        let deadline_ms = self.now_ms + limits::LAUNCH_TIMEOUT_MS;
+        let state = self.state.sessions.get_mut(name).expect("session state exists");
+        state.conversation = Some(id.to_string());
+        state.cwd = Some(workdir.to_path_buf());
+        state.account = Some(active);
+        state.stale_hits.clear();
+        state.limit_pending = false;
+        state.unconfirmed_polls = 0;
+        state.activity = Activity::Launching { deadline_ms, then };
+    }
+
+    /// Runs the configured hook for `event`, if any, with `CCL_EVENT` and the given facts.
+    pub(crate) fn hook(&mut self, event: &str, facts: Vec<(&str, String)>) {
+        let command = match event {
+            "on_swap" => &self.config.hooks.on_swap,
+            "on_all_exhausted" => &self.config.hooks.on_all_exhausted,
+            "on_task_done" => &self.config.hooks.on_task_done,
+            "on_task_failed" => &self.config.hooks.on_task_failed,
+            "on_needs_attention" => &self.config.hooks.on_needs_attention,
+            _ => return,
+        };
+        if command.trim().is_empty() {
+            return;
+        }
+        let mut env = vec![("CCL_EVENT".to_string(), event.trim_start_matches("on_").to_string())];
+        env.extend(facts.into_iter().map(|(k, v)| (k.to_string(), v)));
+        self.push(Action::RunHook {
+            event: event.into(),
+            command: command.clone(),
+            env,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn launch_line_quotes_paths_and_runs_in_a_shell() {
+        let mut config = crate::core::tests::config();
+        config.claude.env = vec![("A_VAR".into(), "x y".into())];
+        let line = launch_line(
+            &config,
+            Path::new("/tmp/my dir/it's"),
+            Path::new("/h/acc one"),
+            "0b1c2d3e-0000-4000-8000-000000000001",
+            Continue::Resume,
+        );
+        assert_eq!(
+            line,
+            "cd '/tmp/my dir/it'\\''s' && CLAUDE_CONFIG_DIR='/h/acc one' A_VAR='x y' claude --dangerously-skip-permissions --resume 0b1c2d3e-0000-4000-8000-000000000001"
+        );
+    }
+}

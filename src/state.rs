@@ -1,0 +1,264 @@
+//! Files in `state_dir`: `state.json` (the core's persisted state, written atomically),
+//! the `lock` that keeps a second daemon off the same state, and the request/reply files
+//! through which `ccl swap`, `pause` and `resume` talk to the running daemon.
+//!
+//! A corrupt or unreadable `state.json` is moved aside with a warning and the daemon
+//! rebuilds what it can from tmux and the queues: never a crash loop.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::core::{Request, RequestKind, State};
+
+/// Requests read per turn (a flood of request files cannot stall the loop).
+pub const MAX_REQUESTS_PER_TURN: usize = 16;
+
+/// Loads `state.json`. Missing → `None`. Corrupt → moved to `state.json.corrupt-<ms>`,
+/// a warning, and `None`.
+pub fn load(path: &Path, now_ms: i64) -> Result<Option<State>> {
+    let text = match fs::read(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            log::warn!("cannot read {}: {e}; starting from tmux and the queues", path.display());
+            move_aside(path, now_ms);
+            return Ok(None);
+        }
+    };
+    match serde_json::from_slice::<State>(&text) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) => {
+            let aside = move_aside(path, now_ms);
+            log::warn!(
+                "{} is corrupt ({e}); moved aside to {}; rebuilding from tmux and the queues",
+                path.display(),
+                aside.display()
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// Reads `state.json` for display (status, offline pause): never moves anything.
+pub fn load_quiet(path: &Path) -> Option<State> {
+    fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok())
+}
+
+fn move_aside(path: &Path, now_ms: i64) -> PathBuf {
+    let aside = path.with_file_name(format!(
+        "{}.corrupt-{now_ms}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("state.json")
+    ));
+    if let Err(e) = fs::rename(path, &aside) {
+        log::warn!("cannot move {} aside: {e}", path.display());
+    }
+    aside
+}
+
+/// Writes `bytes` to `path` atomically: a temp file in the same directory, fsync, rename,
+/// fsync of the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let mut f = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    f.write_all(bytes)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    f.sync_all().with_context(|| format!("cannot sync {}", tmp.display()))?;
+    drop(f);
+    fs::rename(&tmp, path).with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+pub fn save(path: &Path, state: &State) -> Result<()> {
+    let json = serde_json::to_vec_pretty(state).context("cannot serialise state")?;
+    write_atomic(path, &json)
+}
+
+/// The exclusive daemon lock; released when dropped (or when the process dies).
+pub struct Lock {
+    _file: File,
+}
+
+/// Takes `state_dir/lock`. Held by a live daemon → an error naming its pid.
+pub fn lock(state_dir: &Path) -> Result<Lock> {
+    fs::create_dir_all(state_dir).with_context(|| format!("cannot create state_dir {}", state_dir.display()))?;
+    let path = state_dir.join("lock");
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    // SAFETY: flock on a file descriptor we own; no memory is shared with the call.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        let mut pid = String::new();
+        let _ = file.read_to_string(&mut pid);
+        bail!(
+            "another ccl run holds {} (pid {}); stop it first or use another state_dir",
+            path.display(),
+            pid.trim()
+        );
+    }
+    file.set_len(0)?;
+    file.rewind()?;
+    write!(file, "{}", std::process::id())?;
+    file.sync_all()?;
+    Ok(Lock { _file: file })
+}
+
+/// The pid of the daemon holding the lock, or `None` when no daemon runs.
+pub fn daemon_pid(state_dir: &Path) -> Option<u32> {
+    let path = state_dir.join("lock");
+    let mut file = OpenOptions::new().read(true).write(true).open(path).ok()?;
+    // SAFETY: as in `lock`; a successful probe lock is released right away.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        // SAFETY: unlocking the descriptor we just locked.
+        unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
+        return None;
+    }
+    let mut pid = String::new();
+    file.read_to_string(&mut pid).ok()?;
+    pid.trim().parse().ok().or(Some(0))
+}
+
+fn requests_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("requests")
+}
+
+fn replies_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("replies")
+}
+
+/// Drops a request for the daemon; returns its id.
+pub fn write_request(state_dir: &Path, kind: RequestKind) -> Result<String> {
+    let dir = requests_dir(state_dir);
+    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let now = jiff::Timestamp::now();
+    let id = format!("{}-{}", now.as_millisecond(), std::process::id());
+    let request = Request { id: id.clone(), kind };
+    write_atomic(&dir.join(format!("{id}.json")), &serde_json::to_vec(&request)?)?;
+    Ok(id)
+}
+
+/// Takes (reads and removes) pending requests, oldest first. Malformed ones are removed
+/// with a warning.
+pub fn take_requests(state_dir: &Path) -> Vec<Request> {
+    let dir = requests_dir(state_dir);
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "json")
+                && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
+        .collect();
+    names.sort();
+    names.truncate(MAX_REQUESTS_PER_TURN);
+    let mut out = Vec::new();
+    for path in names {
+        match fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Request>(&b).ok())
+        {
+            Some(r) => out.push(r),
+            None => log::warn!("ignoring malformed request {}", path.display()),
+        }
+        let _ = fs::remove_file(&path);
+    }
+    out
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct Reply {
+    pub ok: bool,
+    pub message: String,
+}
+
+pub fn write_reply(state_dir: &Path, id: &str, ok: bool, message: &str) -> Result<()> {
+    let dir = replies_dir(state_dir);
+    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let reply = Reply {
+        ok,
+        message: message.to_string(),
+    };
+    write_atomic(&dir.join(format!("{id}.json")), &serde_json::to_vec(&reply)?)
+}
+
+/// Waits for the daemon's reply to request `id` (polling its file; this is a CLI
+/// command waiting on another process, not a test).
+pub fn wait_reply(state_dir: &Path, id: &str, timeout: Duration) -> Option<Reply> {
+    let path = replies_dir(state_dir).join(format!("{id}.json"));
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(reply) = fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Reply>(&b).ok())
+        {
+            let _ = fs::remove_file(&path);
+            return Some(reply);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn corrupt_state_is_moved_aside_not_fatal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        fs::write(&path, b"{not json").unwrap();
+        assert!(load(&path, 42).unwrap().is_none());
+        assert!(!path.exists());
+        assert_eq!(
+            fs::read(dir.path().join("state.json.corrupt-42")).unwrap(),
+            b"{not json"
+        );
+    }
+
+    #[test]
+    fn second_lock_names_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = lock(dir.path()).unwrap();
+        let err = format!("{:#}", lock(dir.path()).err().unwrap());
+        assert!(err.contains(&format!("pid {}", std::process::id())), "{err}");
+        assert_eq!(daemon_pid(dir.path()), Some(std::process::id()));
+        drop(held);
+        assert_eq!(daemon_pid(dir.path()), None);
+        lock(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn requests_round_trip_and_are_taken_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = write_request(dir.path(), RequestKind::Swap { to: Some("b".into()) }).unwrap();
+        let taken = take_requests(dir.path());
+        assert_eq!(taken.len(), 1);
+        assert_eq!(taken[0].id, id);
+        assert_eq!(taken[0].kind, RequestKind::Swap { to: Some("b".into()) });
+        assert!(take_requests(dir.path()).is_empty());
+        write_reply(dir.path(), &id, true, "swapped from a to b").unwrap();
+        let reply = wait_reply(dir.path(), &id, Duration::from_secs(1)).unwrap();
+        assert!(reply.ok);
+        assert_eq!(reply.message, "swapped from a to b");
+    }
+}

@@ -1,0 +1,359 @@
+//! Phase 4 of a turn: the swap state machine, and the control requests that start one.
+//!
+//! A swap moves every managed session to another account across several turns, with no
+//! sleeps: **save** (every member's conversation id and cwd go into the persisted state,
+//! which the shell writes before it carries out the turn's actions), **stop** (Escape
+//! where a menu or a turn holds the keyboard, then `/exit`; a pane that does not come
+//! back to its shell in time is killed and recreated), **relaunch** under the target
+//! account (dedicated sessions resume their own conversation, or stay at the shell when
+//! no id is known; pool sessions with a task resume and get the continue prompt), then
+//! **cooldown**. A restart mid-swap picks up from the persisted `Swap`.
+
+use crate::core::{
+    limits, Action, Activity, AfterLaunch, Core, Kind, Observation, RequestKind, Seen, Swap, SwapMember, SwapRecord,
+};
+use crate::screen;
+use crate::sessions::Continue;
+use crate::util::rfc3339;
+
+impl Core {
+    /// Starts a swap to `to` (or the next available account). With none available, all
+    /// accounts are exhausted: dispatch pauses until the earliest reset.
+    pub(crate) fn begin_swap(&mut self, to: Option<String>, reason: String, request: Option<String>) -> bool {
+        let from = self.state.active.clone();
+        let target = to.or_else(|| self.next_available(&from));
+        let Some(to) = target else {
+            if !self.state.all_exhausted {
+                self.state.all_exhausted = true;
+                let until = self
+                    .earliest_reset()
+                    .map(|(_, t)| rfc3339(t))
+                    .unwrap_or_else(|| "-".into());
+                self.warn(format!(
+                    "all accounts exhausted until {until}; dispatch waits ({reason})"
+                ));
+                self.hook(
+                    "on_all_exhausted",
+                    vec![
+                        ("CCL_REASON", reason.clone()),
+                        ("CCL_RESET_AT", until),
+                        ("CCL_FROM", from),
+                    ],
+                );
+            }
+            if let Some(id) = request {
+                self.push(Action::Reply {
+                    id,
+                    ok: false,
+                    message: "refused: no other account is available".into(),
+                });
+            }
+            return false;
+        };
+
+        let mut members = Vec::new();
+        for (name, s) in self.state.sessions.iter_mut() {
+            let running =
+                matches!(s.seen, Seen::Idle | Seen::Busy | Seen::Menu | Seen::Unknown) || s.assignment.is_some();
+            if !running || matches!(s.seen, Seen::Absent | Seen::Dead) {
+                continue;
+            }
+            members.push(SwapMember {
+                session: name.clone(),
+                kind: s.kind,
+                conversation: s.conversation.clone().filter(|id| screen::is_uuid(id)),
+                cwd: s.cwd.clone(),
+                had_task: s.assignment.is_some(),
+                stopped: false,
+            });
+            s.activity = Activity::Stopping {
+                deadline_ms: self.now_ms + limits::STOP_TIMEOUT_MS,
+                exit_sent: false,
+            };
+        }
+        let names: Vec<&str> = members.iter().map(|m| m.session.as_str()).collect();
+        self.warn(format!(
+            "swap from {from} to {to} begins: {reason}; sessions to move: {}",
+            if names.is_empty() {
+                "none".into()
+            } else {
+                names.join(", ")
+            }
+        ));
+        self.state.swap = Some(Swap {
+            from,
+            to,
+            reason,
+            started_ms: self.now_ms,
+            request,
+            members,
+        });
+        true
+    }
+
+    pub(crate) fn step_swap(&mut self, _obs: &Observation) {
+        let Some(mut swap) = self.state.swap.take() else { return };
+        let mut all_stopped = true;
+        for m in swap.members.iter_mut().filter(|m| !m.stopped) {
+            if self.stop_member(m) {
+                m.stopped = true;
+            } else {
+                all_stopped = false;
+            }
+        }
+        if !all_stopped {
+            self.state.swap = Some(swap);
+            return;
+        }
+        // Every member is at its shell (or gone): relaunch under the target account.
+        self.state.active = swap.to.clone();
+        for m in &swap.members {
+            self.relaunch_member(m);
+        }
+        self.state.cooldown_until_ms = Some(self.now_ms + self.config.quota.reactivate_cooldown.0 as i64);
+        self.state.swaps += 1;
+        self.state.last_swap = Some(SwapRecord {
+            from: swap.from.clone(),
+            to: swap.to.clone(),
+            at_ms: self.now_ms,
+            reason: swap.reason.clone(),
+        });
+        let took_s = (self.now_ms - swap.started_ms) / 1000;
+        self.warn(format!(
+            "swapped from {} to {} in {took_s}s ({})",
+            swap.from, swap.to, swap.reason
+        ));
+        let reset_at = self
+            .state
+            .accounts
+            .get(&swap.from)
+            .and_then(|a| a.exhausted_until_ms)
+            .map(rfc3339)
+            .unwrap_or_default();
+        self.hook(
+            "on_swap",
+            vec![
+                ("CCL_FROM", swap.from.clone()),
+                ("CCL_TO", swap.to.clone()),
+                ("CCL_REASON", swap.reason.clone()),
+                ("CCL_RESET_AT", reset_at),
+            ],
+        );
+        if let Some(id) = swap.request {
+            self.push(Action::Reply {
+                id,
+                ok: true,
+                message: format!("swapped from {} to {}", swap.from, swap.to),
+            });
+        }
+    }
+
+    /// One turn of stopping one member; true once Claude is gone from it.
+    fn stop_member(&mut self, m: &mut SwapMember) -> bool {
+        let name = m.session.clone();
+        let Some(s) = self.state.sessions.get(&name) else {
+            return true;
+        };
+        let seen = s.seen;
+        let (deadline_ms, exit_sent) = match s.activity {
+            Activity::Stopping { deadline_ms, exit_sent } => (deadline_ms, exit_sent),
+            _ => (self.now_ms + limits::STOP_TIMEOUT_MS, false),
+        };
+        match seen {
+            Seen::Shell => {
+                if m.conversation.is_none() {
+                    // /exit printed "claude --resume <uuid>": the id the operator would use.
+                    if let Some(hint) = self.analysis(&name).and_then(|a| a.resume_hint.clone()) {
+                        m.conversation = Some(hint);
+                    }
+                }
+                return true;
+            }
+            Seen::Absent | Seen::Dead => return true,
+            _ => {}
+        }
+        if self.now_ms >= deadline_ms {
+            let workdir = self.workdir_of(&name);
+            self.warn(format!(
+                "{name}: claude did not stop within {}s; recreating the session",
+                limits::STOP_TIMEOUT_MS / 1000
+            ));
+            self.push(Action::KillSession {
+                session: name.clone(),
+                reason: "claude did not stop for the swap".into(),
+            });
+            self.push(Action::CreateSession {
+                session: name.clone(),
+                workdir,
+                reason: "recreated for the swap".into(),
+            });
+            return true;
+        }
+        let input_empty = self
+            .analysis(&name)
+            .map(|a| a.input.as_deref().unwrap_or("").is_empty() && !a.pasted_placeholder)
+            .unwrap_or(true);
+        let mut exit_now = exit_sent;
+        match seen {
+            // A menu holds the keyboard and a busy turn ignores /exit: Escape first.
+            Seen::Menu | Seen::Busy => self.push(Action::SendKeys {
+                session: name.clone(),
+                keys: vec!["Escape".into()],
+            }),
+            Seen::Idle if !input_empty => self.push(Action::SendKeys {
+                session: name.clone(),
+                keys: vec!["Escape".into(), "Escape".into()],
+            }),
+            Seen::Idle if !exit_sent => {
+                self.push(Action::TypeLine {
+                    session: name.clone(),
+                    line: "/exit".into(),
+                });
+                exit_now = true;
+            }
+            _ => {}
+        }
+        if let Some(s) = self.state.sessions.get_mut(&name) {
+            s.activity = Activity::Stopping {
+                deadline_ms,
+                exit_sent: exit_now,
+            };
+        }
+        false
+    }
+
+    fn relaunch_member(&mut self, m: &SwapMember) {
+        let name = m.session.clone();
+        let Some(s) = self.state.sessions.get_mut(&name) else {
+            return;
+        };
+        s.activity = Activity::Free;
+        s.limit_pending = false;
+        s.account = None;
+        if s.seen == Seen::Absent {
+            self.warn(format!("{name}: absent after the swap; not relaunched"));
+            return;
+        }
+        let valid_id = m.conversation.clone().filter(|id| screen::is_uuid(id));
+        let cwd = m.cwd.clone().unwrap_or_else(|| self.workdir_of(&name));
+        match (m.kind, valid_id) {
+            (Kind::Dedicated, Some(id)) => {
+                self.log(format!(
+                    "{name}: resuming conversation {id} under {}",
+                    self.state.active
+                ));
+                self.launch(&name, &cwd, &id, Continue::Resume, AfterLaunch::Nothing);
+            }
+            (Kind::Dedicated, None) => {
+                self.warn(format!(
+                    "{name}: left at its shell after the swap: no conversation id is known (never started blind)"
+                ));
+            }
+            (Kind::Pool, Some(id)) if m.had_task => {
+                self.log(format!(
+                    "{name}: resuming task conversation {id} under {}",
+                    self.state.active
+                ));
+                self.launch(&name, &cwd, &id, Continue::Resume, AfterLaunch::Continue);
+            }
+            (Kind::Pool, None) if m.had_task => {
+                let s = self.state.sessions.get_mut(&name).expect("session exists");
+                if let Some(a) = s.assignment.take() {
+                    self.push(Action::RequeueTask {
+                        queue: a.task.queue.clone(),
+                        task: a.task.task.clone(),
+                        reason: format!("{name} had no conversation id to resume after the swap"),
+                    });
+                }
+            }
+            (Kind::Pool, _) => {
+                let s = self.state.sessions.get_mut(&name).expect("session exists");
+                s.conversation = None;
+            }
+        }
+    }
+
+    pub(crate) fn workdir_of(&self, name: &str) -> std::path::PathBuf {
+        self.config
+            .dedicated
+            .iter()
+            .find(|d| d.name == name)
+            .map(|d| d.workdir.clone())
+            .unwrap_or_else(|| self.config.pool.workdir.clone())
+    }
+
+    /// Control requests from `ccl swap`, `ccl pause`, `ccl resume`.
+    pub(crate) fn handle_requests(&mut self, obs: &Observation) {
+        for r in &obs.requests {
+            match &r.kind {
+                RequestKind::Swap { to } => self.request_swap(&r.id, to.clone()),
+                RequestKind::Pause { queue } | RequestKind::Resume { queue } => {
+                    let pause = matches!(r.kind, RequestKind::Pause { .. });
+                    let key = queue.clone().unwrap_or_else(|| "*".into());
+                    if queue.as_ref().is_some_and(|q| self.config.queue(q).is_none()) {
+                        self.push(Action::Reply {
+                            id: r.id.clone(),
+                            ok: false,
+                            message: format!("refused: no queue named '{key}'"),
+                        });
+                        continue;
+                    }
+                    let what = if key == "*" {
+                        "all queues".to_string()
+                    } else {
+                        format!("queue {key}")
+                    };
+                    if pause {
+                        self.state.paused.insert(key);
+                    } else if key == "*" {
+                        self.state.paused.clear();
+                    } else {
+                        self.state.paused.remove(&key);
+                    }
+                    let verb = if pause { "paused" } else { "resumed" };
+                    self.log(format!("{what} {verb}"));
+                    self.push(Action::Reply {
+                        id: r.id.clone(),
+                        ok: true,
+                        message: format!("{what} {verb}"),
+                    });
+                }
+            }
+        }
+    }
+
+    fn request_swap(&mut self, id: &str, to: Option<String>) {
+        let refuse = |core: &mut Core, why: String| {
+            core.push(Action::Reply {
+                id: id.to_string(),
+                ok: false,
+                message: format!("refused: {why}"),
+            });
+        };
+        if self.state.swap.is_some() {
+            return refuse(self, "a swap is already in progress".into());
+        }
+        if let Some(to) = &to {
+            if self.config.account(to).is_none() {
+                return refuse(self, format!("no account named '{to}'"));
+            }
+            if *to == self.state.active {
+                return refuse(self, format!("{to} is already the active account"));
+            }
+            if !self.available(to) {
+                let until = self
+                    .state
+                    .accounts
+                    .get(to)
+                    .and_then(|a| a.exhausted_until_ms)
+                    .map(rfc3339)
+                    .unwrap_or_default();
+                return refuse(self, format!("{to} is exhausted until {until}"));
+            }
+        }
+        let reason = format!("requested by the operator ({id})");
+        if self.begin_swap(to, reason, Some(id.to_string())) {
+            self.state.all_exhausted = false;
+        }
+    }
+}

@@ -156,6 +156,12 @@ pub enum Action {
         session: String,
         keys: Vec<String>,
     },
+    /// SIGTERM to the Claude process running in the session's pane (found among the
+    /// pane's descendants): how a dedicated session's Claude is stopped for a swap, since
+    /// the operator's sessions are never typed `/exit`.
+    StopClaude {
+        session: String,
+    },
     /// `inbox/TASK` → `running/TASK`; on failure the shell skips the session's remaining
     /// actions this turn and reports the task in the next observation's `failed_claims`.
     ClaimTask {
@@ -205,6 +211,7 @@ impl Action {
             | Action::PasteText { session, .. }
             | Action::PasteTask { session, .. }
             | Action::SendKeys { session, .. }
+            | Action::StopClaude { session }
             | Action::ClaimTask { session, .. } => Some(session),
             _ => None,
         }
@@ -228,6 +235,7 @@ impl fmt::Display for Action {
             }
             Action::PasteTask { session, queue, task } => write!(f, "paste task {queue}/{task} into {session}"),
             Action::SendKeys { session, keys } => write!(f, "send {} to {session}", keys.join(" ")),
+            Action::StopClaude { session } => write!(f, "stop claude in {session} (SIGTERM)"),
             Action::ClaimTask { session, queue, task } => write!(f, "claim {queue}/{task} for {session}"),
             Action::FinishTask { queue, task, report } => {
                 write!(
@@ -538,6 +546,8 @@ impl State {
 pub mod limits {
     /// A launched Claude must show its idle input box within this.
     pub const LAUNCH_TIMEOUT_MS: i64 = 60_000;
+    /// A prompt back at the shell this long after a launch line means Claude exited.
+    pub const LAUNCH_GRACE_MS: i64 = 2_000;
     /// After Enter, the prompt must be seen taken within this, else Enter once more.
     pub const SUBMIT_VERIFY_MS: i64 = 4_000;
     /// Enters sent for one prompt before giving up on the session.
@@ -565,6 +575,8 @@ pub struct Core {
     pub(crate) state: State,
     /// Per-turn scratch: analyses of this turn's captures, by session.
     pub(crate) screens: BTreeMap<String, Analysis>,
+    /// Per-turn scratch: this turn's captures of managed sessions.
+    pub(crate) captures: BTreeMap<String, String>,
     /// Per-turn scratch: the actions being built.
     pub(crate) out: Vec<Action>,
     pub(crate) now_ms: Ms,
@@ -581,6 +593,7 @@ impl Core {
             tz,
             state,
             screens: BTreeMap::new(),
+            captures: BTreeMap::new(),
             out: Vec::new(),
             now_ms: 0,
         }
@@ -632,6 +645,7 @@ impl Core {
         self.now_ms = obs.now_ms;
         self.out.clear();
         self.screens.clear();
+        self.captures.clear();
         self.handle_sessions(obs);
         self.handle_requests(obs);
         self.poll_quota(obs);

@@ -102,6 +102,22 @@ impl Shell {
                 let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
                 self.tmux.send_keys(session, &keys)
             }
+            Action::StopClaude { session } => {
+                let panes = self.tmux.list_sessions()?;
+                let pane = panes
+                    .iter()
+                    .find(|p| p.session == *session)
+                    .with_context(|| format!("session '{session}' is gone"))?;
+                let pids = claude_descendants(pane.pane_pid);
+                if pids.is_empty() {
+                    bail!("no claude process found under the pane of '{session}'");
+                }
+                for pid in pids {
+                    // SAFETY: a plain kill(2) of a process we just found under the pane.
+                    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+                }
+                Ok(())
+            }
             Action::ClaimTask { queue, task, .. } => {
                 if !queue::claim(queue_of(queue)?, task)? {
                     bail!("{queue}/{task} is no longer in the inbox");
@@ -144,4 +160,51 @@ impl Shell {
         }
         Ok(())
     }
+}
+
+/// Claude processes below `root` in the process tree (from /proc), nearest first.
+fn claude_descendants(root: u32) -> Vec<u32> {
+    let mut parent_of: Vec<(u32, u32, String)> = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                continue;
+            };
+            // "pid (comm) state ppid ...": comm may hold spaces, so split at the last ')'.
+            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+                continue;
+            };
+            let comm = stat[open + 1..close].to_string();
+            let ppid = stat[close + 1..]
+                .split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0);
+            parent_of.push((pid, ppid, comm));
+        }
+    }
+    let mut frontier = vec![root];
+    let mut found = Vec::new();
+    let mut depth = 0;
+    while !frontier.is_empty() && depth < 16 {
+        let next: Vec<u32> = parent_of
+            .iter()
+            .filter(|(_, pp, _)| frontier.contains(pp))
+            .map(|(p, _, _)| *p)
+            .collect();
+        for (pid, _, comm) in parent_of.iter().filter(|(p, _, _)| next.contains(p)) {
+            if CLAUDE_PROCESS_NAMES.contains(&comm.as_str()) {
+                found.push(*pid);
+            }
+        }
+        if !found.is_empty() {
+            break;
+        }
+        frontier = next;
+        depth += 1;
+    }
+    found
 }

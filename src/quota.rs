@@ -63,8 +63,8 @@ impl Core {
         let names: Vec<String> = self.state.sessions.keys().cloned().collect();
         let mut trigger: Option<Detection> = None;
         for name in names {
-            let (detections, vetoed_by_transcript) = self.detections(&name, obs);
-            if detections.is_empty() {
+            let (detections, vetoed_by_transcript, stale) = self.detections(&name, obs);
+            if detections.is_empty() && !stale {
                 if let Some(s) = self.state.sessions.get_mut(&name) {
                     s.unconfirmed_polls = 0;
                     s.quota_note = None;
@@ -104,10 +104,12 @@ impl Core {
 
     /// This turn's limit signals of one session, each with whether a server error beside
     /// it vetoes it; and whether the transcript reported an API error this turn.
-    fn detections(&mut self, name: &str, obs: &Observation) -> (Vec<(Detection, bool)>, bool) {
+    /// Also says whether a stale (redrawn) banner was seen, which is logged once.
+    fn detections(&mut self, name: &str, obs: &Observation) -> (Vec<(Detection, bool)>, bool, bool) {
         let Some(s) = self.state.sessions.get(name) else {
-            return (Vec::new(), false);
+            return (Vec::new(), false, false);
         };
+        let mut stale_seen = false;
         let account = s.account.clone().unwrap_or_else(|| self.state.active.clone());
         let launching = matches!(s.activity, Activity::Launching { .. } | Activity::Stopping { .. });
         let stale = s.stale_hits.clone();
@@ -119,7 +121,14 @@ impl Core {
             for record in &seen.records {
                 match &record.signal {
                     Signal::LimitHit { text } => {
-                        let parsed = self.analyze(text).quota;
+                        let analysis = self.analyze(text);
+                        if analysis.quota.is_none() && analysis.server_error.is_some() {
+                            // An API-key 429 ("Request rejected") is a per-minute rate limit,
+                            // not an exhausted subscription: a veto, not a hit.
+                            api_error = true;
+                            continue;
+                        }
+                        let parsed = analysis.quota;
                         out.push((
                             Detection {
                                 session: name.into(),
@@ -155,6 +164,7 @@ impl Core {
                         line: q.line.clone(),
                     };
                     if stale.contains(&q.line) {
+                        stale_seen = true;
                         self.forensic(&d, &Decision::Stale);
                     } else {
                         out.push((d, a.vetoed));
@@ -162,7 +172,7 @@ impl Core {
                 }
             }
         }
-        (out, api_error)
+        (out, api_error, stale_seen)
     }
 
     fn decide(&mut self, d: &Detection, vetoed: bool) -> Decision {

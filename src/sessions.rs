@@ -91,12 +91,20 @@ impl Core {
                             _ => Seen::Unknown,
                         }
                     } else if SHELL_NAMES.contains(&command) {
-                        Seen::Shell
+                        // A shell still running its profile (or a script) shows the same
+                        // command name; only a prompt on screen means it reads a line.
+                        match analysis.as_ref().map(|a| a.state) {
+                            Some(ScreenState::Shell) => Seen::Shell,
+                            _ => Seen::Other,
+                        }
                     } else {
                         Seen::Other
                     };
                     if let Some(a) = analysis {
                         self.screens.insert(name.clone(), a);
+                    }
+                    if let Some(c) = &p.capture {
+                        self.captures.insert(name.clone(), c.clone());
                     }
                     seen
                 }
@@ -134,7 +142,7 @@ impl Core {
                     state.account = Some(r.account.clone());
                 }
             }
-            if seen == Seen::Shell && state.conversation.is_none() {
+            if seen == Seen::Shell && state.conversation.is_none() && *kind == Kind::Dedicated {
                 if let Some(hint) = self.screens.get(name).and_then(|a| a.resume_hint.clone()) {
                     state.conversation = Some(hint);
                 }

@@ -3,7 +3,8 @@
 //! A swap moves every managed session to another account across several turns, with no
 //! sleeps: **save** (every member's conversation id and cwd go into the persisted state,
 //! which the shell writes before it carries out the turn's actions), **stop** (Escape
-//! where a menu or a turn holds the keyboard, then `/exit`; a pane that does not come
+//! where a menu or a turn holds the keyboard, then `/exit` in pool sessions and SIGTERM
+//! to Claude in dedicated ones, which are never typed `/exit`; a pane that does not come
 //! back to its shell in time is killed and recreated), **relaunch** under the target
 //! account (dedicated sessions resume their own conversation, or stay at the shell when
 //! no id is known; pool sessions with a task resume and get the continue prompt), then
@@ -194,9 +195,20 @@ impl Core {
             .map(|a| a.input.as_deref().unwrap_or("").is_empty() && !a.pasted_placeholder)
             .unwrap_or(true);
         let mut exit_now = exit_sent;
+        let dedicated = m.kind == Kind::Dedicated;
         match seen {
-            // A menu holds the keyboard and a busy turn ignores /exit: Escape first.
-            Seen::Menu | Seen::Busy => self.push(Action::SendKeys {
+            Seen::Menu => self.push(Action::SendKeys {
+                session: name.clone(),
+                keys: vec!["Escape".into()],
+            }),
+            // The operator's session is never typed `/exit`: its Claude gets SIGTERM.
+            _ if dedicated && !exit_sent => {
+                self.push(Action::StopClaude { session: name.clone() });
+                exit_now = true;
+            }
+            _ if dedicated => {}
+            // A busy turn ignores /exit: Escape first.
+            Seen::Busy => self.push(Action::SendKeys {
                 session: name.clone(),
                 keys: vec!["Escape".into()],
             }),

@@ -96,6 +96,21 @@ impl Core {
                 self.state.sessions.get_mut(name).expect("session exists").activity = Activity::Free;
                 self.give_back(name, "the session went away while claude was starting", true);
             }
+            // Back at a prompt after the launch line: Claude exited (a resume that found
+            // no conversation, a command not found, …). Its last words say why.
+            Seen::Shell if self.now_ms >= deadline_ms - limits::LAUNCH_TIMEOUT_MS + limits::LAUNCH_GRACE_MS => {
+                let why = self.last_words(name);
+                let s = self.state.sessions.get_mut(name).expect("session exists");
+                s.activity = Activity::Free;
+                s.conversation = None;
+                s.account = None;
+                match then {
+                    AfterLaunch::Nothing => self.warn(format!(
+                        "{name}: claude exited right after launch ({why}); left at its shell"
+                    )),
+                    _ => self.give_back(name, &format!("claude exited right after launch: {why}"), true),
+                }
+            }
             _ if self.now_ms >= deadline_ms => {
                 let first = self
                     .analysis(name)
@@ -115,6 +130,14 @@ impl Core {
             }
             _ => {}
         }
+    }
+
+    /// The last line above the shell prompt: what an exiting program said.
+    fn last_words(&self, name: &str) -> String {
+        let capture = self.captures.get(name).map(String::as_str).unwrap_or("");
+        let mut lines = capture.lines().rev().map(str::trim).filter(|l| !l.is_empty());
+        lines.next();
+        snippet(lines.next().unwrap_or("no output"), limits::SNIPPET_CHARS)
     }
 
     fn paste_task(&mut self, name: &str) {

@@ -3,6 +3,8 @@
 //! to wait for something (poll with a deadline).
 #![allow(dead_code)]
 
+pub mod fleet;
+
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};

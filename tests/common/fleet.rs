@@ -1,0 +1,467 @@
+//! A whole fleet in a temporary directory, for the real-tmux tier: account homes with
+//! their shared links, a fake Claude reachable as `claude`, queues, a `ccl.toml`, a
+//! private tmux server, and `ccl run` as a child process whose log is kept in a file.
+//!
+//! Everything runs with `HOME` set to a directory inside the fleet, so login shells in
+//! the panes read no profile of the machine's user (a slow profile would make every
+//! test wait for it).
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{wait_until, TmuxServer};
+
+pub const CCL: &str = env!("CARGO_BIN_EXE_ccl");
+pub const FAKE_CLAUDE: &str = env!("CARGO_BIN_EXE_ccl-fake-claude");
+
+/// How a fleet is laid out.
+#[derive(Clone, Debug)]
+pub struct FleetSpec {
+    pub accounts: Vec<String>,
+    pub pool_min: u32,
+    pub pool_max: u32,
+    pub dedicated: Vec<String>,
+    pub queues: Vec<String>,
+    pub tick: String,
+    /// Fake Claude's default work time per prompt.
+    pub work_ms: u64,
+    /// Extra TOML appended to the generated configuration.
+    pub extra_toml: String,
+}
+
+impl Default for FleetSpec {
+    fn default() -> Self {
+        FleetSpec {
+            accounts: vec!["a".into(), "b".into()],
+            pool_min: 2,
+            pool_max: 2,
+            dedicated: Vec::new(),
+            queues: vec!["q".into()],
+            tick: "300ms".into(),
+            work_ms: 600,
+            extra_toml: String::new(),
+        }
+    }
+}
+
+pub struct Fleet {
+    pub dir: tempfile::TempDir,
+    pub root: PathBuf,
+    pub spec: FleetSpec,
+    pub tmux: TmuxServer,
+    pub config_path: PathBuf,
+    pub log_path: PathBuf,
+    /// Every prompt any fake Claude received, one JSON line each.
+    pub received_path: PathBuf,
+    daemon: Option<Child>,
+}
+
+impl Fleet {
+    pub fn new(tag: &str, spec: FleetSpec) -> Fleet {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("ccl-{tag}-"))
+            .tempdir()
+            .unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        for sub in ["home", "bin", "pool", "state", "shared"] {
+            fs::create_dir_all(root.join(sub)).unwrap();
+        }
+        std::os::unix::fs::symlink(FAKE_CLAUDE, root.join("bin/claude")).unwrap();
+        let links = ["projects", "file-history", "session-env"];
+        for l in links {
+            fs::create_dir_all(root.join("shared").join(l)).unwrap();
+        }
+        for a in &spec.accounts {
+            let home = root.join("accounts").join(a);
+            fs::create_dir_all(&home).unwrap();
+            for l in links {
+                std::os::unix::fs::symlink(root.join("shared").join(l), home.join(l)).unwrap();
+            }
+        }
+        for q in &spec.queues {
+            fs::create_dir_all(root.join("projects").join(q)).unwrap();
+        }
+        for d in &spec.dedicated {
+            fs::create_dir_all(root.join("work").join(d)).unwrap();
+        }
+        let fleet = Fleet {
+            config_path: root.join("ccl.toml"),
+            log_path: root.join("ccl.log"),
+            received_path: root.join("received.jsonl"),
+            tmux: TmuxServer::new(tag),
+            spec,
+            root,
+            dir,
+            daemon: None,
+        };
+        fleet.write_config("");
+        fleet
+    }
+
+    /// The generated configuration plus `extra` TOML.
+    pub fn config_text(&self, extra: &str) -> String {
+        let r = &self.root;
+        let mut t = format!(
+            "[daemon]\ntick = \"{}\"\nstate_dir = \"{}\"\n\n[tmux]\nsocket = \"{}\"\n\n[claude]\ncommand = \"{}\"\nenv = {{ FAKE_CLAUDE_LOG = \"{}\", FAKE_CLAUDE_WORK_MS = \"{}\" }}\n\n",
+            self.spec.tick,
+            r.join("state").display(),
+            self.tmux.socket,
+            r.join("bin/claude").display(),
+            self.received_path.display(),
+            self.spec.work_ms,
+        );
+        for a in &self.spec.accounts {
+            t.push_str(&format!(
+                "[[account]]\nname = \"{a}\"\nhome = \"{}\"\n\n",
+                self.home(a).display()
+            ));
+        }
+        t.push_str(&format!("[shared]\ntarget = \"{}\"\n\n", r.join("shared").display()));
+        t.push_str(&format!(
+            "[pool]\nmin = {}\nmax = {}\nworkdir = \"{}\"\n\n",
+            self.spec.pool_min,
+            self.spec.pool_max,
+            r.join("pool").display()
+        ));
+        for d in &self.spec.dedicated {
+            t.push_str(&format!(
+                "[[dedicated]]\nname = \"{d}\"\nworkdir = \"{}\"\n\n",
+                r.join("work").join(d).display()
+            ));
+        }
+        for q in &self.spec.queues {
+            t.push_str(&format!(
+                "[[queue]]\nname = \"{q}\"\nproject = \"{}\"\n\n",
+                self.project(q).display()
+            ));
+        }
+        t.push_str("[quota]\nreactivate_cooldown = \"2s\"\n\n[dispatch]\nsubmit_delay = \"200ms\"\n\n");
+        t.push_str(&self.spec.extra_toml);
+        t.push_str(extra);
+        t
+    }
+
+    /// (Re)writes `ccl.toml` with the spec plus `extra` TOML.
+    pub fn write_config(&self, extra: &str) {
+        fs::write(&self.config_path, self.config_text(extra)).unwrap();
+    }
+
+    pub fn home(&self, account: &str) -> PathBuf {
+        self.root.join("accounts").join(account)
+    }
+
+    pub fn project(&self, queue: &str) -> PathBuf {
+        self.root.join("projects").join(queue)
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.root.join("state")
+    }
+
+    // -- the daemon ------------------------------------------------------------------
+
+    /// Starts `ccl run` (with `--record FILE` when given); its output goes to `ccl.log`.
+    pub fn start(&mut self, record: Option<&Path>) {
+        assert!(self.daemon.is_none(), "daemon already running");
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .unwrap();
+        let mut cmd = Command::new(CCL);
+        cmd.arg("-c").arg(&self.config_path).arg("run");
+        if let Some(r) = record {
+            cmd.arg("--record").arg(r);
+        }
+        let child = cmd
+            .env("HOME", self.root.join("home"))
+            .env("RUST_LOG", "info")
+            .env_remove("TMUX")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.daemon = Some(child);
+    }
+
+    pub fn daemon_pid(&self) -> Option<u32> {
+        self.daemon.as_ref().map(|c| c.id())
+    }
+
+    /// Sends `signal` to the daemon and waits for it to exit; returns its exit code
+    /// (None when killed by a signal).
+    pub fn signal_and_wait(&mut self, signal: i32, timeout: Duration) -> Option<i32> {
+        let mut child = self.daemon.take().expect("daemon running");
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "daemon did not exit within {timeout:?} of signal {signal}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM and wait; asserts a clean exit 0.
+    pub fn stop(&mut self) {
+        let code = self.signal_and_wait(libc::SIGTERM, Duration::from_secs(10));
+        assert_eq!(code, Some(0), "daemon exit code after SIGTERM; log:\n{}", self.log());
+    }
+
+    /// kill -9, as a crash would.
+    pub fn crash(&mut self) {
+        self.signal_and_wait(libc::SIGKILL, Duration::from_secs(10));
+    }
+
+    /// Waits for the daemon to exit by itself; returns its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let mut child = self.daemon.take().expect("daemon running");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "daemon still running after {timeout:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Waits until the daemon's log contains `needle`; panics with the log otherwise.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.log().contains(needle) {
+            if Instant::now() >= deadline {
+                panic!(
+                    "log never contained {needle:?} within {timeout:?}; log:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Runs `ccl -c CONFIG ARGS` (stdin from `input`).
+    pub fn ccl(&self, args: &[&str], input: Option<&[u8]>) -> Output {
+        let mut cmd = Command::new(CCL);
+        cmd.arg("-c")
+            .arg(&self.config_path)
+            .args(args)
+            .env("HOME", self.root.join("home"))
+            .env("RUST_LOG", "warn");
+        cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() });
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        if let Some(bytes) = input {
+            child.stdin.take().unwrap().write_all(bytes).unwrap();
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    // -- queues ----------------------------------------------------------------------
+
+    /// Enqueues a task through `ccl enqueue`; returns its name.
+    pub fn enqueue(&self, queue: &str, body: &str) -> String {
+        let out = self.ccl(&["enqueue", queue], Some(body.as_bytes()));
+        assert!(
+            out.status.success(),
+            "enqueue failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    pub fn queue_dir(&self, queue: &str, state: &str) -> PathBuf {
+        self.project(queue).join(".agent-queue").join(state)
+    }
+
+    /// Task files (no sidecars) in one state directory, sorted.
+    pub fn tasks(&self, queue: &str, state: &str) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(self.queue_dir(queue, state))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.retain(|n| !n.starts_with('.') && !n.ends_with(".json") && !n.ends_with(".error"));
+        names.sort();
+        names
+    }
+
+    pub fn wait_done(&self, queue: &str, n: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.tasks(queue, "done").len() < n {
+            if Instant::now() >= deadline {
+                panic!(
+                    "{n} tasks not done within {timeout:?}: inbox {:?} running {:?} done {:?} failed {:?}; log:\n{}",
+                    self.tasks(queue, "inbox"),
+                    self.tasks(queue, "running"),
+                    self.tasks(queue, "done"),
+                    self.tasks(queue, "failed"),
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    // -- tmux and the fake Claude ------------------------------------------------------
+
+    /// `tmux -L SOCKET -f /dev/null ARGS` with the fleet's HOME; stdout, or panic.
+    pub fn tmux(&self, args: &[&str]) -> String {
+        let out = self.tmux_raw(args);
+        assert!(
+            out.status.success(),
+            "tmux {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn tmux_raw(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .args(["-L", &self.tmux.socket, "-f", "/dev/null"])
+            .args(args)
+            .env("HOME", self.root.join("home"))
+            .env_remove("TMUX")
+            .output()
+            .unwrap()
+    }
+
+    /// `name -> (pane_pid, current_command)` for every session on the server.
+    pub fn panes(&self) -> Vec<(String, u32, String)> {
+        let out = self.tmux_raw(&[
+            "list-panes",
+            "-a",
+            "-F",
+            "#{session_name}\t#{pane_pid}\t#{pane_current_command}",
+        ]);
+        if !out.status.success() {
+            return Vec::new();
+        }
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.split('\t');
+                Some((f.next()?.to_string(), f.next()?.parse().ok()?, f.next()?.to_string()))
+            })
+            .collect()
+    }
+
+    pub fn pane_pid(&self, session: &str) -> Option<u32> {
+        self.panes().into_iter().find(|p| p.0 == session).map(|p| p.1)
+    }
+
+    pub fn command_of(&self, session: &str) -> Option<String> {
+        self.panes().into_iter().find(|p| p.0 == session).map(|p| p.2)
+    }
+
+    pub fn capture(&self, session: &str) -> String {
+        let out = self.tmux_raw(&["capture-pane", "-p", "-t", &format!("={session}:")]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Creates a detached session by hand (as the operator would), at a shell prompt.
+    pub fn new_session(&self, name: &str, cwd: &Path) {
+        self.tmux(&[
+            "new-session",
+            "-d",
+            "-s",
+            name,
+            "-x",
+            "200",
+            "-y",
+            "50",
+            "-c",
+            &cwd.to_string_lossy(),
+        ]);
+        wait_until(&format!("a shell prompt in {name}"), Duration::from_secs(10), || {
+            self.capture(name).trim_end().ends_with(['$', '#']).then_some(())
+        });
+    }
+
+    /// Starts the fake Claude by hand in session `name` under `account` (the operator's
+    /// own session), waits for its idle screen, and returns its conversation id.
+    pub fn start_claude_by_hand(&self, name: &str, account: &str, cwd: &Path) -> String {
+        self.new_session(name, cwd);
+        let line = format!(
+            "CLAUDE_CONFIG_DIR={} FAKE_CLAUDE_LOG={} FAKE_CLAUDE_WORK_MS={} {} --dangerously-skip-permissions",
+            self.home(account).display(),
+            self.received_path.display(),
+            self.spec.work_ms,
+            self.root.join("bin/claude").display()
+        );
+        self.tmux(&["send-keys", "-t", &format!("={name}:"), "-l", &line]);
+        self.tmux(&["send-keys", "-t", &format!("={name}:"), "Enter"]);
+        wait_until(&format!("claude idle in {name}"), Duration::from_secs(10), || {
+            self.capture(name).contains("bypass permissions on").then_some(())
+        });
+        let sessions = self.home(account).join("sessions");
+        wait_until(&format!("registry entry of {name}"), Duration::from_secs(10), || {
+            fs::read_dir(&sessions).ok()?.flatten().find_map(|e| {
+                let v: serde_json::Value = serde_json::from_slice(&fs::read(e.path()).ok()?).ok()?;
+                let tmux = v.get("tmux")?.as_str()?;
+                (tmux.split(':').next() == Some(name)).then(|| v.get("sessionId")?.as_str().map(str::to_string))?
+            })
+        })
+    }
+
+    /// Makes the fake Claude of `account` hit a usage limit (`five_hour 9:23am (UTC)`,
+    /// `weekly …`, `error500 MESSAGE`) from now on.
+    pub fn set_limit(&self, account: &str, line: &str) {
+        fs::write(self.home(account).join("fake-limit"), format!("{line}\n")).unwrap();
+    }
+
+    pub fn clear_limit(&self, account: &str) {
+        let _ = fs::remove_file(self.home(account).join("fake-limit"));
+    }
+
+    /// Every prompt the fake Claudes received: `{sessionId, cwd, account, text}`.
+    pub fn received(&self) -> Vec<serde_json::Value> {
+        fs::read_to_string(&self.received_path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// The daemon's `ccl status --json`.
+    pub fn status(&self) -> serde_json::Value {
+        let out = self.ccl(&["status", "--json"], None);
+        assert!(
+            out.status.success(),
+            "status failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.daemon.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "--- ccl log of the failed test ({}) ---\n{}",
+                self.root.display(),
+                self.log()
+            );
+        }
+    }
+}

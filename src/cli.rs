@@ -369,6 +369,8 @@ pub fn status_json(config: &Config, st: Option<&State>, daemon_pid: Option<u32>,
         "daemon": {"running": daemon_pid.is_some(), "pid": daemon_pid},
         "active": active,
         "all_exhausted_until": all_exhausted_until.map(util::rfc3339),
+        "draining": st.and_then(|s| s.draining.clone()),
+        "paused_all": paused_all,
         "swap": st.and_then(|s| s.swap.as_ref()).map(|w| json!({"from": w.from, "to": w.to, "reason": w.reason, "started": util::rfc3339(w.started_ms)})),
         "last_swap": st.and_then(|s| s.last_swap.as_ref()).map(|w| json!({"from": w.from, "to": w.to, "reason": w.reason, "at": util::rfc3339(w.at_ms)})),
         "swaps": st.map(|s| s.swaps).unwrap_or(0),
@@ -404,6 +406,12 @@ pub fn render_status(v: &serde_json::Value) -> String {
         out.push_str(&format!("daemon: running (pid {})\n", s(&daemon["pid"])));
     } else {
         out.push_str("daemon: not running\n");
+    }
+    if !v["draining"].is_null() {
+        out.push_str(&format!(
+            "draining account {} before its usage limit: no new tasks; swap when the pool's tasks are done\n",
+            s(&v["draining"])
+        ));
     }
     if !v["all_exhausted_until"].is_null() {
         out.push_str(&format!(

@@ -212,6 +212,17 @@ struct RawQuota {
     reactivate_cooldown: DurationMs,
     confirm_polls: u32,
     default_reset: DurationMs,
+    on_warning: OnWarning,
+}
+
+/// What an approaching-limit warning does: nothing, or drain (no new tasks under the
+/// account; swap as soon as no pool task is working, so no task is cut in half).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnWarning {
+    Ignore,
+    #[default]
+    Drain,
 }
 impl Default for RawQuota {
     fn default() -> Self {
@@ -219,6 +230,7 @@ impl Default for RawQuota {
             reactivate_cooldown: DurationMs(5 * 60_000),
             confirm_polls: 2,
             default_reset: DurationMs(5 * 3_600_000),
+            on_warning: OnWarning::Drain,
         }
     }
 }
@@ -375,6 +387,8 @@ pub struct Quota {
     pub reactivate_cooldown: DurationMs,
     pub confirm_polls: u32,
     pub default_reset: DurationMs,
+    #[serde(default)]
+    pub on_warning: OnWarning,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -558,6 +572,7 @@ fn from_raw(raw: RawConfig, path: &Path, base: &Path, home: Option<&Path>, probl
             reactivate_cooldown: raw.quota.reactivate_cooldown,
             confirm_polls: raw.quota.confirm_polls,
             default_reset: raw.quota.default_reset,
+            on_warning: raw.quota.on_warning,
         },
         dispatch: Dispatch {
             submit_delay: raw.dispatch.submit_delay,

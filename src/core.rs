@@ -491,6 +491,10 @@ pub struct State {
     /// All accounts exhausted: dispatch waits, and `on_all_exhausted` fired once.
     #[serde(default)]
     pub all_exhausted: bool,
+    /// Draining this account before its limit: no new tasks under it; swap once the
+    /// pool's tasks are done.
+    #[serde(default)]
+    pub draining: Option<String>,
     /// Seed of the conversation-id generator (advanced on every id).
     pub id_seed: u64,
     /// The core has run its start-up reconciliation.
@@ -520,6 +524,7 @@ impl State {
             queue_cursor: 0,
             attempts: BTreeMap::new(),
             all_exhausted: false,
+            draining: None,
             id_seed: seed,
             started: false,
         }
@@ -706,6 +711,12 @@ impl Core {
     /// The turn's instant as a timestamp.
     pub(crate) fn timestamp(&self) -> jiff::Timestamp {
         jiff::Timestamp::from_millisecond(self.now_ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+    }
+
+    /// Limit and warning lines on a session's screen now: history once Claude is ready.
+    pub(crate) fn banner_lines(&self, session: &str) -> Vec<String> {
+        let Some(a) = self.screens.get(session) else { return Vec::new() };
+        a.quota.iter().map(|q| q.line.clone()).chain(a.warning.iter().map(|w| w.line.clone())).collect()
     }
 
     pub(crate) fn analyze(&self, capture: &str) -> Analysis {

@@ -12,7 +12,8 @@
 //! from sessions running under the active account count against it. Every detection,
 //! acted on or not, gets one forensic log line.
 
-use crate::core::{limits, Activity, Core, Ms, Observation};
+use crate::config::OnWarning;
+use crate::core::{limits, Activity, Core, Kind, Ms, Observation};
 use crate::screen::LimitKind;
 use crate::transcript::Signal;
 use crate::util::{rfc3339, snippet};
@@ -78,6 +79,10 @@ impl Core {
                     trigger = Some(d);
                 }
             }
+        }
+
+        if trigger.is_none() {
+            self.poll_drain();
         }
 
         if let Some(d) = trigger {
@@ -238,6 +243,51 @@ impl Core {
             self.warn(message);
         } else {
             self.log(message);
+        }
+    }
+
+    /// Drain before the limit: an approaching-limit warning under the active account
+    /// stops new dispatch; the swap follows once no pool session carries a task.
+    fn poll_drain(&mut self) {
+        if self.config.quota.on_warning != OnWarning::Drain || self.state.swap.is_some() || self.state.all_exhausted {
+            return;
+        }
+        let active = self.state.active.clone();
+        if self.state.draining.as_ref().is_some_and(|d| *d != active) {
+            self.state.draining = None;
+        }
+        if self.state.draining.is_none() && !self.in_cooldown() {
+            let warned = self.state.sessions.iter().find_map(|(name, s)| {
+                let launching = matches!(s.activity, Activity::Launching { .. } | Activity::Stopping { .. });
+                if !s.claude_in_front() || launching || s.account.as_ref().is_some_and(|a| *a != active) {
+                    return None;
+                }
+                let w = self.analysis(name)?.warning.as_ref()?;
+                (!s.stale_hits.contains(&w.line)).then(|| (name.clone(), w.line.clone()))
+            });
+            let Some((session, line)) = warned else { return };
+            if self.next_available(&active).is_none() {
+                let note = format!("warning|{line}");
+                let s = self.state.sessions.get_mut(&session).expect("session exists");
+                if s.quota_note.as_deref() != Some(note.as_str()) {
+                    s.quota_note = Some(note);
+                    self.log(format!(
+                        "quota: {session}: approaching the limit of {active} (\"{}\"), but no other account is available; not draining",
+                        snippet(&line, limits::SNIPPET_CHARS)
+                    ));
+                }
+                return;
+            }
+            self.state.draining = Some(active.clone());
+            self.warn(format!(
+                "quota: {session}: approaching the limit of {active} (\"{}\"); draining: no new tasks, swap when the pool's tasks are done",
+                snippet(&line, limits::SNIPPET_CHARS)
+            ));
+        }
+        let working = self.state.sessions.values().any(|s| s.kind == Kind::Pool && s.assignment.is_some());
+        if self.state.draining.is_some() && !working {
+            self.state.draining = None;
+            self.begin_swap(None, format!("drained before the usage limit of {active}"), None);
         }
     }
 

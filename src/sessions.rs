@@ -110,6 +110,7 @@ impl Core {
                 }
             };
 
+            let banners = self.banner_lines(name);
             let state = self
                 .state
                 .sessions
@@ -126,12 +127,7 @@ impl Core {
             state.pane_pid = pid;
             if first_sight && matches!(seen, Seen::Idle | Seen::Busy | Seen::Menu) {
                 // Adopted with Claude running: limit lines already on screen are history.
-                state.stale_hits = self
-                    .screens
-                    .get(name)
-                    .and_then(|a| a.quota.as_ref())
-                    .map(|q| vec![q.line.clone()])
-                    .unwrap_or_default();
+                state.stale_hits = banners;
             }
 
             // Conversation id: from the registry (current), else the resume hint at a shell.

@@ -108,6 +108,7 @@ impl Core {
         }
         // Every member is at its shell (or gone): relaunch under the target account.
         self.state.active = swap.to.clone();
+        self.state.draining = None;
         for m in &swap.members {
             self.relaunch_member(m);
         }

@@ -73,11 +73,7 @@ impl Core {
         let s = &self.state.sessions[name];
         match s.seen {
             Seen::Idle => {
-                let stale = self
-                    .analysis(name)
-                    .and_then(|a| a.quota.as_ref())
-                    .map(|q| vec![q.line.clone()])
-                    .unwrap_or_default();
+                let stale = self.banner_lines(name);
                 let s = self.state.sessions.get_mut(name).expect("session exists");
                 s.stale_hits = stale;
                 s.activity = Activity::Free;

@@ -10,7 +10,7 @@
 //! and continues after the swap or the reset. A dedicated session is never sent `/exit`;
 //! if one were ever marked working it is only marked idle.
 
-use crate::core::{limits, Action, Activity, AfterLaunch, Core, Kind, Observation, PasteKind, Seen, TaskReport};
+use crate::core::{TaskRef, limits, Action, Activity, AfterLaunch, Core, Kind, Observation, PasteKind, Seen, TaskReport};
 use crate::transcript::Signal;
 use crate::util::{rfc3339, snippet};
 
@@ -443,22 +443,7 @@ impl Core {
         s.activity = Activity::Free;
         if let Some(a) = s.assignment.take() {
             self.state.attempts.remove(&a.task.to_string());
-            self.warn(format!("{name}: {}: {reason}", a.task));
-            self.push(Action::FailTask {
-                queue: a.task.queue.clone(),
-                task: a.task.task.clone(),
-                from: "running".into(),
-                reason: reason.into(),
-            });
-            self.hook(
-                "on_task_failed",
-                vec![
-                    ("CCL_SESSION", name.to_string()),
-                    ("CCL_QUEUE", a.task.queue.clone()),
-                    ("CCL_TASK", a.task.task.clone()),
-                    ("CCL_ERROR", reason.to_string()),
-                ],
-            );
+            self.fail_running(name, &a.task, reason);
         }
         if self.state.sessions[name].seen == Seen::Busy {
             self.push(Action::SendKeys {
@@ -467,6 +452,26 @@ impl Core {
             });
         }
         self.recycle(name, kind);
+    }
+
+    /// `running/TASK` → `failed/` with the reason, a log line and the hook.
+    fn fail_running(&mut self, name: &str, task: &TaskRef, reason: &str) {
+        self.warn(format!("{name}: {task}: {reason}"));
+        self.push(Action::FailTask {
+            queue: task.queue.clone(),
+            task: task.task.clone(),
+            from: "running".into(),
+            reason: reason.into(),
+        });
+        self.hook(
+            "on_task_failed",
+            vec![
+                ("CCL_SESSION", name.to_string()),
+                ("CCL_QUEUE", task.queue.clone()),
+                ("CCL_TASK", task.task.clone()),
+                ("CCL_ERROR", reason.to_string()),
+            ],
+        );
     }
 
     fn died(&mut self, name: &str, reason: &str) {
@@ -490,22 +495,7 @@ impl Core {
         if counted && attempts >= limits::MAX_ATTEMPTS {
             self.state.attempts.remove(&key);
             let why = format!("{reason} (after {attempts} attempts)");
-            self.warn(format!("{name}: {}: {why}", a.task));
-            self.push(Action::FailTask {
-                queue: a.task.queue.clone(),
-                task: a.task.task.clone(),
-                from: "running".into(),
-                reason: why.clone(),
-            });
-            self.hook(
-                "on_task_failed",
-                vec![
-                    ("CCL_SESSION", name.to_string()),
-                    ("CCL_QUEUE", a.task.queue.clone()),
-                    ("CCL_TASK", a.task.task.clone()),
-                    ("CCL_ERROR", why),
-                ],
-            );
+            self.fail_running(name, &a.task, &why);
         } else {
             self.warn(format!(
                 "{name}: {}: {reason}; back to the inbox (attempt {attempts})",

@@ -25,6 +25,8 @@ pub struct Shell {
     pub(crate) failed_claims: Vec<TaskRef>,
     pub(crate) hooks: Hooks,
     pub(crate) turns: u64,
+    /// Per queue: verdicts on inbox files, so unchanged files are not re-read each turn.
+    inbox_caches: std::collections::BTreeMap<String, queue::InboxCache>,
 }
 
 impl Shell {
@@ -36,6 +38,7 @@ impl Shell {
             failed_claims: Vec::new(),
             hooks: Hooks::default(),
             turns: 0,
+            inbox_caches: Default::default(),
         }
     }
 
@@ -47,7 +50,7 @@ impl Shell {
             None => Vec::new(),
         };
         let transcripts = self.observe_transcripts(core);
-        let queues = observe_queues(config);
+        let queues = self.observe_queues(config);
         let requests = state::take_requests(&config.daemon.state_dir);
         let hooks_done: Vec<HookDone> = self.hooks.reap(now_ms);
         self.turns += 1;
@@ -148,24 +151,27 @@ fn observe_registry(config: &Config, sessions: &[SessionObs]) -> Vec<RegistrySee
     out
 }
 
-fn observe_queues(config: &Config) -> Vec<QueueObs> {
-    config
-        .queues
-        .iter()
-        .map(|q| {
-            let inbox = queue::scan_inbox(q).unwrap_or_else(|e| {
-                log::warn!("cannot scan queue {}: {e:#}", q.name);
-                Vec::new()
-            });
-            let running = queue::list(q, "running").unwrap_or_else(|e| {
-                log::warn!("cannot list running tasks of queue {}: {e:#}", q.name);
-                Vec::new()
-            });
-            QueueObs {
-                name: q.name.clone(),
-                inbox,
-                running,
-            }
-        })
-        .collect()
+impl Shell {
+    fn observe_queues(&mut self, config: &Config) -> Vec<QueueObs> {
+        config
+            .queues
+            .iter()
+            .map(|q| {
+                let cache = self.inbox_caches.entry(q.name.clone()).or_default();
+                let inbox = queue::scan_inbox_with(q, cache).unwrap_or_else(|e| {
+                    log::warn!("cannot scan queue {}: {e:#}", q.name);
+                    Vec::new()
+                });
+                let running = queue::list(q, "running").unwrap_or_else(|e| {
+                    log::warn!("cannot list running tasks of queue {}: {e:#}", q.name);
+                    Vec::new()
+                });
+                QueueObs {
+                    name: q.name.clone(),
+                    inbox,
+                    running,
+                }
+            })
+            .collect()
+    }
 }

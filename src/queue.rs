@@ -87,6 +87,26 @@ pub fn ensure_dirs(q: &Queue) -> Result<()> {
 /// so a symlink is reported rather than followed) and `problem` says what is wrong with
 /// it. A missing inbox directory gives an empty list.
 pub fn scan_inbox(q: &Queue) -> Result<Vec<InboxEntry>> {
+    scan_inbox_with(q, &mut InboxCache::default())
+}
+
+/// What scanning an inbox learnt about each file, so an unchanged file (same size,
+/// mtime and inode) is not read and checked again on every turn.
+#[derive(Debug, Default)]
+pub struct InboxCache {
+    verdicts: std::collections::BTreeMap<PathBuf, (FileStamp, Option<String>)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    mtime_ms: i64,
+    ino: u64,
+}
+
+/// [`scan_inbox`], reusing verdicts on unchanged files from `cache` (the daemon keeps
+/// one per queue across turns).
+pub fn scan_inbox_with(q: &Queue, cache: &mut InboxCache) -> Result<Vec<InboxEntry>> {
     let dir = q.dir("inbox");
     let read = match fs::read_dir(&dir) {
         Ok(read) => read,
@@ -94,6 +114,7 @@ pub fn scan_inbox(q: &Queue) -> Result<Vec<InboxEntry>> {
         Err(e) => return Err(e).with_context(|| format!("queue '{}': cannot list {}", q.name, dir.display())),
     };
     let mut entries = Vec::new();
+    let mut fresh = std::collections::BTreeMap::new();
     for entry in read.take(MAX_SCAN_ENTRIES) {
         let entry = entry.with_context(|| format!("queue '{}': cannot list {}", q.name, dir.display()))?;
         // A name that is not UTF-8 cannot be handed around as a String; such a file is
@@ -112,17 +133,28 @@ pub fn scan_inbox(q: &Queue) -> Result<Vec<InboxEntry>> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e).with_context(|| format!("queue '{}': cannot stat {}", q.name, path.display())),
         };
-        let problem = match inspect(&name, &path, &meta) {
-            Inspection::Task => None,
-            Inspection::Bad(reason) => Some(reason),
-            Inspection::Gone => continue,
+        let stamp = FileStamp {
+            len: meta.len(),
+            mtime_ms: mtime_ms(&meta),
+            ino: std::os::unix::fs::MetadataExt::ino(&meta),
         };
+        let problem = match cache.verdicts.get(&path) {
+            Some((seen, verdict)) if *seen == stamp => verdict.clone(),
+            _ => match inspect(&name, &path, &meta) {
+                Inspection::Task => None,
+                Inspection::Bad(reason) => Some(reason),
+                Inspection::Gone => continue,
+            },
+        };
+        fresh.insert(path, (stamp, problem.clone()));
         entries.push(InboxEntry {
             name,
             mtime_ms: mtime_ms(&meta),
             problem,
         });
     }
+    // Only files still in the inbox are remembered.
+    cache.verdicts = fresh;
     entries.sort_by(|a, b| (a.mtime_ms, &a.name).cmp(&(b.mtime_ms, &b.name)));
     Ok(entries)
 }
@@ -680,6 +712,23 @@ mod tests {
 
     fn scanned_names(q: &Queue) -> Vec<String> {
         scan_inbox(q).unwrap().into_iter().map(|e| e.name).collect()
+    }
+
+    #[test]
+    fn a_cached_verdict_follows_the_file_when_it_changes() {
+        let (_tmp, q) = queue();
+        let mut cache = InboxCache::default();
+        let path = put(&q, "inbox", "t.md", b"");
+        set_mtime(&path, 1_000);
+        assert_eq!(scan_inbox_with(&q, &mut cache).unwrap()[0].problem.as_deref(), Some("empty task"));
+        // Rewritten with content: new size and mtime, so it is checked again.
+        fs::write(&path, b"a real prompt\n").unwrap();
+        set_mtime(&path, 2_000);
+        assert_eq!(scan_inbox_with(&q, &mut cache).unwrap()[0].problem, None);
+        // Gone from the inbox: forgotten.
+        claim(&q, "t.md").unwrap();
+        assert!(scan_inbox_with(&q, &mut cache).unwrap().is_empty());
+        assert!(cache.verdicts.is_empty());
     }
 
     #[test]

@@ -167,10 +167,11 @@ impl Core {
         let state = self.state.sessions.get_mut(name).expect("session state exists");
         match screen_reason {
             Some(reason) => {
-                if state.attention.as_deref() != Some(reason.as_str()) {
-                    state.attention = Some(reason.clone());
-                    let reason = format!("needs attention: {}", snippet(&reason, limits::SNIPPET_CHARS));
-                    self.needs_attention(name, &reason);
+                // `needs_attention` stores the reason as logged (a snippet): compare in
+                // that form, or a long reason is logged and its hook run every turn.
+                let shown = snippet(&reason, limits::SNIPPET_CHARS);
+                if state.attention.as_deref() != Some(shown.as_str()) {
+                    self.needs_attention(name, &format!("needs attention: {shown}"));
                 }
             }
             None => {

@@ -149,6 +149,19 @@ impl Fleet {
         fs::write(&self.config_path, self.config_text(extra)).unwrap();
     }
 
+    /// Like [`Fleet::write_config`], with each `(from, to)` replaced in the generated text
+    /// (for keys the generator already writes, such as `submit_delay`, the `[quota]`
+    /// section or the claude `env` table, which appended TOML cannot set twice). Panics
+    /// when a `from` is not in the text, so a changed generator fails loudly.
+    pub fn write_config_edited(&self, extra: &str, edits: &[(&str, &str)]) {
+        let mut text = self.config_text(extra);
+        for (from, to) in edits {
+            assert!(text.contains(from), "{from:?} is not in the generated config:\n{text}");
+            text = text.replacen(from, to, 1);
+        }
+        fs::write(&self.config_path, text).unwrap();
+    }
+
     pub fn home(&self, account: &str) -> PathBuf {
         self.root.join("accounts").join(account)
     }
@@ -165,6 +178,12 @@ impl Fleet {
 
     /// Starts `ccl run` (with `--record FILE` when given); its output goes to `ccl.log`.
     pub fn start(&mut self, record: Option<&Path>) {
+        self.start_with_env(record, &[]);
+    }
+
+    /// Like [`Fleet::start`], with extra environment for the daemon (applied last, so
+    /// `("RUST_LOG", "debug")` overrides the default).
+    pub fn start_with_env(&mut self, record: Option<&Path>, env: &[(&str, &str)]) {
         assert!(self.daemon.is_none(), "daemon already running");
         let log = fs::OpenOptions::new()
             .create(true)
@@ -179,6 +198,7 @@ impl Fleet {
         let child = cmd
             .env("HOME", self.root.join("home"))
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .env_remove("TMUX")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -217,6 +237,13 @@ impl Fleet {
         assert_eq!(code, Some(0), "daemon exit code after SIGTERM; log:\n{}", self.log());
     }
 
+    /// Sends `signal` to the running daemon without waiting (SIGHUP, say).
+    pub fn send_signal(&self, signal: i32) {
+        let pid = self.daemon_pid().expect("daemon running");
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(pid as i32, signal) };
+    }
+
     /// kill -9, as a crash would.
     pub fn crash(&mut self) {
         self.signal_and_wait(libc::SIGKILL, Duration::from_secs(10));
@@ -253,6 +280,79 @@ impl Fleet {
         }
     }
 
+    /// The number of the last turn the daemon logged (`turn N (…)` lines, which only
+    /// a daemon started with `RUST_LOG=debug` writes).
+    pub fn last_turn(&self) -> Option<u64> {
+        self.log()
+            .lines()
+            .rev()
+            .find_map(|l| l.split_once("turn ")?.1.split_once(" (")?.0.parse().ok())
+    }
+
+    /// Waits until the daemon has run `n` more turns than it had when called; needs a
+    /// daemon started with `RUST_LOG=debug`. This is how a test lets time pass "for a
+    /// few ticks" without sleeping.
+    pub fn wait_turns(&self, n: u64, timeout: Duration) {
+        let from = self.last_turn().unwrap_or(0);
+        let deadline = Instant::now() + timeout;
+        while self.last_turn().unwrap_or(0) < from + n {
+            if Instant::now() >= deadline {
+                panic!(
+                    "the daemon did not run {n} turns after turn {from} within {timeout:?}; log:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Runs `ccl -c CONFIG ARGS` like [`Fleet::ccl`], but kills it and panics when it
+    /// has not exited within `timeout` (for commands that would hang if they misbehaved,
+    /// such as a `ccl run` expected to refuse to start).
+    pub fn ccl_timeout(&self, args: &[&str], timeout: Duration) -> Output {
+        let mut child = Command::new(CCL)
+            .arg("-c")
+            .arg(&self.config_path)
+            .args(args)
+            .env("HOME", self.root.join("home"))
+            .env("RUST_LOG", "warn")
+            .env_remove("TMUX")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + timeout;
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "ccl {args:?} still running after {timeout:?}; stderr:\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    /// Waits until the log holds `needle` at or after byte `from` (a position taken from
+    /// `log().len()` earlier, e.g. before a restart); returns where it starts.
+    pub fn wait_log_from(&self, from: usize, needle: &str, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let log = self.log();
+            if let Some(at) = log.get(from..).and_then(|tail| tail.find(needle)) {
+                return from + at;
+            }
+            if Instant::now() >= deadline {
+                panic!("log never contained {needle:?} after byte {from} within {timeout:?}; log:\n{log}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Runs `ccl -c CONFIG ARGS` (stdin from `input`).
     pub fn ccl(&self, args: &[&str], input: Option<&[u8]>) -> Output {
         let mut cmd = Command::new(CCL);
@@ -275,6 +375,23 @@ impl Fleet {
     /// Enqueues a task through `ccl enqueue`; returns its name.
     pub fn enqueue(&self, queue: &str, body: &str) -> String {
         let out = self.ccl(&["enqueue", queue], Some(body.as_bytes()));
+        assert!(
+            out.status.success(),
+            "enqueue failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// Enqueues a task from a file named `hint` (through `ccl enqueue QUEUE FILE`), so
+    /// the task's name ends in `-HINT`: names sort as the hints do when tasks are
+    /// enqueued within the same second, which keeps "oldest first" predictable.
+    pub fn enqueue_as(&self, queue: &str, hint: &str, body: &str) -> String {
+        let drafts = self.root.join("drafts");
+        fs::create_dir_all(&drafts).unwrap();
+        let file = drafts.join(hint);
+        fs::write(&file, body).unwrap();
+        let out = self.ccl(&["enqueue", queue, &file.to_string_lossy()], None);
         assert!(
             out.status.success(),
             "enqueue failed: {}",

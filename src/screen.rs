@@ -45,8 +45,9 @@
 //! whose text mentions a rate limit is a server error and never a hit. When several hits are
 //! in the region, the one whose pattern comes first in the table wins (the `⎿ You've hit
 //! your …` forms carry the kind and the zone, the `●`/`⚠` status lines repeat it less
-//! precisely); among lines of the same pattern the latest wins. A hit with any server error
-//! in the same region is reported with `vetoed` set.
+//! precisely); among lines of the same pattern the latest wins. A hit with a server error
+//! below it (newer) in the same region is reported with `vetoed` set; an older error above
+//! the hit does not veto it (seen on the real 2.1.328: a 529, then the weekly limit).
 //!
 //! `You've hit your limit` (no kind named) is reported as [`LimitKind::FiveHour`]: it is
 //! the wording for the rolling short-term window, and the `●`/`⚠` "Usage limit reached"
@@ -717,8 +718,8 @@ pub fn analyze(capture: &str, now: Timestamp, tz: &TimeZone) -> Analysis {
         ScreenState::Unknown
     };
 
-    let (quota, server_error, warning) = scan_signals(&lines[n.saturating_sub(SIGNAL_REGION_LINES)..], now, tz);
-    let vetoed = quota.is_some() && server_error.is_some();
+    let (quota, server_error, warning, vetoed) =
+        scan_signals(&lines[n.saturating_sub(SIGNAL_REGION_LINES)..], now, tz);
 
     let input = match (&input_box, state) {
         (Some(b), ScreenState::Idle | ScreenState::Busy) => input_text(&lines, b),
@@ -746,21 +747,27 @@ pub fn analyze(capture: &str, now: Timestamp, tz: &TimeZone) -> Analysis {
 }
 
 /// Classifies every eligible line of `region` and picks the reported hit, error and warning.
+/// The region's signals, and whether the hit is vetoed: a server error *below* the
+/// latest limit line (newer than it) vetoes it; an older error above it does not, since
+/// an earlier failed turn says nothing about the limit that followed.
 fn scan_signals(
     region: &[Line],
     now: Timestamp,
     tz: &TimeZone,
-) -> (Option<QuotaHit>, Option<ServerError>, Option<Warning>) {
+) -> (Option<QuotaHit>, Option<ServerError>, Option<Warning>, bool) {
     let is_signal = |r: Role| matches!(r, Role::Limit(_) | Role::ServerError(_) | Role::Warning);
     let mut hit: Option<(usize, &'static Pattern, &Line)> = None;
     let mut server_error = None;
     let mut warning = None;
-    for line in region.iter().filter(|l| l.eligible) {
+    let mut last_limit_at = None;
+    let mut last_error_at = None;
+    for (at, line) in region.iter().enumerate().filter(|(_, l)| l.eligible) {
         let Some((pattern, _)) = find(&line.text, is_signal) else {
             continue;
         };
         match pattern.role {
             Role::Limit(_) => {
+                last_limit_at = Some(at);
                 let rank = PATTERNS
                     .iter()
                     .position(|p| std::ptr::eq(p, pattern))
@@ -771,6 +778,7 @@ fn scan_signals(
                 }
             }
             Role::ServerError(kind) => {
+                last_error_at = Some(at);
                 server_error = Some(ServerError {
                     kind,
                     pattern: pattern.name.to_string(),
@@ -794,7 +802,8 @@ fn scan_signals(
         }),
         _ => None,
     });
-    (quota, server_error, warning)
+    let vetoed = quota.is_some() && matches!((last_limit_at, last_error_at), (Some(l), Some(e)) if e > l);
+    (quota, server_error, warning, vetoed)
 }
 
 /// Parse the reset part of a limit line into an absolute instant (None if unparseable).

@@ -19,8 +19,12 @@ const MIN_CASES: usize = 20;
 #[test]
 fn screen_corpus() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/screens");
-    let mut captures: Vec<PathBuf> = fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+    // Cases sit in tests/screens/ and one level of subdirectories (e.g. real-2.1.328/,
+    // screens captured from the real client by its test tier).
+    let dirs = case_dirs(&dir);
+    let mut captures: Vec<PathBuf> = dirs
+        .iter()
+        .flat_map(|d| fs::read_dir(d).unwrap_or_else(|e| panic!("reading {}: {e}", d.display())))
         .map(|entry| entry.expect("listing tests/screens").path())
         .filter(|p| p.extension().is_some_and(|e| e == "txt"))
         .collect();
@@ -32,7 +36,7 @@ fn screen_corpus() {
         dir.display()
     );
     let mut failures: Vec<String> = captures.iter().filter_map(|p| check(p).err()).collect();
-    failures.extend(orphans(&dir));
+    failures.extend(dirs.iter().flat_map(|d| orphans(d)));
     assert!(
         failures.is_empty(),
         "{} problem(s) in {} screen cases (UPDATE_EXPECT=1 to accept new output):\n\n{}",
@@ -42,9 +46,22 @@ fn screen_corpus() {
     );
 }
 
+/// `dir` and its immediate subdirectories.
+fn case_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut dirs = vec![dir.to_path_buf()];
+    let mut subs: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .map(|entry| entry.expect("listing tests/screens").path())
+        .filter(|p| p.is_dir())
+        .collect();
+    subs.sort();
+    dirs.extend(subs);
+    dirs
+}
+
 /// Classifies one capture and compares the JSON with the expected file next to it.
 fn check(capture_path: &Path) -> Result<(), String> {
-    let name = capture_path.file_stem().unwrap().to_string_lossy().into_owned();
+    let name = capture_path.display().to_string();
     let capture = fs::read_to_string(capture_path).map_err(|e| format!("{name}: {e}"))?;
     let tz = zone_for(capture_path)?;
     let now: Timestamp = NOW.parse().unwrap();

@@ -183,6 +183,7 @@ impl MockApi {
         format!("http://{}", self.addr)
     }
 
+    /// The bound loopback address, for clients that speak raw TCP.
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }

@@ -247,9 +247,27 @@ impl Core {
             self.warn(format!("{name}: absent after the swap; not relaunched"));
             return;
         }
+        // Claude writes a transcript with the first prompt, so a task that was claimed or
+        // pasted but never seen submitted has no conversation `--resume` could find.
+        let unsubmitted = s
+            .assignment
+            .as_ref()
+            .filter(|a| a.started_ms.is_none())
+            .map(|a| a.task.queue.clone());
         let valid_id = m.conversation.clone().filter(|id| screen::is_uuid(id));
         let cwd = m.cwd.clone().unwrap_or_else(|| self.workdir_of(&name));
         match (m.kind, valid_id) {
+            (Kind::Pool, _) if unsubmitted.is_some() => {
+                let project = unsubmitted
+                    .and_then(|q| self.config.queue(&q).map(|q| q.project.clone()))
+                    .unwrap_or(cwd);
+                let id = self.new_conversation_id();
+                self.log(format!(
+                    "{name}: its task was not submitted yet; starting it afresh under {}",
+                    self.state.active
+                ));
+                self.launch(&name, &project, &id, Continue::New, AfterLaunch::Task);
+            }
             (Kind::Dedicated, Some(id)) => {
                 self.log(format!(
                     "{name}: resuming conversation {id} under {}",
@@ -363,10 +381,95 @@ impl Core {
                     .unwrap_or_default();
                 return refuse(self, format!("{to} is exhausted until {until}"));
             }
+        } else if self.next_available(&self.state.active.clone()).is_none() {
+            // Refused before `begin_swap`, which would take "no target" to mean that every
+            // account is exhausted and stop dispatch, while the active one is fine.
+            return refuse(self, "no other account is available".into());
         }
         let reason = format!("requested by the operator ({id})");
         if self.begin_swap(to, reason, Some(id.to_string())) {
             self.state.all_exhausted = false;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{tests::config, Assignment, SessionState, State, TaskRef};
+
+    const ID: &str = "0b1c2d3e-0000-4000-8000-000000000001";
+
+    /// The launch line typed into ccl-auto-11 when a swap from a to b ends, for a task
+    /// whose prompt was (or was not yet) seen submitted.
+    fn relaunch_line(started_ms: Option<i64>) -> (String, Core) {
+        let config = config();
+        let mut state = State::fresh(&config, 1);
+        let mut s = SessionState::new(Kind::Pool);
+        s.seen = Seen::Shell;
+        s.conversation = Some(ID.into());
+        s.cwd = Some("/src/q".into());
+        s.assignment = Some(Assignment {
+            task: TaskRef {
+                queue: "q".into(),
+                task: "t.md".into(),
+            },
+            claimed_ms: 0,
+            started_ms,
+            attempt: 1,
+        });
+        state.sessions.insert("ccl-auto-11".into(), s);
+        state.swap = Some(Swap {
+            from: "a".into(),
+            to: "b".into(),
+            reason: "test".into(),
+            started_ms: 0,
+            request: None,
+            members: vec![SwapMember {
+                session: "ccl-auto-11".into(),
+                kind: Kind::Pool,
+                conversation: Some(ID.into()),
+                cwd: Some("/src/q".into()),
+                had_task: true,
+                stopped: true,
+            }],
+        });
+        let mut core = Core::new(config, state, "UTC");
+        core.now_ms = 1_000;
+        core.step_swap(&Observation::default());
+        let line = core
+            .out
+            .iter()
+            .find_map(|a| match a {
+                Action::TypeLine { session, line } if session == "ccl-auto-11" => Some(line.clone()),
+                _ => None,
+            })
+            .expect("a launch line");
+        (line, core)
+    }
+
+    #[test]
+    fn a_task_never_seen_submitted_starts_afresh_under_the_new_account() {
+        let (line, core) = relaunch_line(None);
+        assert!(line.starts_with("cd /src/q && CLAUDE_CONFIG_DIR=/homes/b "), "{line}");
+        assert!(
+            line.contains("--session-id") && !line.contains(ID),
+            "no resume of a conversation that was never written: {line}"
+        );
+        let s = &core.state().sessions["ccl-auto-11"];
+        assert!(matches!(
+            s.activity,
+            Activity::Launching {
+                then: AfterLaunch::Task,
+                ..
+            }
+        ));
+        assert_eq!(s.assignment.as_ref().map(|a| a.task.task.as_str()), Some("t.md"));
+    }
+
+    #[test]
+    fn a_submitted_task_resumes_its_conversation() {
+        let (line, _) = relaunch_line(Some(500));
+        assert!(line.ends_with(&format!("--resume {ID}")), "{line}");
     }
 }

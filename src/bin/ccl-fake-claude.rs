@@ -35,14 +35,17 @@
 //!   apiErrorStatus: 500`. Interrupted and limited turns write no `turn_duration`.
 //! - `fake-limit`: read before a turn answers and every 200 ms while it works. Its first
 //!   line is `five_hour [RESET]`, `weekly [RESET]` (RESET defaults to `9:23am (UTC)`) or
-//!   `error500 [MESSAGE]`; anything else is no limit. It applies to every turn while the
-//!   file exists, which makes it a per-account switch.
+//!   `error500 [MESSAGE]`, or `warning`: the turn finishes normally with
+//!   `⎿  Approaching your 5-hour usage limit` drawn under the answer (a near-limit warning,
+//!   not a hit); anything else is no limit. It applies to every turn while the file exists,
+//!   which makes it a per-account switch.
 //!
 //! Keys: typed text goes into the input box; a bracketed paste of more than 2 lines or
 //! more than 800 characters shows as `[Pasted text #N +M lines]` while holding the text;
 //! Enter submits (ignored while busy, the text stays in the box); Escape or Ctrl-C
 //! interrupts a busy turn, dismisses the weekly-limit menu, cancels the automatic
-//! continuation after a 5-hour limit; Ctrl-C clears a non-empty input box.
+//! continuation after a 5-hour limit; Ctrl-C, or Escape twice within a second (as the real
+//! client does), clears a non-empty input box.
 
 use std::collections::hash_map::RandomState;
 use std::fs::{self, File, OpenOptions};
@@ -65,6 +68,8 @@ const LIMIT_POLL_MS: u64 = 200;
 /// A lone ESC byte is an Escape key only if nothing follows it within this time;
 /// otherwise it starts an escape sequence (arrow keys, bracketed paste).
 const ESCAPE_WAIT_MS: u64 = 40;
+/// A second Escape within this time of the first clears a non-empty input box.
+const DOUBLE_ESCAPE_MS: u64 = 1_000;
 /// A paste with more lines than this becomes a placeholder in the input box.
 const PASTE_PLACEHOLDER_LINES: usize = 2;
 /// A paste longer than this many characters becomes a placeholder too.
@@ -83,6 +88,8 @@ const ANSWER_PROMPT_CHARS: usize = 60;
 const MAX_ESCAPE_SEQUENCE_BYTES: usize = 32;
 /// Reset text of a limit when the `fake-limit` file gives none.
 const DEFAULT_RESET_TEXT: &str = "9:23am (UTC)";
+/// The near-limit warning drawn under an answer while `fake-limit` says `warning`.
+const WARNING_TEXT: &str = "Approaching your 5-hour usage limit";
 
 const PASTE_START: &[u8] = b"\x1b[200~";
 const PASTE_END: &[u8] = b"\x1b[201~";
@@ -916,10 +923,20 @@ enum Item {
     Finished(u64),
 }
 
+#[derive(Clone)]
 enum Limit {
     FiveHour(String),
     Weekly(String),
     ServerError(String),
+    /// Not a hit: the turn finishes and the warning is drawn under its answer.
+    Warning,
+}
+
+impl Limit {
+    /// Whether the limit cuts the working turn short.
+    fn stops_turn(&self) -> bool {
+        !matches!(self, Limit::Warning)
+    }
 }
 
 struct Turn {
@@ -949,6 +966,8 @@ struct App {
     items: Vec<Item>,
     input: InputBox,
     last_paste_at: Option<Instant>,
+    /// The last key, when it was an Escape into the input box: a second one clears it.
+    last_escape_at: Option<Instant>,
     mode: Mode,
     /// Reset time shown in the `⚠ Usage limit reached` footer after a 5-hour limit.
     limit_footer: Option<String>,
@@ -967,6 +986,7 @@ impl App {
             items: Vec::new(),
             input: InputBox::default(),
             last_paste_at: None,
+            last_escape_at: None,
             mode: Mode::Idle,
             limit_footer: None,
             resend_hint: false,
@@ -1087,6 +1107,8 @@ impl App {
             Mode::Idle => {}
         }
         let busy = matches!(self.mode, Mode::Busy(_));
+        // Only two Escapes in a row count as the clearing pair; any other key breaks it.
+        let escape_before = self.last_escape_at.take();
         match key {
             Key::Char(c) => self.input.push_char(c),
             Key::Newline => self.input.push_char('\n'),
@@ -1096,7 +1118,16 @@ impl App {
             }
             Key::Backspace => self.input.backspace(),
             Key::CtrlC => self.input.clear(),
-            Key::Escape => self.limit_footer = None,
+            Key::Escape => {
+                self.limit_footer = None;
+                let pair = Duration::from_millis(DOUBLE_ESCAPE_MS);
+                let double = escape_before.is_some_and(|at| now.duration_since(at) < pair);
+                if double {
+                    self.input.clear();
+                } else {
+                    self.last_escape_at = Some(now);
+                }
+            }
             Key::Enter if busy => {}
             Key::Enter => {
                 let grace = Duration::from_millis(self.settings.enter_grace_ms);
@@ -1134,7 +1165,7 @@ impl App {
             next_limit_check: now + Duration::from_millis(LIMIT_POLL_MS),
         });
         self.set_status("busy")?;
-        if let Some(limit) = self.read_limit() {
+        if let Some(limit) = self.read_limit().filter(Limit::stops_turn) {
             self.hit_limit(limit)?;
         }
         Ok(Flow::Continue)
@@ -1150,8 +1181,9 @@ impl App {
             return Ok(false);
         }
         turn.next_limit_check = now + Duration::from_millis(LIMIT_POLL_MS);
-        if let Some(limit) = self.read_limit() {
-            self.hit_limit(limit)?;
+        let limit = self.read_limit();
+        if let Some(limit) = limit.as_ref().filter(|l| l.stops_turn()) {
+            self.hit_limit(limit.clone())?;
             return Ok(true);
         }
         if now < finish_at {
@@ -1173,6 +1205,9 @@ impl App {
             transcript.turn_duration(duration_ms)?;
         }
         self.items.push(Item::Assistant(answer));
+        if matches!(limit, Some(Limit::Warning)) {
+            self.items.push(Item::Note(WARNING_TEXT.to_string()));
+        }
         self.items.push(Item::Finished(duration_ms));
         self.set_status("idle")?;
         Ok(true)
@@ -1196,6 +1231,7 @@ impl App {
             "five_hour" => Some(Limit::FiveHour(reset)),
             "weekly" => Some(Limit::Weekly(reset)),
             "error500" => Some(Limit::ServerError(rest.to_string())),
+            "warning" => Some(Limit::Warning),
             _ => None,
         }
     }
@@ -1230,6 +1266,8 @@ impl App {
                 self.items.push(Item::Assistant(text));
                 self.resend_hint = true;
             }
+            // A warning never stops a turn; the callers filter it out.
+            Limit::Warning => return Ok(()),
         }
         self.set_status("idle")
     }
@@ -1406,6 +1444,33 @@ mod tests {
     fn a_paste_split_across_reads_arrives_whole_with_unix_newlines() {
         let got = keys(&[b"\x1b[20", b"0~one\rtwo\x1b[2", b"01~\r"]);
         assert_eq!(got, vec![Key::Paste("one\ntwo".into()), Key::Enter]);
+    }
+
+    #[test]
+    fn escape_twice_clears_the_input_box_once_only_as_a_pair() {
+        let settings = Settings {
+            config_dir: PathBuf::from("/nonexistent"),
+            log_path: None,
+            work_ms: 0,
+            enter_grace_ms: 0,
+            trust_screen: false,
+        };
+        let mut app = App::new(settings, "/".into(), String::new());
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        app.handle_key(Key::Paste("half-pasted task".into()), t0).unwrap();
+        app.handle_key(Key::Escape, at(10)).unwrap();
+        assert_eq!(app.input.text(), "half-pasted task", "one Escape keeps the text");
+        app.handle_key(Key::Escape, at(60)).unwrap();
+        assert_eq!(app.input.text(), "", "the second Escape clears it");
+
+        app.handle_key(Key::Char('x'), at(100)).unwrap();
+        app.handle_key(Key::Escape, at(110)).unwrap();
+        app.handle_key(Key::Char('y'), at(120)).unwrap();
+        app.handle_key(Key::Escape, at(130)).unwrap();
+        assert_eq!(app.input.text(), "xy", "a key between the Escapes breaks the pair");
+        app.handle_key(Key::Escape, at(130 + DOUBLE_ESCAPE_MS)).unwrap();
+        assert_eq!(app.input.text(), "xy", "Escapes too far apart are no pair");
     }
 
     #[test]

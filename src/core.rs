@@ -592,6 +592,9 @@ impl Core {
     /// fall back to UTC so a trace from another host still replays.
     pub fn new(config: Config, mut state: State, tz: &str) -> Core {
         state.align(&config);
+        // Start-up reconciliation (tasks in running/ that no session owns) runs once per
+        // process, so a `started` loaded from state.json must not skip it after a restart.
+        state.started = false;
         let tz = jiff::tz::TimeZone::get(tz).unwrap_or(jiff::tz::TimeZone::UTC);
         Core {
             config,

@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::core::{Core, State};
 use crate::observe::Shell;
 use crate::trace::{Header, Recorder};
-use crate::{links, queue, state, tmux};
+use crate::{links, queue, state, tmux, tmux_control};
 
 /// A loop event, one variant per thing that can wake the loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,7 +89,7 @@ fn signals() -> Result<Receiver<i32>> {
 pub fn tmux_port(config: &Config) -> Box<dyn tmux::Tmux> {
     match config.tmux.backend {
         crate::config::Backend::Exec => Box::new(tmux::ExecTmux::new(&config.tmux.socket)),
-        crate::config::Backend::Control => Box::new(tmux::ExecTmux::new(&config.tmux.socket)),
+        crate::config::Backend::Control => Box::new(tmux_control::AutoTmux::new(&config.tmux.socket)),
     }
 }
 

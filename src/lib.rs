@@ -23,6 +23,7 @@ pub mod sessions;
 pub mod state;
 pub mod swap;
 pub mod tmux;
+pub mod tmux_control;
 pub mod trace;
 pub mod transcript;
 pub mod trust;

@@ -39,6 +39,7 @@ enum Decision {
     OtherAccount,
     Swapping,
     Exhausted,
+    Expired,
 }
 
 impl Decision {
@@ -52,6 +53,7 @@ impl Decision {
             Decision::OtherAccount => "other account".into(),
             Decision::Swapping => "swap in progress".into(),
             Decision::Exhausted => "all accounts exhausted".into(),
+            Decision::Expired => "reset passed".into(),
         }
     }
 }
@@ -183,6 +185,11 @@ impl Core {
     fn decide(&mut self, d: &Detection, vetoed: bool) -> Decision {
         if vetoed && d.source == "pane" {
             return Decision::Vetoed;
+        }
+        // A banner still on screen when its reset time has come reports a limit that is
+        // over; counting it would exhaust the account again the moment it came back.
+        if d.source == "pane" && d.reset_ms.is_some_and(|t| t <= self.now_ms) {
+            return Decision::Expired;
         }
         let state = self.state.sessions.get_mut(&d.session).expect("session exists");
         state.limit_pending = true;

@@ -273,12 +273,14 @@ impl Core {
         if !self.claude_alive(name) {
             return self.died(name, "claude exited or the pane fell back to a shell mid-task");
         }
-        if let Some(a) = &s.assignment {
-            let started = a.started_ms.unwrap_or(since_ms);
-            if self.now_ms - started >= self.config.dispatch.task_timeout.0 as i64 {
-                let reason = format!("task timed out after {}", self.config.dispatch.task_timeout);
-                return self.fail_and_recycle(name, &reason);
-            }
+        // Time stopped by a usage limit is not the task's: the timeout counts from the
+        // latest submitted prompt (the task, or the continue prompt after the limit).
+        if s.assignment.is_some()
+            && !s.limit_pending
+            && self.now_ms - since_ms >= self.config.dispatch.task_timeout.0 as i64
+        {
+            let reason = format!("task timed out after {}", self.config.dispatch.task_timeout);
+            return self.fail_and_recycle(name, &reason);
         }
         // Cut off by a usage limit: not a failure. Continue once the account is usable.
         if s.limit_pending {
@@ -360,6 +362,17 @@ impl Core {
                 s.account = None;
                 s.cwd = None;
             }
+            // The state is saved before a turn's actions are carried out, so a daemon
+            // killed in that turn comes back believing it typed `/exit` when it may not
+            // have. On the first turn after a start an idle pool Claude with an empty box
+            // gets `/exit` again, instead of holding the session until the deadline.
+            Seen::Idle if !self.state.started && s.kind == Kind::Pool && self.input_empty(name) => {
+                self.log(format!("{name}: claude still idle after a restart; typing /exit again"));
+                self.push(Action::TypeLine {
+                    session: name.into(),
+                    line: "/exit".into(),
+                });
+            }
             _ if self.now_ms >= deadline_ms && s.kind == Kind::Pool => {
                 let workdir = self.config.pool.workdir.clone();
                 self.push(Action::KillSession {
@@ -379,6 +392,11 @@ impl Core {
             }
             _ => {}
         }
+    }
+
+    fn input_empty(&self, name: &str) -> bool {
+        self.analysis(name)
+            .is_some_and(|a| a.input.as_deref().unwrap_or("").is_empty() && !a.pasted_placeholder)
     }
 
     fn claude_alive(&self, name: &str) -> bool {

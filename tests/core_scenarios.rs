@@ -1,0 +1,774 @@
+//! Scenario tests of the decision core, with no tmux and no process: a simulated world
+//! (tests/support/sim.rs) shows real pane captures from tests/screens/ and carries out
+//! the core's actions, turn after turn. Each test drives one feature a user would notice
+//! — when a usage limit swaps accounts and when it must not, what a swap does to every
+//! kind of session, how tasks are dispatched, verified, retried and failed — and asserts
+//! it through the actions the core returns. The simulator also checks the contract's
+//! invariants on every turn (only managed sessions touched, nothing pasted into a shell,
+//! a dedicated session never given a task or `/exit`).
+
+#[path = "support/sim.rs"]
+mod sim;
+
+use ccl::core::{Action, Activity, Assignment, Kind, RequestKind, SessionState, State, TaskRef};
+use ccl::transcript::{Record, Signal};
+use sim::*;
+
+/// The forensic quota lines about one session.
+fn quota_lines<'a>(actions: &'a [Action], session: &str) -> Vec<&'a str> {
+    let tag = format!("quota: session={session} ");
+    logs(actions).into_iter().filter(|l| l.starts_with(&tag)).collect()
+}
+
+fn limit_record(text: &str) -> Record {
+    Record {
+        uuid: format!("rec-{}", text.len()),
+        timestamp: None,
+        signal: Signal::LimitHit { text: text.into() },
+    }
+}
+
+fn position(actions: &[Action], pred: impl Fn(&Action) -> bool) -> Option<usize> {
+    actions.iter().position(pred)
+}
+
+fn exhausted_until(s: &Sim, account: &str) -> Option<i64> {
+    s.state().accounts[account].exhausted_until_ms
+}
+
+// ---------------------------------------------------------------------------------------
+// Quota: what counts as a usage-limit hit
+
+#[test]
+fn a_banner_redrawn_by_resume_is_not_a_new_hit() {
+    // A short cooldown, so only the stale-banner rule can keep the redraw from swapping.
+    let mut s = Sim::new(&Setup {
+        cooldown: "2s",
+        ..Setup::default()
+    });
+    operator_sessions(&mut s);
+    // The operator's conversation hit a limit earlier; `--resume` redraws that banner.
+    s.world.banners.insert(OPS_ID.into(), "limit_five_hour");
+    s.run(2);
+    s.world.request("r1", RequestKind::Swap { to: None });
+    s.until(10, "the manual swap", |_, a| swap_done(a));
+    let after = s.run(30);
+
+    assert_eq!(s.world.pane(OPS).screen, Screen::Corpus("limit_five_hour"));
+    assert!(!swap_began(&after), "a redrawn banner swapped:\n  {}", render(&after));
+    assert_eq!((s.state().swaps, s.state().active.as_str()), (1, "b"));
+    assert_eq!(exhausted_until(&s, "b"), None);
+    let lines = quota_lines(&after, OPS);
+    assert_eq!(lines.len(), 1, "logged once, not every turn: {lines:?}");
+    assert!(lines[0].contains("decision=stale"), "{}", lines[0]);
+}
+
+#[test]
+fn a_banner_on_screen_when_ccl_starts_is_history() {
+    let mut s = Sim::new(&Setup::default());
+    operator_sessions(&mut s);
+    s.world.show(OPS, "limit_five_hour");
+    let acts = s.run(10);
+    assert!(!swap_began(&acts), "{}", render(&acts));
+    assert_eq!(exhausted_until(&s, "a"), None);
+    assert!(quota_lines(&acts, OPS).iter().all(|l| l.contains("decision=stale")));
+}
+
+#[test]
+fn a_hit_without_reset_time_needs_consecutive_confirmations() {
+    let mut s = Sim::new(&Setup::default());
+    start_work(&mut s, &[S11]);
+
+    s.world.hit(S11, "legacy_api_429_json");
+    let first = s.turn();
+    assert!(!swap_began(&first));
+    assert!(quota_lines(&first, S11)[0].contains("decision=confirming 1/2"));
+
+    // The line is gone the next turn (Claude retried): the count starts again.
+    s.world.pane(S11).screen = Screen::Busy { left: 10_000 };
+    assert!(!swap_began(&s.turn()));
+    s.world.show(S11, "legacy_api_429_json");
+    let again = s.turn();
+    assert!(!swap_began(&again), "{}", render(&again));
+    assert!(quota_lines(&again, S11)[0].contains("decision=confirming 1/2"));
+
+    let confirmed = s.turn();
+    assert!(swap_began(&confirmed), "{}", render(&confirmed));
+    let line = quota_lines(&confirmed, S11)[0];
+    assert!(line.contains("decision=swap") && line.contains("reset=-"), "{line}");
+}
+
+#[test]
+fn a_hit_during_the_cooldown_after_a_swap_is_logged_and_does_not_swap() {
+    let mut s = Sim::new(&Setup::default());
+    start_work(&mut s, &[S11, S12]);
+    s.world.hit(S11, "limit_five_hour");
+    s.until(10, "the first swap", |_, a| swap_done(a));
+    s.until(10, "work continues", |s, _| working(s, S12));
+
+    s.world.hit(S12, "hit_session_los_angeles");
+    let acts = s.run(10);
+    assert!(!swap_began(&acts), "{}", render(&acts));
+    assert_eq!((s.state().swaps, s.state().active.as_str()), (1, "b"));
+    let lines = quota_lines(&acts, S12);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains("account=b") && lines[0].contains("decision=cooldown"),
+        "{}",
+        lines[0]
+    );
+}
+
+#[test]
+fn server_errors_that_say_rate_limit_never_swap() {
+    let mut s = Sim::new(&Setup::default());
+    operator_sessions(&mut s);
+    start_work(&mut s, &[S11]);
+    // Claude stopped on the error and waits; no registry file says its turn ended.
+    s.world.pane(S11).registry = false;
+    s.world.show(S11, "server_500_json_rate_limit");
+    // A limit line next to a 500 in the same region is vetoed by it.
+    s.world.show(OPS, "hit_vetoed_by_a_newer_server_error");
+    let acts = s.run(60);
+
+    assert!(!swap_began(&acts), "{}", render(&acts));
+    assert_eq!((s.state().swaps, s.state().active.as_str()), (0, "a"));
+    assert_eq!((exhausted_until(&s, "a"), exhausted_until(&s, "b")), (None, None));
+    assert!(on(&acts, S11).is_empty(), "{}", render(&acts));
+    assert!(!acts.iter().any(|a| matches!(a, Action::StopClaude { .. })));
+    let ops = quota_lines(&acts, OPS);
+    assert_eq!(ops.len(), 1, "{ops:?}");
+    assert!(
+        ops[0].contains("decision=vetoed") && ops[0].contains("pattern=hit_limit"),
+        "{}",
+        ops[0]
+    );
+}
+
+#[test]
+fn an_api_key_429_does_not_swap_but_a_subscription_limit_does() {
+    let mut s = Sim::new(&Setup::default());
+    start_work(&mut s, &[S11]);
+    let id = conversation(&s, S11);
+    s.world.pane(S11).registry = false;
+    s.world.show(S11, "api_key_rate_limit_429");
+    // The transcript's 429 record carries the same text as the screen.
+    s.world.transcripts.push(ccl::core::TranscriptSeen {
+        session: S11.into(),
+        conversation: id.clone(),
+        records: vec![limit_record(
+            "API Error: Request rejected (429) · This request would exceed your account's rate limit. Please try again later.",
+        )],
+    });
+    let acts = s.run(20);
+    assert!(!swap_began(&acts), "{}", render(&acts));
+    assert_eq!(exhausted_until(&s, "a"), None);
+
+    // The same structured signal with a subscription limit's text is a hit at once.
+    s.world.transcripts.push(ccl::core::TranscriptSeen {
+        session: S11.into(),
+        conversation: id,
+        records: vec![limit_record("You've hit your 5-hour limit · resets 9:23am (UTC)")],
+    });
+    let acts = s.turn();
+    assert!(swap_began(&acts), "{}", render(&acts));
+    assert!(quota_lines(&acts, S11)[0].contains("source=transcript"));
+}
+
+#[test]
+fn a_hit_blocks_dispatch_in_the_same_turn() {
+    let mut s = Sim::new(&Setup::default());
+    start_work(&mut s, &[S11]);
+    s.run(2);
+    // One observation holds a new task, two free pool sessions, and the limit.
+    s.world.enqueue("alpha", "late.md");
+    s.world.hit(S11, "limit_five_hour");
+    let acts = s.turn();
+    assert!(claims(&acts).is_empty(), "{}", render(&acts));
+    assert!(swap_began(&acts));
+
+    // Once the swap is done, the task goes out under the new account.
+    let acts = s.until(10, "late.md claimed", |_, a| claims(a).iter().any(|c| c.2 == "late.md"));
+    let (session, _, _) = claims(&acts).into_iter().find(|c| c.2 == "late.md").unwrap();
+    assert!(swap_done(&acts));
+    let launch = typed(&acts, &session).into_iter().find(|l| is_launch(l)).unwrap();
+    assert!(launch.contains("CLAUDE_CONFIG_DIR=/homes/b"), "{launch}");
+}
+
+#[test]
+fn only_hits_under_the_active_account_count() {
+    let mut s = Sim::new(&Setup::default());
+    // The operator runs this Claude under account b while ccl's active account is a.
+    s.world.claude(OPS, "b", OPS_ID, "/src/ccl-1-ops", true);
+    s.run(2);
+    s.world.hit(OPS, "limit_five_hour");
+    let acts = s.run(5);
+    assert!(!swap_began(&acts), "{}", render(&acts));
+    assert_eq!(s.state().active, "a");
+    let lines = quota_lines(&acts, OPS);
+    assert!(
+        lines[0].contains("account=b") && lines[0].contains("decision=other account"),
+        "{lines:?}"
+    );
+    // Still worth knowing: b is not a swap target until its reset.
+    assert_eq!(exhausted_until(&s, "b"), Some(ms("2026-11-24T09:23:00Z")));
+}
+
+#[test]
+fn a_hit_in_a_dedicated_session_counts_and_is_logged_with_its_facts() {
+    let mut s = Sim::new(&Setup::default());
+    operator_sessions(&mut s);
+    s.run(2);
+    s.world.hit(OPS, "limit_five_hour");
+    let acts = s.turn();
+    assert!(swap_began(&acts), "{}", render(&acts));
+    let lines = quota_lines(&acts, OPS);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    for part in [
+        "account=a",
+        "source=pane",
+        "pattern=hit_five_hour",
+        "kind=FiveHour",
+        "reset=2026-11-24T09:23:00Z",
+        "decision=swap",
+        "You've hit your 5-hour limit · resets 9:23am (UTC)",
+    ] {
+        assert!(lines[0].contains(part), "no {part:?} in {}", lines[0]);
+    }
+    assert_eq!(exhausted_until(&s, "a"), Some(ms("2026-11-24T09:23:00Z")));
+}
+
+// ---------------------------------------------------------------------------------------
+// Swap: what happens to every kind of session
+
+#[test]
+fn a_swap_moves_every_conversation_to_the_next_account() {
+    let mut s = Sim::new(&Setup::default());
+    operator_sessions(&mut s);
+    start_work(&mut s, &[S11, S12]);
+    let ids = [(S11, conversation(&s, S11)), (S12, conversation(&s, S12))];
+    s.world.hit(S11, "limit_five_hour");
+    let mut acts = s.until(10, "the swap", |_, a| swap_done(a));
+    acts.extend(s.until(10, "both working again", |s, _| working(s, S11) && working(s, S12)));
+
+    for (name, id) in &ids {
+        let lines = typed(&acts, name);
+        assert_eq!(lines.len(), 2, "{name}: {lines:?}");
+        assert_eq!(lines[0], "/exit", "{name}");
+        assert!(
+            lines[1].starts_with("cd /src/q-alpha ")
+                && lines[1].contains("CLAUDE_CONFIG_DIR=/homes/b")
+                && lines[1].ends_with(&format!("--resume {id}")),
+            "{name}: {}",
+            lines[1]
+        );
+        let launched = position(
+            &acts,
+            |a| matches!(a, Action::TypeLine { session, line } if session == name && is_launch(line)),
+        );
+        let continued = position(
+            &acts,
+            |a| matches!(a, Action::PasteText { session, text } if session == name && text == CONTINUE_PROMPT),
+        );
+        assert!(launched < continued, "{name}: continue prompt before the launch");
+    }
+    // The busy session was interrupted before its /exit.
+    assert_eq!(keys(&acts, S12)[0], ["Escape".to_string()]);
+    // A pool session at its shell with no task is left alone.
+    assert!(on(&acts, S13).is_empty(), "{}", render(&acts));
+
+    // The operator's session with a known id: SIGTERM, then its own conversation resumed.
+    let ops = on(&acts, OPS);
+    assert!(matches!(ops[0], Action::StopClaude { .. }), "{ops:?}");
+    assert_eq!(
+        typed(&acts, OPS),
+        [format!(
+            "cd /src/ccl-1-ops && CLAUDE_CONFIG_DIR=/homes/b claude --dangerously-skip-permissions --resume {OPS_ID}"
+        )]
+    );
+    assert!(!ops.iter().any(|a| matches!(a, Action::PasteText { .. })));
+
+    // The one whose id is unknown stays at its shell, and the log says why.
+    assert!(
+        matches!(on(&acts, NOTES)[..], [Action::StopClaude { .. }]),
+        "{}",
+        render(&acts)
+    );
+    assert!(logs(&acts)
+        .iter()
+        .any(|l| l.starts_with("ccl-2-notes: left at its shell") && l.contains("no conversation id is known")));
+    assert_eq!(s.world.pane(NOTES).screen, Screen::Shell { hint: None });
+    assert_eq!(s.state().active, "b");
+}
+
+#[test]
+fn a_weekly_limit_menu_gets_escape_before_anything_else() {
+    let mut s = Sim::new(&Setup::default());
+    start_work(&mut s, &[S11]);
+    let id = conversation(&s, S11);
+    s.world.hit(S11, "limit_weekly_menu");
+    let acts = s.until(10, "the swap", |_, a| swap_done(a));
+    let mine = on(&acts, S11);
+    assert!(
+        matches!(mine[0], Action::SendKeys { keys, .. } if keys == &["Escape".to_string()]),
+        "{mine:?}"
+    );
+    assert_eq!(typed(&acts, S11)[0], "/exit");
+    assert!(typed(&acts, S11)[1].ends_with(&format!("--resume {id}")));
+    let line = &quota_lines(&acts, S11)[0];
+    assert!(
+        line.contains("kind=Weekly") && line.contains("reset=2026-11-27T06:26:00Z"),
+        "{line}"
+    );
+}
+
+#[test]
+fn three_accounts_take_turns() {
+    let mut s = Sim::new(&Setup {
+        accounts: vec!["a", "b", "c"],
+        ..Setup::default()
+    });
+    start_work(&mut s, &[S11]);
+    let hits = [
+        ("limit_five_hour", "swapped from a to b"),
+        ("hit_session_los_angeles", "swapped from b to c"),
+        ("legacy_reset_at_zone", "swapped from c to a"),
+    ];
+    for (i, (screen, swapped)) in hits.iter().enumerate() {
+        if i == 2 {
+            // a's limit (9:23) has passed by now; b's (8:50) too.
+            s.jump_to("2026-11-24T09:30:00Z");
+        }
+        s.world.hit(S11, screen);
+        let acts = s.until(10, swapped, |_, a| swap_done(a));
+        assert!(logs(&acts).iter().any(|l| l.starts_with(swapped)), "{}", render(&acts));
+        s.until(10, "working again", |s, _| working(s, S11));
+        // Past the cooldown before the next hit.
+        s.jump(6 * 60_000);
+    }
+    let accounts: Vec<&str> = s.world.launches.iter().map(|(_, a, _, _)| a.as_str()).collect();
+    assert_eq!(accounts, ["a", "b", "c", "a"]);
+}
+
+#[test]
+fn a_swap_skips_an_exhausted_account() {
+    let mut s = Sim::new(&Setup {
+        accounts: vec!["a", "b", "c"],
+        ..Setup::default()
+    });
+    // The operator's Claude under b hits b's limit: b is out until its reset.
+    s.world.claude(NOTES, "b", NOTES_ID, "/src/ccl-2-notes", true);
+    start_work(&mut s, &[S11]);
+    s.world.hit(NOTES, "hit_session_los_angeles");
+    s.turn();
+    s.world.hit(S11, "limit_five_hour");
+    let acts = s.until(10, "the swap", |_, a| swap_done(a));
+    assert!(
+        logs(&acts).iter().any(|l| l.starts_with("swapped from a to c")),
+        "{}",
+        render(&acts)
+    );
+}
+
+#[test]
+fn with_every_account_exhausted_work_waits_then_resumes_at_the_earliest_reset() {
+    let mut s = Sim::new(&Setup::default());
+    start_work(&mut s, &[S11]);
+    s.world.hit(S11, "limit_five_hour"); // a: until 9:23
+    s.until(10, "swap to b", |_, a| swap_done(a));
+    s.until(10, "working under b", |s, _| working(s, S11));
+    s.jump(6 * 60_000);
+    s.world.hit(S11, "legacy_session_reached"); // b: until 20:00
+    let acts = s.turn();
+    assert!(s.state().all_exhausted);
+    assert!(
+        logs(&acts)
+            .iter()
+            .any(|l| l.starts_with("all accounts exhausted until 2026-11-24T09:23:00Z")),
+        "{}",
+        render(&acts)
+    );
+
+    // Waiting: a new task and two free pool sessions, and still nothing moves.
+    s.world.enqueue("alpha", "waiting.md");
+    let acts = s.run(15);
+    assert!(claims(&acts).is_empty() && !swap_began(&acts), "{}", render(&acts));
+    assert!(acts.iter().all(|a| a.session().is_none()), "{}", render(&acts));
+    let status = ccl::cli::status_json(s.config(), Some(s.state()), None, s.now_ms);
+    assert_eq!(status["all_exhausted_until"], "2026-11-24T09:23:00Z");
+    assert_eq!(status["accounts"][1]["exhausted_until"], "2026-11-24T20:00:00Z");
+
+    // a's reset passes: back to a, the task continues, the waiting one goes out.
+    s.jump_to("2026-11-24T09:24:00Z");
+    let acts = s.until(10, "swap back", |_, a| swap_done(a));
+    assert!(logs(&acts).iter().any(|l| l.starts_with("swapped from b to a")));
+    assert!(!s.state().all_exhausted);
+    let acts = s.until(10, "waiting.md claimed", |_, a| {
+        claims(a).iter().any(|c| c.2 == "waiting.md")
+    });
+    assert!(acts
+        .iter()
+        .any(|a| matches!(a, Action::PasteText { session, text } if session == S11 && text == CONTINUE_PROMPT)));
+    let claimed_by = &claims(&acts)[0].0;
+    assert!(typed(&acts, claimed_by)[0].contains("CLAUDE_CONFIG_DIR=/homes/a"));
+}
+
+#[test]
+fn a_manual_swap_is_answered_when_done() {
+    let mut s = Sim::new(&Setup::default());
+    operator_sessions(&mut s);
+    start_work(&mut s, &[S11]);
+    s.world.request("req-1", RequestKind::Swap { to: None });
+    let acts = s.until(10, "a reply", |s, _| !s.world.replies.is_empty());
+    assert!(swap_done(&acts), "answered before the swap was done");
+    assert_eq!(
+        s.world.replies,
+        [("req-1".to_string(), true, "swapped from a to b".to_string())]
+    );
+    assert!(typed(&acts, S11)
+        .iter()
+        .any(|l| l.contains("CLAUDE_CONFIG_DIR=/homes/b") && l.contains("--resume")));
+    // A manual swap does not make the old account exhausted.
+    assert_eq!(exhausted_until(&s, "a"), None);
+}
+
+#[test]
+fn a_manual_swap_to_an_unknown_or_exhausted_account_is_refused() {
+    let mut s = Sim::new(&Setup::default());
+    s.world.claude(OPS, "b", OPS_ID, "/src/ccl-1-ops", true);
+    s.run(2);
+    s.world.hit(OPS, "limit_five_hour"); // b: until 9:23
+    s.turn();
+    s.world
+        .request("r-unknown", RequestKind::Swap { to: Some("zz".into()) });
+    s.world
+        .request("r-exhausted", RequestKind::Swap { to: Some("b".into()) });
+    s.world.request("r-active", RequestKind::Swap { to: Some("a".into()) });
+    s.world.request("r-any", RequestKind::Swap { to: None });
+    let acts = s.turn();
+    let replies: Vec<(&str, bool, &str)> = s
+        .world
+        .replies
+        .iter()
+        .map(|(id, ok, m)| (id.as_str(), *ok, m.as_str()))
+        .collect();
+    assert_eq!(
+        replies,
+        [
+            ("r-unknown", false, "refused: no account named 'zz'"),
+            (
+                "r-exhausted",
+                false,
+                "refused: b is exhausted until 2026-11-24T09:23:00Z"
+            ),
+            ("r-active", false, "refused: a is already the active account"),
+            ("r-any", false, "refused: no other account is available"),
+        ]
+    );
+    // Refusing is all that happens: a is fine, so work does not stop.
+    assert!(!swap_began(&acts) && !s.state().all_exhausted, "{}", render(&acts));
+    assert!(!logs(&acts).iter().any(|l| l.contains("all accounts exhausted")));
+    s.world.enqueue("alpha", "next.md");
+    assert_eq!(claims(&s.turn()).len(), 1);
+}
+
+#[test]
+fn a_restart_in_the_middle_of_a_swap_finishes_it() {
+    let mut s = Sim::new(&Setup::default());
+    operator_sessions(&mut s);
+    start_work(&mut s, &[S11, S12]);
+    let (c11, c12) = (conversation(&s, S11), conversation(&s, S12));
+    s.world.hit(S11, "limit_five_hour");
+    let began = s.turn();
+    assert!(swap_began(&began));
+    assert!(!swap_done(&began));
+
+    s.restart();
+    assert!(s.state().swap.is_some(), "the swap survives state.json");
+    let acts = s.until(10, "the swap", |_, a| swap_done(a));
+    // S11 had its /exit before the restart; S12 (busy) only its Escape.
+    assert!(typed(&acts, S11)[0].ends_with(&format!("--resume {c11}")));
+    assert_eq!(typed(&acts, S12)[0], "/exit");
+    assert!(typed(&acts, S12)[1].ends_with(&format!("--resume {c12}")));
+    assert!(typed(&acts, OPS)[0].ends_with(&format!("--resume {OPS_ID}")));
+    assert!(!acts.iter().any(|a| matches!(a, Action::RequeueTask { .. })));
+    let acts = s.until(10, "both continue", |s, _| working(s, S11) && working(s, S12));
+    assert_eq!(
+        acts.iter()
+            .filter(|a| matches!(a, Action::PasteText { text, .. } if text == CONTINUE_PROMPT))
+            .count(),
+        2
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Dispatch and the watcher
+
+#[test]
+fn a_dedicated_session_never_gets_a_task_even_when_it_is_the_only_idle_one() {
+    let mut s = Sim::new(&Setup::default());
+    operator_sessions(&mut s);
+    s.world.kill_claude(NOTES); // one at its shell, one with Claude idle
+    start_work(&mut s, &[S11, S12, S13]);
+    s.world.enqueue("alpha", "extra-1.md");
+    s.world.enqueue("alpha", "extra-2.md");
+    let acts = s.run(30);
+    assert!(
+        on(&acts, OPS).is_empty() && on(&acts, NOTES).is_empty(),
+        "{}",
+        render(&acts)
+    );
+    assert_eq!(s.world.queue("alpha").inbox.len(), 2);
+}
+
+#[test]
+fn a_dedicated_session_marked_working_is_only_marked_idle() {
+    // A state as the old system left it: the operator's session "working" on a task.
+    let config = Setup::default().config();
+    let mut state = State::fresh(&config, SEED);
+    let mut ops = SessionState::new(Kind::Dedicated);
+    ops.activity = Activity::Working {
+        since_ms: ms(START) - 60_000,
+        turn_ended: true,
+        idle_turns: 1,
+    };
+    ops.assignment = Some(Assignment {
+        task: TaskRef {
+            queue: "alpha".into(),
+            task: "old.md".into(),
+        },
+        claimed_ms: ms(START) - 120_000,
+        started_ms: Some(ms(START) - 60_000),
+        attempt: 1,
+    });
+    ops.account = Some("a".into());
+    ops.conversation = Some(OPS_ID.into());
+    state.sessions.insert(OPS.into(), ops);
+    state.started = true;
+    let mut s = Sim::with_state(config, state);
+    s.world.claude(OPS, "a", OPS_ID, "/src/ccl-1-ops", true);
+    s.world.pane(OPS).screen = Screen::Finished;
+    s.world.queue("alpha").running.push("old.md".into());
+
+    let acts = s.run(10);
+    assert!(on(&acts, OPS).is_empty(), "{}", render(&acts));
+    assert!(!acts.iter().any(|a| match a {
+        Action::FinishTask { report, .. } => report.session == OPS,
+        Action::FailTask { .. } => true,
+        _ => false,
+    }));
+    let requeue = acts
+        .iter()
+        .find_map(|a| match a {
+            Action::RequeueTask { task, reason, .. } if task == "old.md" => Some(reason.clone()),
+            _ => None,
+        })
+        .expect("the task goes back to the inbox");
+    assert!(requeue.contains("dedicated"), "{requeue}");
+    let ops = &s.state().sessions[OPS];
+    assert!(ops.assignment.is_none() && matches!(ops.activity, Activity::Free));
+    // And then it is done by a pool session.
+    assert_eq!(claims(&acts)[0], (S11.into(), "alpha".into(), "old.md".into()));
+}
+
+#[test]
+fn queues_take_turns() {
+    let mut s = Sim::new(&Setup {
+        queues: vec!["alpha", "beta"],
+        dedicated: vec![],
+        ..Setup::default()
+    });
+    for i in 1..=3 {
+        s.world.enqueue("alpha", &format!("a{i}.md"));
+    }
+    for i in 1..=3 {
+        s.world.enqueue("beta", &format!("b{i}.md"));
+    }
+    let acts = s.until(30, "six claims", |s, _| {
+        s.world
+            .queues
+            .values()
+            .map(|q| q.running.len() + q.done.len())
+            .sum::<usize>()
+            == 6
+    });
+    let order: Vec<String> = claims(&acts).into_iter().map(|c| c.2).collect();
+    assert_eq!(order, ["a1.md", "b1.md", "a2.md", "b2.md", "a3.md", "b3.md"]);
+}
+
+#[test]
+fn bad_inbox_files_are_failed_from_the_inbox() {
+    let mut s = Sim::new(&Setup::default());
+    s.world.enqueue_bad("alpha", "link.md", "a symlink, not a regular file");
+    s.world.enqueue("alpha", "good.md");
+    let acts = s.turn();
+    assert!(acts.contains(&Action::FailTask {
+        queue: "alpha".into(),
+        task: "link.md".into(),
+        from: "inbox".into(),
+        reason: "a symlink, not a regular file".into(),
+    }));
+    assert_eq!(claims(&acts), [(S11.into(), "alpha".into(), "good.md".into())]);
+    let q = s.world.queue("alpha");
+    assert_eq!(q.failed, [("link.md".into(), "a symlink, not a regular file".into())]);
+}
+
+#[test]
+fn tasks_in_running_that_no_session_owns_go_back_at_start() {
+    let mut s = Sim::new(&Setup::default());
+    s.world.queue("alpha").running.push("orphan.md".into());
+    let first = s.turn();
+    assert!(
+        first
+            .iter()
+            .any(|a| matches!(a, Action::RequeueTask { task, reason, .. }
+            if task == "orphan.md" && reason.contains("recovered at start"))),
+        "{}",
+        render(&first)
+    );
+
+    // After a restart from state.json too: a task some session works on stays, a file
+    // nobody owns goes back.
+    start_work(&mut s, &[S11]);
+    s.world.queue("alpha").running.push("stray.md".into());
+    s.restart();
+    let acts = s.turn();
+    let requeued: Vec<&str> = acts
+        .iter()
+        .filter_map(|a| match a {
+            Action::RequeueTask { task, .. } => Some(task.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(requeued, ["stray.md"], "{}", render(&acts));
+}
+
+#[test]
+fn a_prompt_left_in_the_input_box_gets_enter_again_then_the_task_goes_back() {
+    let mut s = Sim::new(&Setup {
+        dedicated: vec![],
+        ..Setup::default()
+    });
+    // This pane's Claude eats every Enter: the text stays in the box.
+    s.world.pane(S11).swallow_enters = 100;
+    s.world.enqueue("alpha", "t.md");
+    let acts = s.until(20, "the task given back", |_, a| {
+        a.iter().any(|a| matches!(a, Action::RequeueTask { .. }))
+    });
+    let mine: Vec<String> = on(&acts, S11)
+        .iter()
+        .map(|a| match a {
+            Action::TypeLine { line, .. } if is_launch(line) => "launch".into(),
+            other => other.to_string(),
+        })
+        .collect();
+    assert_eq!(
+        mine,
+        [
+            "claim alpha/t.md for ccl-auto-11",
+            "launch",
+            "paste task alpha/t.md into ccl-auto-11",
+            "send Enter to ccl-auto-11",
+            "send Enter to ccl-auto-11",
+        ]
+    );
+    assert!(logs(&acts)
+        .iter()
+        .any(|l| l.contains("ccl-auto-11: prompt was not submitted after 2 Enter presses")));
+    assert!(s.state().sessions[S11].attention.is_some());
+
+    // The task goes to another session; the one needing attention gets nothing more.
+    let acts = s.until(10, "claimed again", |_, a| !claims(a).is_empty());
+    assert_eq!(claims(&acts)[0].0, S12);
+    assert!(on(&s.run(10), S11).is_empty());
+}
+
+#[test]
+fn claude_dying_mid_task_requeues_it_and_the_third_time_fails_it() {
+    let mut s = Sim::new(&Setup {
+        pool: 1,
+        dedicated: vec![],
+        ..Setup::default()
+    });
+    s.world.busy_turns = 10_000;
+    s.world.enqueue("alpha", "fragile.md");
+    for attempt in 1..=3 {
+        s.until(10, "working", |s, _| working(s, S11));
+        s.world.kill_claude(S11);
+        let acts = s.turn();
+        let outcome = acts
+            .iter()
+            .find(|a| matches!(a, Action::RequeueTask { .. } | Action::FailTask { .. }));
+        match (attempt, outcome) {
+            (1 | 2, Some(Action::RequeueTask { reason, .. })) => assert!(reason.contains("claude exited"), "{reason}"),
+            (3, Some(Action::FailTask { from, reason, .. })) => {
+                assert_eq!(from, "running");
+                assert!(reason.contains("after 3 attempts"), "{reason}");
+            }
+            _ => panic!("attempt {attempt}: {}", render(&acts)),
+        }
+    }
+    assert_eq!(s.world.queue("alpha").failed.len(), 1);
+    assert!(s.world.queue("alpha").inbox.is_empty());
+}
+
+#[test]
+fn a_task_that_runs_too_long_is_failed_and_its_session_recycled() {
+    let mut s = Sim::new(&Setup {
+        pool: 1,
+        dedicated: vec![],
+        task_timeout: "1m",
+        ..Setup::default()
+    });
+    s.world.busy_turns = 10_000;
+    s.world.enqueue("alpha", "endless.md");
+    let acts = s.until(60, "failed", |_, a| {
+        a.iter().any(|a| matches!(a, Action::FailTask { .. }))
+    });
+    let at = acts
+        .iter()
+        .position(|a| matches!(a, Action::FailTask { reason, from, .. } if reason == "task timed out after 1m" && from == "running"))
+        .expect("failed for its timeout");
+    let rest: Vec<String> = on(&acts[at..], S11).iter().map(|a| a.to_string()).collect();
+    assert_eq!(rest, ["send Escape to ccl-auto-11", "type into ccl-auto-11: /exit"]);
+    assert_eq!(s.world.queue("alpha").failed[0].0, "endless.md");
+}
+
+#[test]
+fn a_limit_mid_task_is_not_a_failure_and_not_a_finish() {
+    // One account: a hit leaves nothing to swap to, so the task waits for the reset.
+    let mut s = Sim::new(&Setup {
+        accounts: vec!["a"],
+        pool: 1,
+        dedicated: vec![],
+        ..Setup::default()
+    });
+    start_work(&mut s, &[S11]);
+    s.world.hit(S11, "limit_five_hour");
+    let acts = s.run(20);
+    assert!(s.state().all_exhausted);
+    let task_moves = |acts: &[Action]| {
+        acts.iter()
+            .filter(|a| {
+                matches!(
+                    a,
+                    Action::FinishTask { .. } | Action::FailTask { .. } | Action::RequeueTask { .. }
+                )
+            })
+            .count()
+    };
+    assert_eq!(task_moves(&acts), 0, "{}", render(&acts));
+    assert_eq!(s.world.queue("alpha").running, ["task-1.md"]);
+
+    // Hours later the limit resets: the same conversation continues and completes.
+    s.jump_to("2026-11-24T09:24:00Z");
+    s.world.pane(S11).next_busy = Some(2);
+    let acts = s.until(10, "finished", |_, a| {
+        a.iter().any(|a| matches!(a, Action::FinishTask { .. }))
+    });
+    assert!(acts
+        .iter()
+        .any(|a| matches!(a, Action::PasteText { text, .. } if text == CONTINUE_PROMPT)));
+    assert_eq!(task_moves(&acts), 1, "{}", render(&acts));
+    assert_eq!(s.world.queue("alpha").done, ["task-1.md"]);
+}

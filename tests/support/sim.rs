@@ -1,0 +1,904 @@
+//! A simulated world for the decision core, for tests that need no tmux and no process:
+//! a few tmux panes that show captures from the screen corpus (`tests/screens/*.txt`),
+//! Claude's session registry, and task queues held in memory. [`Sim::turn`] builds one
+//! `Observation` from the world, runs `Core::step`, and applies the returned actions to
+//! the world the way the shell and a real Claude would: a launch line at a shell starts
+//! Claude (idle next turn, an old limit banner redrawn on `--resume`), a paste then Enter
+//! makes it busy for a few turns and then shows a finished turn, `/exit` returns to the
+//! shell with the resume hint, task actions move names between inbox, running, done and
+//! failed. Every turn also checks the contract's invariants (only managed sessions are
+//! touched, nothing is pasted into a shell, a dedicated session never gets a task or
+//! `/exit`), so each scenario checks them for free. Turns can be written as a trace with
+//! `trace::Recorder` for the golden tests.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use ccl::config::Config;
+use ccl::core::{
+    Action, Activity, Core, Observation, QueueObs, RegistrySeen, Request, RequestKind, SessionObs, State, TaskRef,
+    TranscriptSeen,
+};
+use ccl::queue::InboxEntry;
+use ccl::trace::{self, Header, Recorder};
+use ccl::transcript::RegistryEntry;
+
+/// Every simulation starts at the instant the screen corpus is classified at, so the
+/// corpus's reset times ("resets 9:23am (UTC)") fall later the same day.
+pub const START: &str = "2026-11-24T06:00:00Z";
+/// One turn of the simulated daemon: the configured `daemon.tick`.
+pub const TICK_MS: i64 = 2_000;
+/// Turns a submitted prompt keeps Claude busy unless a test says otherwise (long enough
+/// to be seen busy, short enough that a task is done in a few turns).
+pub const BUSY_TURNS: u32 = 2;
+/// The host time zone handed to the core.
+pub const TZ: &str = "UTC";
+
+pub fn ms(rfc3339: &str) -> i64 {
+    rfc3339
+        .parse::<jiff::Timestamp>()
+        .unwrap_or_else(|e| panic!("bad instant {rfc3339}: {e}"))
+        .as_millisecond()
+}
+
+/// A pane capture from the corpus, read from disk.
+pub fn corpus(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/screens")
+        .join(format!("{name}.txt"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// The corpus prints this id in the resume hint of `shell_after_exit`; the world puts
+/// the pane's real conversation id in its place.
+const CORPUS_HINT_ID: &str = "3f0c2a9e-8b1d-4c57-9e2a-6d4b7c1f0a52";
+const SHELL_PROMPT: &str = "dev@build-01:~$ \n";
+
+// ---------------------------------------------------------------------------------------
+// Configuration
+
+/// The knobs a scenario turns; everything else is a small fixed configuration.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// Account names, in failover order; homes are `/homes/NAME`.
+    pub accounts: Vec<&'static str>,
+    /// Pool size (min = max); names are `ccl-auto-11`, `ccl-auto-12`, …
+    pub pool: u32,
+    /// Dedicated session names; workdirs are `/src/NAME`.
+    pub dedicated: Vec<&'static str>,
+    /// Queue names; projects are `/src/q-NAME`.
+    pub queues: Vec<&'static str>,
+    pub cooldown: &'static str,
+    pub confirm_polls: u32,
+    pub task_timeout: &'static str,
+}
+
+impl Default for Setup {
+    fn default() -> Setup {
+        Setup {
+            accounts: vec!["a", "b"],
+            pool: 3,
+            dedicated: vec!["ccl-1-ops", "ccl-2-notes"],
+            queues: vec!["alpha"],
+            cooldown: "5m",
+            confirm_polls: 2,
+            task_timeout: "2h",
+        }
+    }
+}
+
+pub const CONTINUE_PROMPT: &str = "Continue where you left off.";
+
+impl Setup {
+    pub fn config(&self) -> Config {
+        let mut text = String::from(
+            "[daemon]\ntick = \"2s\"\nstate_dir = \"/state\"\n\
+             [tmux]\nsocket = \"ccl-sim\"\n\
+             [claude]\ncommand = \"claude\"\nargs = [\"--dangerously-skip-permissions\"]\n",
+        );
+        for a in &self.accounts {
+            text += &format!("[[account]]\nname = \"{a}\"\nhome = \"/homes/{a}\"\n");
+        }
+        text += "[shared]\ntarget = \"/shared\"\n";
+        text += &format!(
+            "[pool]\nprefix = \"ccl-auto-\"\nstart_index = 11\nmin = {p}\nmax = {p}\nworkdir = \"/pool\"\n",
+            p = self.pool
+        );
+        for d in &self.dedicated {
+            text += &format!("[[dedicated]]\nname = \"{d}\"\nworkdir = \"/src/{d}\"\n");
+        }
+        for q in &self.queues {
+            text += &format!("[[queue]]\nname = \"{q}\"\nproject = \"/src/q-{q}\"\n");
+        }
+        text += &format!(
+            "[quota]\nreactivate_cooldown = \"{}\"\nconfirm_polls = {}\ndefault_reset = \"5h\"\n",
+            self.cooldown, self.confirm_polls
+        );
+        text += &format!(
+            "[dispatch]\nsubmit_delay = \"500ms\"\ntask_timeout = \"{}\"\ncontinue_prompt = \"{CONTINUE_PROMPT}\"\n",
+            self.task_timeout
+        );
+        Config::parse(&text, Path::new("/etc/ccl.toml"), Some(Path::new("/home/dev")))
+            .unwrap_or_else(|e| panic!("simulated configuration: {e:#}\n{text}"))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The world
+
+/// What a pane shows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Screen {
+    /// A shell prompt; after `/exit`, with the resume hint of that conversation.
+    Shell { hint: Option<String> },
+    /// Claude's empty input box.
+    Idle,
+    /// Text pasted into the input box and not submitted yet.
+    Pasted,
+    /// A turn runs; it ends after `left` more turns.
+    Busy { left: u32 },
+    /// A finished turn ("✻ Sautéed for 6s") above an empty input box.
+    Finished,
+    /// A corpus capture, Claude in front (limits, menus, errors…).
+    Corpus(&'static str),
+}
+
+impl Screen {
+    fn claude(&self) -> bool {
+        !matches!(self, Screen::Shell { .. })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Pane {
+    pub pid: u32,
+    pub screen: Screen,
+    /// The account Claude runs under (from `CLAUDE_CONFIG_DIR` of its launch line).
+    pub account: Option<String>,
+    pub conversation: Option<String>,
+    pub cwd: PathBuf,
+    /// Whether this Claude writes a session registry file.
+    pub registry: bool,
+    /// Enter presses the input box swallows after a paste (an old build).
+    pub swallow_enters: u32,
+    /// The next prompt makes Claude busy this many turns (then [`BUSY_TURNS`] again).
+    pub next_busy: Option<u32>,
+}
+
+/// A queue's four directories, in memory.
+#[derive(Debug, Clone, Default)]
+pub struct QueueDirs {
+    pub inbox: Vec<InboxEntry>,
+    pub running: Vec<String>,
+    pub done: Vec<String>,
+    pub failed: Vec<(String, String)>,
+}
+
+impl QueueDirs {
+    fn take(&mut self, dir: &str, task: &str) -> bool {
+        match dir {
+            "inbox" => {
+                let before = self.inbox.len();
+                self.inbox.retain(|e| e.name != task);
+                before != self.inbox.len()
+            }
+            "running" => {
+                let before = self.running.len();
+                self.running.retain(|n| n != task);
+                before != self.running.len()
+            }
+            _ => false,
+        }
+    }
+}
+
+pub struct World {
+    pub config: Config,
+    pub panes: BTreeMap<String, Pane>,
+    pub queues: BTreeMap<String, QueueDirs>,
+    /// Accounts out of quota: a prompt submitted under one ends on this limit screen.
+    pub exhausted: BTreeMap<String, &'static str>,
+    /// The limit screen a conversation last showed; `--resume` redraws it.
+    pub banners: BTreeMap<String, &'static str>,
+    /// Delivered with the next observation, then cleared.
+    pub requests: Vec<Request>,
+    pub transcripts: Vec<TranscriptSeen>,
+    failed_claims: Vec<TaskRef>,
+    pub replies: Vec<(String, bool, String)>,
+    pub logs: Vec<String>,
+    /// Turns a submitted prompt keeps Claude busy (unless the pane says otherwise).
+    pub busy_turns: u32,
+    /// Every launch line typed: (session, account, conversation, resumed).
+    pub launches: Vec<(String, String, String, bool)>,
+    /// Contract violations seen while applying actions; a turn panics on any.
+    violations: Vec<String>,
+    next_pid: u32,
+    next_mtime_ms: i64,
+    captures: BTreeMap<&'static str, String>,
+}
+
+impl World {
+    fn new(config: Config) -> World {
+        let queues = config
+            .queues
+            .iter()
+            .map(|q| (q.name.clone(), QueueDirs::default()))
+            .collect();
+        World {
+            config,
+            panes: BTreeMap::new(),
+            queues,
+            exhausted: BTreeMap::new(),
+            banners: BTreeMap::new(),
+            requests: Vec::new(),
+            transcripts: Vec::new(),
+            failed_claims: Vec::new(),
+            replies: Vec::new(),
+            logs: Vec::new(),
+            busy_turns: BUSY_TURNS,
+            launches: Vec::new(),
+            violations: Vec::new(),
+            next_pid: 1000,
+            next_mtime_ms: ms("2026-11-24T05:00:00Z"),
+            captures: BTreeMap::new(),
+        }
+    }
+
+    fn pid(&mut self) -> u32 {
+        self.next_pid += 1;
+        self.next_pid
+    }
+
+    /// A tmux session at its shell prompt.
+    pub fn shell(&mut self, name: &str, cwd: &str) {
+        let pid = self.pid();
+        self.panes.insert(
+            name.into(),
+            Pane {
+                pid,
+                screen: Screen::Shell { hint: None },
+                account: None,
+                conversation: None,
+                cwd: cwd.into(),
+                registry: true,
+                swallow_enters: 0,
+                next_busy: None,
+            },
+        );
+    }
+
+    /// A tmux session with Claude idle in it (started before ccl, say), under `account`,
+    /// holding conversation `id`; `registry` says whether Claude's registry file is there.
+    pub fn claude(&mut self, name: &str, account: &str, id: &str, cwd: &str, registry: bool) {
+        self.shell(name, cwd);
+        let p = self.panes.get_mut(name).unwrap();
+        p.screen = Screen::Idle;
+        p.account = Some(account.into());
+        p.conversation = Some(id.into());
+        p.registry = registry;
+    }
+
+    pub fn pane(&mut self, name: &str) -> &mut Pane {
+        self.panes
+            .get_mut(name)
+            .unwrap_or_else(|| panic!("no pane {name} in the world"))
+    }
+
+    /// Shows a corpus screen in a pane whose Claude is running.
+    pub fn show(&mut self, name: &str, screen: &'static str) {
+        self.pane(name).screen = Screen::Corpus(screen);
+    }
+
+    /// A usage limit appears in the pane: shown now and redrawn by a later `--resume`.
+    pub fn hit(&mut self, name: &str, screen: &'static str) {
+        self.show(name, screen);
+        if let Some(id) = self.pane(name).conversation.clone() {
+            self.banners.insert(id, screen);
+        }
+    }
+
+    /// Claude crashes: the pane falls back to its shell.
+    pub fn kill_claude(&mut self, name: &str) {
+        let p = self.pane(name);
+        p.screen = Screen::Shell { hint: None };
+        p.account = None;
+        p.conversation = None;
+    }
+
+    /// A task file appears in a queue's inbox (newer than every earlier one).
+    pub fn enqueue(&mut self, queue: &str, task: &str) {
+        self.enqueue_entry(queue, task, None);
+    }
+
+    /// A file in the inbox that cannot be a task, for the reason given.
+    pub fn enqueue_bad(&mut self, queue: &str, task: &str, problem: &str) {
+        self.enqueue_entry(queue, task, Some(problem.into()));
+    }
+
+    fn enqueue_entry(&mut self, queue: &str, task: &str, problem: Option<String>) {
+        self.next_mtime_ms += 1_000;
+        let entry = InboxEntry {
+            name: task.into(),
+            mtime_ms: self.next_mtime_ms,
+            problem,
+        };
+        self.queue(queue).inbox.push(entry);
+    }
+
+    pub fn queue(&mut self, name: &str) -> &mut QueueDirs {
+        self.queues.get_mut(name).unwrap_or_else(|| panic!("no queue {name}"))
+    }
+
+    pub fn request(&mut self, id: &str, kind: RequestKind) {
+        self.requests.push(Request { id: id.into(), kind });
+    }
+
+    fn capture(&mut self, screen: &'static str) -> String {
+        self.captures.entry(screen).or_insert_with(|| corpus(screen)).clone()
+    }
+
+    fn capture_of(&mut self, name: &str) -> String {
+        let screen = self.panes[name].screen.clone();
+        match screen {
+            Screen::Shell { hint: None } => SHELL_PROMPT.into(),
+            Screen::Shell { hint: Some(id) } => self.capture("shell_after_exit").replace(CORPUS_HINT_ID, &id),
+            Screen::Idle => self.capture("idle_2_1_328"),
+            Screen::Pasted => self.capture("pasted_placeholder"),
+            Screen::Busy { .. } => self.capture("busy_thinking"),
+            Screen::Finished => self.capture("turn_finished"),
+            Screen::Corpus(c) => self.capture(c),
+        }
+    }
+
+    /// Time passes by one turn: busy turns run down and end finished, or on the limit
+    /// screen when the account is out of quota.
+    fn advance(&mut self) {
+        let names: Vec<String> = self.panes.keys().cloned().collect();
+        for name in names {
+            let p = self.panes.get_mut(&name).unwrap();
+            let Screen::Busy { left } = p.screen else { continue };
+            if left > 1 {
+                p.screen = Screen::Busy { left: left - 1 };
+                continue;
+            }
+            let limit = p.account.as_ref().and_then(|a| self.exhausted.get(a)).copied();
+            match limit {
+                Some(screen) => self.hit(&name, screen),
+                None => self.panes.get_mut(&name).unwrap().screen = Screen::Finished,
+            }
+        }
+    }
+
+    fn observe(&mut self, now_ms: i64) -> Observation {
+        let names: Vec<String> = self.panes.keys().cloned().collect();
+        let mut sessions = Vec::new();
+        let mut registry = Vec::new();
+        for name in names {
+            let managed = self.config.is_managed(&name);
+            // Like the shell, only managed sessions are captured.
+            let capture = managed.then(|| self.capture_of(&name));
+            let p = &self.panes[&name];
+            sessions.push(SessionObs {
+                name: name.clone(),
+                pane_pid: p.pid,
+                command: if p.screen.claude() { "claude" } else { "bash" }.into(),
+                dead: false,
+                capture,
+            });
+            if let (true, true, true, Some(id), Some(account)) =
+                (managed, p.registry, p.screen.claude(), &p.conversation, &p.account)
+            {
+                registry.push(RegistrySeen {
+                    session: name.clone(),
+                    account: account.clone(),
+                    entry: RegistryEntry {
+                        pid: p.pid + 1,
+                        session_id: id.clone(),
+                        cwd: p.cwd.clone(),
+                        status: Some(
+                            if matches!(p.screen, Screen::Busy { .. }) {
+                                "busy"
+                            } else {
+                                "idle"
+                            }
+                            .into(),
+                        ),
+                        tmux_session: Some(name.clone()),
+                        updated_at_ms: None,
+                    },
+                });
+            }
+        }
+        let queues = self
+            .config
+            .queues
+            .iter()
+            .map(|q| {
+                let dirs = &self.queues[&q.name];
+                let mut inbox = dirs.inbox.clone();
+                inbox.sort_by(|a, b| (a.mtime_ms, &a.name).cmp(&(b.mtime_ms, &b.name)));
+                let mut running = dirs.running.clone();
+                running.sort();
+                QueueObs {
+                    name: q.name.clone(),
+                    inbox,
+                    running,
+                }
+            })
+            .collect();
+        Observation {
+            now_ms,
+            sessions: Some(sessions),
+            registry,
+            transcripts: std::mem::take(&mut self.transcripts),
+            queues,
+            requests: std::mem::take(&mut self.requests),
+            failed_claims: std::mem::take(&mut self.failed_claims),
+            hooks_done: Vec::new(),
+        }
+    }
+
+    fn violation(&mut self, what: String) {
+        self.violations.push(what);
+    }
+
+    /// Carries out one turn's actions, in order, as the shell would.
+    fn apply(&mut self, actions: &[Action]) {
+        let mut skip: BTreeSet<String> = BTreeSet::new();
+        for action in actions {
+            if let Some(s) = action.session() {
+                if skip.contains(s) {
+                    continue;
+                }
+                if !self.config.is_managed(s) {
+                    self.violation(format!("action on unmanaged session {s}: {action}"));
+                    continue;
+                }
+                let dedicated = self.config.dedicated.iter().any(|d| d.name == s);
+                let forbidden = match action {
+                    Action::ClaimTask { .. } | Action::PasteTask { .. } => true,
+                    Action::TypeLine { line, .. } => line.trim() == "/exit",
+                    _ => false,
+                };
+                if dedicated && forbidden {
+                    self.violation(format!("dedicated session {s} got: {action}"));
+                }
+            }
+            match action {
+                Action::CreateSession { session, workdir, .. } => {
+                    if self.panes.contains_key(session) {
+                        self.violation(format!("created {session}, which exists"));
+                    }
+                    self.shell(session, &workdir.to_string_lossy());
+                }
+                Action::KillSession { session, .. } => {
+                    self.panes.remove(session);
+                }
+                Action::TypeLine { session, line } => self.type_line(session, line),
+                Action::PasteText { session, .. } | Action::PasteTask { session, .. } => {
+                    let Some(p) = self.panes.get_mut(session) else {
+                        self.violation(format!("paste into missing {session}"));
+                        continue;
+                    };
+                    match p.screen {
+                        Screen::Shell { .. } => {
+                            self.violations.push(format!("text pasted into the shell of {session}"))
+                        }
+                        Screen::Busy { .. } => self.violations.push(format!("text pasted into busy {session}")),
+                        _ => p.screen = Screen::Pasted,
+                    }
+                }
+                Action::SendKeys { session, keys } => {
+                    for key in keys {
+                        self.key(session, key);
+                    }
+                }
+                Action::StopClaude { session } => {
+                    if let Some(p) = self.panes.get_mut(session) {
+                        if p.screen.claude() {
+                            p.screen = Screen::Shell { hint: None };
+                            p.account = None;
+                            p.conversation = None;
+                        }
+                    }
+                }
+                Action::ClaimTask { session, queue, task } => {
+                    let q = self.queue(queue);
+                    if q.take("inbox", task) {
+                        q.running.push(task.clone());
+                    } else {
+                        // As the shell does: the claim failed, so the session's remaining
+                        // actions this turn are skipped and the core hears of it next turn.
+                        self.failed_claims.push(TaskRef {
+                            queue: queue.clone(),
+                            task: task.clone(),
+                        });
+                        skip.insert(session.clone());
+                    }
+                }
+                Action::FinishTask { queue, task, .. } => {
+                    let q = self.queue(queue);
+                    if q.take("running", task) {
+                        q.done.push(task.clone());
+                    } else {
+                        self.violation(format!("finished {queue}/{task}, which is not running"));
+                    }
+                }
+                Action::FailTask {
+                    queue,
+                    task,
+                    from,
+                    reason,
+                } => {
+                    let q = self.queue(queue);
+                    if q.take(from, task) {
+                        q.failed.push((task.clone(), reason.clone()));
+                    } else {
+                        self.violation(format!("failed {queue}/{task} from {from}, where it is not"));
+                    }
+                }
+                Action::RequeueTask { queue, task, .. } => {
+                    let mtime_ms = self.next_mtime_ms;
+                    let q = self.queue(queue);
+                    if q.take("running", task) {
+                        q.inbox.push(InboxEntry {
+                            name: task.clone(),
+                            mtime_ms,
+                            problem: None,
+                        });
+                    } else {
+                        self.violation(format!("requeued {queue}/{task}, which is not running"));
+                    }
+                }
+                Action::Reply { id, ok, message } => self.replies.push((id.clone(), *ok, message.clone())),
+                Action::RunHook { .. } => {}
+                Action::Log { message, .. } => self.logs.push(message.clone()),
+            }
+        }
+    }
+
+    fn type_line(&mut self, session: &str, line: &str) {
+        let homes: Vec<(String, String)> = self
+            .config
+            .accounts
+            .iter()
+            .map(|a| (a.name.clone(), a.home.to_string_lossy().into_owned()))
+            .collect();
+        let Some(p) = self.panes.get_mut(session) else {
+            return self.violation(format!("typed into missing {session}: {line}"));
+        };
+        match (&p.screen, line.trim()) {
+            (Screen::Shell { .. }, line) => match parse_launch(line) {
+                Some(l) => {
+                    let Some((account, _)) = homes.iter().find(|(_, h)| *h == l.home) else {
+                        return self
+                            .violations
+                            .push(format!("launch with unknown home in {session}: {line}"));
+                    };
+                    p.account = Some(account.clone());
+                    p.conversation = Some(l.id.clone());
+                    p.cwd = l.cwd.into();
+                    p.screen = match (l.resume, self.banners.get(&l.id)) {
+                        (true, Some(banner)) => Screen::Corpus(banner),
+                        _ => Screen::Idle,
+                    };
+                    self.launches.push((session.into(), account.clone(), l.id, l.resume));
+                }
+                None => self.violations.push(format!("a shell in {session} was typed: {line}")),
+            },
+            (Screen::Busy { .. }, "/exit") => {}
+            (_, "/exit") => {
+                p.screen = Screen::Shell {
+                    hint: p.conversation.clone(),
+                };
+                p.account = None;
+                p.conversation = None;
+            }
+            (_, line) => self
+                .violations
+                .push(format!("claude in {session} was typed a line: {line}")),
+        }
+    }
+
+    fn key(&mut self, session: &str, key: &str) {
+        let busy_turns = self.busy_turns;
+        let Some(p) = self.panes.get_mut(session) else { return };
+        match (key, &p.screen) {
+            ("Enter", Screen::Pasted) if p.swallow_enters > 0 => p.swallow_enters -= 1,
+            ("Enter", Screen::Pasted) => {
+                let left = p.next_busy.take().unwrap_or(busy_turns);
+                p.screen = Screen::Busy { left };
+            }
+            ("Escape", Screen::Busy { .. } | Screen::Pasted) => p.screen = Screen::Idle,
+            ("Escape", Screen::Corpus(c)) if c.contains("menu") => p.screen = Screen::Idle,
+            _ => {}
+        }
+    }
+}
+
+struct Launch {
+    cwd: String,
+    home: String,
+    id: String,
+    resume: bool,
+}
+
+/// `cd DIR && CLAUDE_CONFIG_DIR=HOME … claude ARGS --session-id|--resume ID`.
+fn parse_launch(line: &str) -> Option<Launch> {
+    let words: Vec<String> = line
+        .split_whitespace()
+        .map(|w| w.trim_matches('\'').to_string())
+        .collect();
+    let cwd = (words.first()? == "cd").then(|| words[1].clone())?;
+    let home = words
+        .iter()
+        .find_map(|w| w.strip_prefix("CLAUDE_CONFIG_DIR="))?
+        .to_string();
+    let at = words.iter().position(|w| w == "--session-id" || w == "--resume")?;
+    Some(Launch {
+        cwd,
+        home,
+        id: words.get(at + 1)?.clone(),
+        resume: words[at] == "--resume",
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// The simulation
+
+pub struct Sim {
+    pub core: Core,
+    pub world: World,
+    pub now_ms: i64,
+    pub turn_no: u64,
+    /// Every turn since the core was (re)built: what it saw and what it did.
+    pub turns: Vec<(u64, Observation, Vec<Action>)>,
+    /// The state the current core started from (a trace header holds it).
+    start_state: State,
+    start_ms: i64,
+}
+
+/// Seed of the conversation-id generator, so runs (and traces) are repeatable.
+pub const SEED: u64 = 42;
+
+impl Sim {
+    /// A world with every pool session at its shell and every dedicated session at its
+    /// shell; scenarios then put Claude, tasks and screens where they need them.
+    pub fn new(setup: &Setup) -> Sim {
+        let config = setup.config();
+        let state = State::fresh(&config, SEED);
+        Sim::with_state(config, state)
+    }
+
+    /// A simulation whose core starts from `state` (a restart, or a forged state).
+    pub fn with_state(config: Config, state: State) -> Sim {
+        let mut world = World::new(config.clone());
+        let pool: Vec<String> = config.pool.names().collect();
+        for name in pool {
+            world.shell(&name, "/pool");
+        }
+        for d in &config.dedicated {
+            world.shell(&d.name, &d.workdir.to_string_lossy());
+        }
+        let core = Core::new(config, state.clone(), TZ);
+        let now_ms = ms(START);
+        Sim {
+            core,
+            world,
+            now_ms,
+            turn_no: 0,
+            turns: Vec::new(),
+            start_state: state,
+            start_ms: now_ms,
+        }
+    }
+
+    pub fn state(&self) -> &State {
+        self.core.state()
+    }
+
+    pub fn config(&self) -> &Config {
+        self.core.config()
+    }
+
+    /// One turn: time moves on a tick, the world runs, the core observes and acts, the
+    /// world carries the actions out. Panics on any contract violation.
+    pub fn turn(&mut self) -> Vec<Action> {
+        self.now_ms += TICK_MS;
+        self.turn_no += 1;
+        self.world.advance();
+        let obs = self.world.observe(self.now_ms);
+        let actions = self.core.step(&obs);
+        self.world.apply(&actions);
+        let violations = std::mem::take(&mut self.world.violations);
+        assert!(
+            violations.is_empty(),
+            "turn {}: contract violated:\n  {}\nactions:\n  {}",
+            self.turn_no,
+            violations.join("\n  "),
+            render(&actions)
+        );
+        self.turns.push((self.turn_no, obs, actions.clone()));
+        actions
+    }
+
+    /// `n` turns; all their actions, in order.
+    pub fn run(&mut self, n: usize) -> Vec<Action> {
+        (0..n).flat_map(|_| self.turn()).collect()
+    }
+
+    /// Turns until `done` holds after one (at most `max`); all their actions. Panics
+    /// with the last turns' actions when it never holds.
+    pub fn until(&mut self, max: usize, what: &str, done: impl Fn(&Sim, &[Action]) -> bool) -> Vec<Action> {
+        let mut all = Vec::new();
+        for _ in 0..max {
+            let actions = self.turn();
+            all.extend(actions.iter().cloned());
+            if done(self, &actions) {
+                return all;
+            }
+        }
+        let tail = all.len().saturating_sub(40);
+        panic!(
+            "not reached within {max} turns: {what}\nlast actions:\n  {}",
+            render(&all[tail..])
+        );
+    }
+
+    /// Time passes with no turn (the daemon was idle, or the clock jumps in a test).
+    pub fn jump(&mut self, ms: i64) {
+        self.now_ms += ms;
+    }
+
+    pub fn jump_to(&mut self, rfc3339: &str) {
+        let t = ms(rfc3339);
+        assert!(t >= self.now_ms, "jump back in time to {rfc3339}");
+        self.now_ms = t;
+    }
+
+    /// The daemon restarts: its state goes through `state.json` (JSON) into a new core.
+    /// The world (tmux, queues) stays as it is. Recorded turns start again from here.
+    pub fn restart(&mut self) {
+        let json = serde_json::to_string(self.core.state()).expect("state serialises");
+        let state: State = serde_json::from_str(&json).expect("state deserialises");
+        self.core = Core::new(self.core.config().clone(), state.clone(), TZ);
+        self.start_state = state;
+        self.start_ms = self.now_ms;
+        self.turns.clear();
+    }
+
+    /// Every action of every recorded turn.
+    pub fn actions(&self) -> Vec<Action> {
+        self.turns.iter().flat_map(|(_, _, a)| a.iter().cloned()).collect()
+    }
+
+    /// Writes the recorded turns as a trace (header + one line per turn).
+    pub fn write_trace(&self, path: &Path) {
+        let header = Header {
+            format: trace::FORMAT.into(),
+            version: trace::VERSION,
+            ccl_version: env!("CARGO_PKG_VERSION").into(),
+            config: self.core.config().clone(),
+            state: self.start_state.clone(),
+            tz: TZ.into(),
+            start_ms: self.start_ms,
+        };
+        let mut r = Recorder::create(path, &header).expect("trace file");
+        for (turn, obs, actions) in &self.turns {
+            r.turn(*turn, obs, actions).expect("trace line");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenario pieces shared by the scenario and golden tests
+
+pub const S11: &str = "ccl-auto-11";
+pub const S12: &str = "ccl-auto-12";
+pub const S13: &str = "ccl-auto-13";
+pub const OPS: &str = "ccl-1-ops";
+pub const NOTES: &str = "ccl-2-notes";
+pub const OPS_ID: &str = "0b1c2d3e-0000-4000-8000-00000000a001";
+pub const NOTES_ID: &str = "0b1c2d3e-0000-4000-8000-00000000a002";
+
+/// The operator's two Claudes under account a: one whose registry file gives ccl its
+/// conversation id, one (an older build, say) that writes none.
+pub fn operator_sessions(s: &mut Sim) {
+    s.world.claude(OPS, "a", OPS_ID, "/src/ccl-1-ops", true);
+    s.world.claude(NOTES, "a", NOTES_ID, "/src/ccl-2-notes", false);
+}
+
+pub fn working(s: &Sim, name: &str) -> bool {
+    matches!(
+        s.state().sessions.get(name).map(|x| &x.activity),
+        Some(Activity::Working { .. })
+    )
+}
+
+/// Gives each named pool session (in pool order) a long task and runs until every one
+/// of them is working on it.
+pub fn start_work(s: &mut Sim, sessions: &[&str]) {
+    s.world.busy_turns = 10_000;
+    for i in 0..sessions.len() {
+        s.world.enqueue("alpha", &format!("task-{}.md", i + 1));
+    }
+    let names: Vec<String> = sessions.iter().map(|n| n.to_string()).collect();
+    s.until(20, "every session working", move |s, _| {
+        names.iter().all(|n| working(s, n))
+    });
+}
+
+pub fn conversation(s: &Sim, name: &str) -> String {
+    s.state().sessions[name]
+        .conversation
+        .clone()
+        .unwrap_or_else(|| panic!("{name} has no conversation"))
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading actions
+
+pub fn render(actions: &[Action]) -> String {
+    actions.iter().map(|a| a.to_string()).collect::<Vec<_>>().join("\n  ")
+}
+
+/// The actions that touch `session`.
+pub fn on<'a>(actions: &'a [Action], session: &str) -> Vec<&'a Action> {
+    actions.iter().filter(|a| a.session() == Some(session)).collect()
+}
+
+/// Lines typed into `session`'s shell or Claude.
+pub fn typed<'a>(actions: &'a [Action], session: &str) -> Vec<&'a str> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::TypeLine { session: s, line } if s == session => Some(line.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn logs(actions: &[Action]) -> Vec<&str> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Log { message, .. } => Some(message.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// (session, queue, task) of every claim.
+pub fn claims(actions: &[Action]) -> Vec<(String, String, String)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::ClaimTask { session, queue, task } => Some((session.clone(), queue.clone(), task.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn keys<'a>(actions: &'a [Action], session: &str) -> Vec<&'a [String]> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::SendKeys { session: s, keys } if s == session => Some(keys.as_slice()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Launch lines are `… --resume ID` or `… --session-id ID`.
+pub fn is_launch(line: &str) -> bool {
+    line.contains("CLAUDE_CONFIG_DIR=")
+}
+
+pub fn swap_began(actions: &[Action]) -> bool {
+    logs(actions).iter().any(|l| l.starts_with("swap from "))
+}
+
+pub fn swap_done(actions: &[Action]) -> bool {
+    logs(actions).iter().any(|l| l.starts_with("swapped from "))
+}

@@ -244,18 +244,32 @@ pub fn replay(trace: &Trace) -> (Replay, Vec<Vec<Action>>) {
     (Replay::AllMatch { turns }, all)
 }
 
-/// Renders a divergence as two columns: expected | actual.
+/// Renders a divergence as two columns, expected | actual, one action per row; long
+/// actions wrap inside their column so a difference at the end of a line still shows.
+/// Rows that differ are marked `≠`.
 pub fn render_divergence(turn: u64, expected: &[Action], actual: &[Action]) -> String {
+    const WIDTH: usize = 70;
     let left: Vec<String> = expected.iter().map(|a| a.to_string()).collect();
     let right: Vec<String> = actual.iter().map(|a| a.to_string()).collect();
-    let width = left.iter().map(|l| l.chars().count()).max().unwrap_or(0).clamp(8, 100);
-    let mut out = format!("turn {turn}: actions differ\n{:<width$} | actual\n", "expected");
+    let wrap = |s: &str| -> Vec<String> {
+        let chars: Vec<char> = s.chars().collect();
+        if chars.is_empty() {
+            return vec![String::new()];
+        }
+        chars.chunks(WIDTH).map(|c| c.iter().collect()).collect()
+    };
+    let mut out = format!("turn {turn}: actions differ\n  {:<WIDTH$} | actual\n", "expected");
     for i in 0..left.len().max(right.len()) {
         let l = left.get(i).map(String::as_str).unwrap_or("");
         let r = right.get(i).map(String::as_str).unwrap_or("");
         let mark = if l == r { ' ' } else { '≠' };
-        let l: String = l.chars().take(width).collect();
-        out.push_str(&format!("{l:<width$} |{mark}{r}\n"));
+        let (lw, rw) = (wrap(l), wrap(r));
+        for k in 0..lw.len().max(rw.len()) {
+            let m = if k == 0 { mark } else { ' ' };
+            let lc = lw.get(k).map(String::as_str).unwrap_or("");
+            let rc = rw.get(k).map(String::as_str).unwrap_or("");
+            out.push_str(&format!("{m} {lc:<WIDTH$} | {rc}\n"));
+        }
     }
     out
 }

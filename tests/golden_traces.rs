@@ -647,7 +647,9 @@ fn ccl_replay_shows_the_first_divergent_turn() {
     // The edited action is the one row marked as different.
     let marked: Vec<&str> = stdout.lines().filter(|l| l.contains('≠')).collect();
     assert_eq!(marked.len(), 1, "{stdout}");
-    assert!(marked[0].starts_with("type into ccl-1-ops: "), "{stdout}");
+    assert!(marked[0].starts_with("≠ type into ccl-1-ops: "), "{stdout}");
+    // Long actions wrap inside their column, so the edited id at the end still shows.
+    assert!(stdout.contains("000000000000"), "{stdout}");
 }
 
 #[test]

@@ -1,0 +1,200 @@
+//! Fault injection for issue 7's "nothing lost": twenty tasks flow through a pool of
+//! three while the daemon is killed with SIGKILL at seeded pseudo-random moments — while
+//! claiming, while Claude starts, while it works, after its turn ended but before the
+//! task was filed, and right after filing — and restarted each time. At the end every
+//! task is in `done/` exactly once, nothing is left in `inbox/`, `running/` or `failed/`,
+//! no task is in two directories, and a task reached Claude a second time only where the
+//! log says why (recovered at start, or a numbered attempt).
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::time::{Duration, Instant};
+
+use common::fleet::{Fleet, FleetSpec};
+
+/// Where in a task's life the daemon is killed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Point {
+    /// Right after a dispatch decision was logged: around the claim.
+    Claiming,
+    /// A little after the dispatch: Claude starting, the paste, the Enter.
+    Launching,
+    /// After the prompt was verified as submitted.
+    Working,
+    /// Claude's turn has ended on screen but ccl has not filed the task yet.
+    TurnEnded,
+    /// Right after a task was filed to `done/`, while its session is recycled.
+    Filed,
+}
+
+/// xorshift64*: a fixed seed makes every run kill at the same kinds of moments.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+const SEED: u64 = 0x5EED_0007_C0FF_EE11;
+const N_TASKS: usize = 20;
+
+/// Waits for a pool session whose Claude shows a finished turn (idle, "✻ Sautéed") while
+/// a task is still in `running/`: the window before ccl files it.
+fn wait_turn_ended(fleet: &Fleet, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let ended = fleet.panes().into_iter().any(|(name, _, command)| {
+            if !name.starts_with("ccl-auto-") || command != "claude" {
+                return false;
+            }
+            let capture = fleet.capture(&name);
+            capture.contains("✻ Sautéed") && capture.contains("bypass permissions on")
+        });
+        if ended && !fleet.tasks("q", "running").is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no finished turn seen within {timeout:?}; log:\n{}",
+            fleet.log()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn killing_the_daemon_at_random_moments_loses_no_task_and_runs_none_twice_silently() {
+    if !common::tmux_tier() {
+        return;
+    }
+    let started = Instant::now();
+    let spec = FleetSpec {
+        pool_min: 3,
+        pool_max: 3,
+        tick: "200ms".into(),
+        work_ms: 300,
+        ..Default::default()
+    };
+    let mut fleet = Fleet::new("faults", spec);
+    let mut bodies = BTreeMap::new();
+    for i in 1..=N_TASKS {
+        let body = format!("fault task {i:02} [fake:work=500ms]");
+        let name = fleet.enqueue_as("q", &format!("{i:02}.md"), &body);
+        bodies.insert(name, body);
+    }
+
+    let mut rng = Rng(SEED);
+    let mut points = vec![
+        Point::Claiming,
+        Point::Launching,
+        Point::Working,
+        Point::TurnEnded,
+        Point::Filed,
+    ];
+    // Fisher–Yates with the seeded generator.
+    for i in (1..points.len()).rev() {
+        points.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    let step = Duration::from_secs(20);
+    fleet.start(None);
+    for point in &points {
+        let from = fleet.log().len();
+        // The pause after the trigger is the injected fault's jitter, not a wait for
+        // anything: it moves the kill around inside the window the trigger opened.
+        let jitter_ms = match point {
+            Point::Claiming => {
+                fleet.wait_log_from(from, ": dispatching q/", step);
+                rng.below(30)
+            }
+            Point::Launching => {
+                fleet.wait_log_from(from, ": dispatching q/", step);
+                100 + rng.below(300)
+            }
+            Point::Working => {
+                fleet.wait_log_from(from, ": task submitted", step);
+                rng.below(300)
+            }
+            Point::TurnEnded => {
+                wait_turn_ended(&fleet, step);
+                rng.below(100)
+            }
+            Point::Filed => {
+                fleet.wait_log_from(from, " done in ccl-auto-", step);
+                rng.below(20)
+            }
+        };
+        std::thread::sleep(Duration::from_millis(jitter_ms));
+        fleet.crash();
+        eprintln!(
+            "crashed {point:?} (+{jitter_ms}ms) at {:?}: inbox {} running {} done {}",
+            started.elapsed(),
+            fleet.tasks("q", "inbox").len(),
+            fleet.tasks("q", "running").len(),
+            fleet.tasks("q", "done").len()
+        );
+        fleet.start(None);
+    }
+    fleet.wait_done("q", N_TASKS, Duration::from_secs(60));
+    fleet.stop();
+    eprintln!("all done after {:?}", started.elapsed());
+
+    let log = fleet.log();
+    let names: Vec<String> = bodies.keys().cloned().collect();
+    assert_eq!(fleet.tasks("q", "done"), names, "every task in done/; log:\n{log}");
+    // Dotfiles are left out: a kill in the middle of an atomic write may leave its
+    // temporary file, which no scan takes for a task.
+    let entries = |state: &str| -> Vec<String> {
+        fs::read_dir(fleet.queue_dir("q", state))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect()
+    };
+    for state in ["inbox", "running", "failed"] {
+        let left = entries(state);
+        assert!(left.is_empty(), "{state}/ holds {left:?}; log:\n{log}");
+    }
+    // done/ holds each task once, and nothing but tasks and their records.
+    let mut in_done: Vec<String> = entries("done").into_iter().filter(|n| !n.ends_with(".json")).collect();
+    in_done.sort();
+    assert_eq!(in_done, names);
+
+    // Each dispatch after a task's first must say why it happens again: a numbered
+    // attempt on the dispatch line, or the task recovered at start since the last one.
+    let received = fleet.received();
+    let lines: Vec<&str> = log.lines().collect();
+    for (name, body) in &bodies {
+        let deliveries = received.iter().filter(|r| r["text"] == body.as_str()).count();
+        let dispatch = format!(": dispatching q/{name} ");
+        let dispatches: Vec<usize> = (0..lines.len()).filter(|&i| lines[i].contains(&dispatch)).collect();
+        assert!(
+            deliveries >= 1,
+            "{name} is in done/ but never reached Claude; log:\n{log}"
+        );
+        assert!(
+            deliveries <= dispatches.len(),
+            "{name} reached Claude {deliveries} times from {} logged dispatches; log:\n{log}",
+            dispatches.len()
+        );
+        for pair in dispatches.windows(2) {
+            let again = lines[pair[1]];
+            let recovered = lines[pair[0]..pair[1]]
+                .iter()
+                .any(|l| l.contains(&format!("q/{name}")) && l.contains("recovered at start"));
+            assert!(
+                again.contains("(attempt ") || recovered,
+                "{name} was dispatched again and the log does not say why: {again}; log:\n{log}"
+            );
+        }
+    }
+}

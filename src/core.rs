@@ -718,8 +718,14 @@ impl Core {
 
     /// Limit and warning lines on a session's screen now: history once Claude is ready.
     pub(crate) fn banner_lines(&self, session: &str) -> Vec<String> {
-        let Some(a) = self.screens.get(session) else { return Vec::new() };
-        a.quota.iter().map(|q| q.line.clone()).chain(a.warning.iter().map(|w| w.line.clone())).collect()
+        let Some(a) = self.screens.get(session) else {
+            return Vec::new();
+        };
+        a.quota
+            .iter()
+            .map(|q| q.line.clone())
+            .chain(a.warning.iter().map(|w| w.line.clone()))
+            .collect()
     }
 
     pub(crate) fn analyze(&self, capture: &str) -> Analysis {

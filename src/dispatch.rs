@@ -21,7 +21,11 @@ impl Core {
         self.drop_failed_claims(obs);
         self.file_bad_tasks(obs);
 
-        if self.state.swap.is_some() || self.state.draining.is_some() || self.state.all_exhausted || !self.available(&self.state.active.clone()) {
+        if self.state.swap.is_some()
+            || self.state.draining.is_some()
+            || self.state.all_exhausted
+            || !self.available(&self.state.active.clone())
+        {
             return;
         }
         let free: Vec<String> = self

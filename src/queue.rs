@@ -720,7 +720,10 @@ mod tests {
         let mut cache = InboxCache::default();
         let path = put(&q, "inbox", "t.md", b"");
         set_mtime(&path, 1_000);
-        assert_eq!(scan_inbox_with(&q, &mut cache).unwrap()[0].problem.as_deref(), Some("empty task"));
+        assert_eq!(
+            scan_inbox_with(&q, &mut cache).unwrap()[0].problem.as_deref(),
+            Some("empty task")
+        );
         // Rewritten with content: new size and mtime, so it is checked again.
         fs::write(&path, b"a real prompt\n").unwrap();
         set_mtime(&path, 2_000);

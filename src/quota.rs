@@ -291,7 +291,11 @@ impl Core {
                 snippet(&line, limits::SNIPPET_CHARS)
             ));
         }
-        let working = self.state.sessions.values().any(|s| s.kind == Kind::Pool && s.assignment.is_some());
+        let working = self
+            .state
+            .sessions
+            .values()
+            .any(|s| s.kind == Kind::Pool && s.assignment.is_some());
         if self.state.draining.is_some() && !working {
             self.state.draining = None;
             self.begin_swap(None, format!("drained before the usage limit of {active}"), None);

@@ -718,8 +718,7 @@ pub fn analyze(capture: &str, now: Timestamp, tz: &TimeZone) -> Analysis {
         ScreenState::Unknown
     };
 
-    let (quota, server_error, warning, vetoed) =
-        scan_signals(&lines[n.saturating_sub(SIGNAL_REGION_LINES)..], now, tz);
+    let (quota, server_error, warning, vetoed) = scan_signals(&lines[n.saturating_sub(SIGNAL_REGION_LINES)..], now, tz);
 
     let input = match (&input_box, state) {
         (Some(b), ScreenState::Idle | ScreenState::Busy) => input_text(&lines, b),

@@ -10,7 +10,9 @@
 //! and continues after the swap or the reset. A dedicated session is never sent `/exit`;
 //! if one were ever marked working it is only marked idle.
 
-use crate::core::{TaskRef, limits, Action, Activity, AfterLaunch, Core, Kind, Observation, PasteKind, Seen, TaskReport};
+use crate::core::{
+    limits, Action, Activity, AfterLaunch, Core, Kind, Observation, PasteKind, Seen, TaskRef, TaskReport,
+};
 use crate::transcript::Signal;
 use crate::util::{rfc3339, snippet};
 

@@ -3,8 +3,16 @@
 //! on it. This test reads the core's source files and fails on any such use outside
 //! comments and test modules.
 
-const CORE_FILES: &[&str] =
-    &["core.rs", "quota.rs", "dispatch.rs", "watcher.rs", "swap.rs", "sessions.rs", "accounts.rs", "screen.rs"];
+const CORE_FILES: &[&str] = &[
+    "core.rs",
+    "quota.rs",
+    "dispatch.rs",
+    "watcher.rs",
+    "swap.rs",
+    "sessions.rs",
+    "accounts.rs",
+    "screen.rs",
+];
 
 const FORBIDDEN: &[&str] = &[
     "Instant::now",

@@ -313,7 +313,13 @@ pub enum Activity {
     /// Nothing in flight.
     Free,
     /// A launch line was typed; waiting for Claude's idle input box.
-    Launching { deadline_ms: Ms, then: AfterLaunch },
+    Launching {
+        deadline_ms: Ms,
+        then: AfterLaunch,
+        /// The line typed, so a launch interrupted by a crash can be typed again.
+        #[serde(default)]
+        line: String,
+    },
     /// The task (or continue prompt) was pasted; Enter follows after `submit_delay`.
     Pasted { at_ms: Ms, text: PasteKind },
     /// Enter was sent; waiting to see the prompt taken.
@@ -327,7 +333,13 @@ pub enum Activity {
     /// `/exit` was sent to recycle the context; waiting for the shell.
     Exiting { deadline_ms: Ms },
     /// Stopping Claude for a swap: Escape first where needed, then `/exit`.
-    Stopping { deadline_ms: Ms, exit_sent: bool },
+    Stopping {
+        deadline_ms: Ms,
+        exit_sent: bool,
+        /// When `/exit` was last typed, so one that left Claude idle can be typed again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exit_at_ms: Option<Ms>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -561,6 +573,9 @@ pub mod limits {
     pub const EXIT_TIMEOUT_MS: i64 = 30_000;
     /// A swap's stop stage: Claude must be gone from every member within this.
     pub const STOP_TIMEOUT_MS: i64 = 30_000;
+    /// A swap's `/exit` that left Claude idle this long was eaten (a menu that popped up
+    /// as it was typed took its Enter): it is typed again.
+    pub const EXIT_RETRY_MS: i64 = 5_000;
     /// Attempts per task before it is failed.
     pub const MAX_ATTEMPTS: u32 = 3;
     /// Idle turns after a finished turn before a task counts as done.
@@ -582,6 +597,9 @@ pub struct Core {
     pub(crate) screens: BTreeMap<String, Analysis>,
     /// Per-turn scratch: this turn's captures of managed sessions.
     pub(crate) captures: BTreeMap<String, String>,
+    /// Last turn's captures with their analyses, by session, so that an unchanged
+    /// screen is not analysed again (see `analyze_screen`).
+    pub(crate) last_screens: BTreeMap<String, (String, Analysis)>,
     /// Per-turn scratch: the actions being built.
     pub(crate) out: Vec<Action>,
     pub(crate) now_ms: Ms,
@@ -602,6 +620,7 @@ impl Core {
             state,
             screens: BTreeMap::new(),
             captures: BTreeMap::new(),
+            last_screens: BTreeMap::new(),
             out: Vec::new(),
             now_ms: 0,
         }
@@ -652,8 +671,11 @@ impl Core {
     pub fn step(&mut self, obs: &Observation) -> Vec<Action> {
         self.now_ms = obs.now_ms;
         self.out.clear();
-        self.screens.clear();
-        self.captures.clear();
+        let mut captures = std::mem::take(&mut self.captures);
+        self.last_screens = std::mem::take(&mut self.screens)
+            .into_iter()
+            .filter_map(|(name, analysis)| Some((name.clone(), (captures.remove(&name)?, analysis))))
+            .collect();
         self.handle_sessions(obs);
         self.handle_requests(obs);
         self.poll_quota(obs);
@@ -730,6 +752,18 @@ impl Core {
 
     pub(crate) fn analyze(&self, capture: &str) -> Analysis {
         screen::analyze(capture, self.timestamp(), &self.tz)
+    }
+
+    /// `analyze` of a managed session's capture. Most screens do not change between two
+    /// turns, and analysing one is most of a turn's work at fleet scale, so an unchanged
+    /// capture takes last turn's analysis. That is exactly what analysing it again would
+    /// give: the time enters an analysis only through the reset time of a limit hit, and
+    /// an analysis with a hit is always made afresh.
+    pub(crate) fn analyze_screen(&self, session: &str, capture: &str) -> Analysis {
+        match self.last_screens.get(session) {
+            Some((last, analysis)) if last == capture && analysis.quota.is_none() => analysis.clone(),
+            _ => self.analyze(capture),
+        }
     }
 }
 

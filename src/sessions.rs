@@ -81,7 +81,7 @@ impl Core {
                 Some(p) if p.dead => Seen::Dead,
                 Some(p) => {
                     let command = p.command.as_str();
-                    let analysis = p.capture.as_deref().map(|c| self.analyze(c));
+                    let analysis = p.capture.as_deref().map(|c| self.analyze_screen(name, c));
                     let seen = if CLAUDE_PROCESS_NAMES.contains(&command) {
                         match analysis.as_ref().map(|a| a.state) {
                             Some(ScreenState::Idle) => Seen::Idle,
@@ -257,9 +257,9 @@ impl Core {
         let active = self.state.active.clone();
         let home = self.config.account(&active).map(|a| a.home.clone()).unwrap_or_default();
         let line = launch_line(&self.config, workdir, &home, id, how);
-        self.push(Action::TypeLine {
+self.push(Action::TypeLine {
             session: name.into(),
-            line,
+            line: line.clone(),
         });
         let deadline_ms = self.now_ms + limits::LAUNCH_TIMEOUT_MS;
         let state = self.state.sessions.get_mut(name).expect("session state exists");
@@ -269,7 +269,7 @@ impl Core {
         state.stale_hits.clear();
         state.limit_pending = false;
         state.unconfirmed_polls = 0;
-        state.activity = Activity::Launching { deadline_ms, then };
+        state.activity = Activity::Launching { deadline_ms, then, line };
     }
 
     /// Runs the configured hook for `event`, if any, with `CCL_EVENT` and the given facts.

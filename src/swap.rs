@@ -70,6 +70,7 @@ impl Core {
             s.activity = Activity::Stopping {
                 deadline_ms: self.now_ms + limits::STOP_TIMEOUT_MS,
                 exit_sent: false,
+                exit_at_ms: None,
             };
         }
         let names: Vec<&str> = members.iter().map(|m| m.session.as_str()).collect();
@@ -157,9 +158,13 @@ impl Core {
             return true;
         };
         let seen = s.seen;
-        let (deadline_ms, exit_sent) = match s.activity {
-            Activity::Stopping { deadline_ms, exit_sent } => (deadline_ms, exit_sent),
-            _ => (self.now_ms + limits::STOP_TIMEOUT_MS, false),
+        let (deadline_ms, exit_sent, mut exit_at_ms) = match s.activity {
+            Activity::Stopping {
+                deadline_ms,
+                exit_sent,
+                exit_at_ms,
+            } => (deadline_ms, exit_sent, exit_at_ms),
+            _ => (self.now_ms + limits::STOP_TIMEOUT_MS, false, None),
         };
         match seen {
             Seen::Shell => {
@@ -223,6 +228,21 @@ impl Core {
                     line: "/exit".into(),
                 });
                 exit_now = true;
+                exit_at_ms = Some(self.now_ms);
+            }
+            // The real client draws the weekly-limit menu about half a second after the
+            // limit line; a `/exit` typed just then is taken by the menu, which closes and
+            // leaves Claude idle. Still idle well after `/exit`: type it again.
+            Seen::Idle
+                if exit_at_ms.unwrap_or(deadline_ms - limits::STOP_TIMEOUT_MS) + limits::EXIT_RETRY_MS
+                    <= self.now_ms =>
+            {
+                self.log(format!("{name}: claude is still idle after /exit; typing it again"));
+                self.push(Action::TypeLine {
+                    session: name.clone(),
+                    line: "/exit".into(),
+                });
+                exit_at_ms = Some(self.now_ms);
             }
             _ => {}
         }
@@ -230,6 +250,7 @@ impl Core {
             s.activity = Activity::Stopping {
                 deadline_ms,
                 exit_sent: exit_now,
+                exit_at_ms,
             };
         }
         false
@@ -465,6 +486,110 @@ mod tests {
             }
         ));
         assert_eq!(s.assignment.as_ref().map(|a| a.task.task.as_str()), Some("t.md"));
+    }
+
+    #[test]
+    fn a_prompt_seen_taken_only_as_the_swap_began_is_resumed_not_restarted() {
+        // The limit record of the task's first request is the first sign it was taken:
+        // the swap it starts must still resume that conversation.
+        let config = config();
+        let mut state = State::fresh(&config, 1);
+        let mut s = SessionState::new(Kind::Pool);
+        s.seen = Seen::Shell;
+        s.conversation = Some(ID.into());
+        s.cwd = Some("/src/q".into());
+        s.assignment = Some(Assignment {
+            task: TaskRef {
+                queue: "q".into(),
+                task: "t.md".into(),
+            },
+            claimed_ms: 0,
+            started_ms: None,
+            attempt: 1,
+        });
+        s.activity = Activity::Stopping {
+            deadline_ms: limits::STOP_TIMEOUT_MS,
+            exit_sent: true,
+            exit_at_ms: Some(0),
+        };
+        state.sessions.insert("ccl-auto-11".into(), s);
+        state.swap = Some(Swap {
+            from: "a".into(),
+            to: "b".into(),
+            reason: "test".into(),
+            started_ms: 0,
+            request: None,
+            members: vec![SwapMember {
+                session: "ccl-auto-11".into(),
+                kind: Kind::Pool,
+                conversation: Some(ID.into()),
+                cwd: Some("/src/q".into()),
+                had_task: true,
+                stopped: false,
+            }],
+        });
+        let mut core = Core::new(config, state, "UTC");
+        core.now_ms = 1_000;
+        let obs = Observation {
+            transcripts: vec![crate::core::TranscriptSeen {
+                session: "ccl-auto-11".into(),
+                conversation: ID.into(),
+                records: vec![crate::transcript::Record {
+                    uuid: "r1".into(),
+                    timestamp: None,
+                    signal: crate::transcript::Signal::LimitHit {
+                        text: "You've hit your 5-hour limit · resets 10:30am (UTC)".into(),
+                    },
+                }],
+            }],
+            ..Default::default()
+        };
+        core.check_watcher(&obs);
+        core.step_swap(&obs);
+        let line = core
+            .out
+            .iter()
+            .find_map(|a| match a {
+                Action::TypeLine { session, line } if session == "ccl-auto-11" => Some(line.clone()),
+                _ => None,
+            })
+            .expect("a launch line");
+        assert!(line.ends_with(&format!("--resume {ID}")), "{line}");
+    }
+
+    #[test]
+    fn an_exit_that_left_claude_idle_is_typed_again_after_a_while() {
+        let config = config();
+        let mut state = State::fresh(&config, 1);
+        let mut s = SessionState::new(Kind::Pool);
+        s.seen = Seen::Idle;
+        s.activity = Activity::Stopping {
+            deadline_ms: limits::STOP_TIMEOUT_MS,
+            exit_sent: true,
+            exit_at_ms: Some(0),
+        };
+        state.sessions.insert("ccl-auto-11".into(), s);
+        let mut core = Core::new(config, state, "UTC");
+        let mut member = SwapMember {
+            session: "ccl-auto-11".into(),
+            kind: Kind::Pool,
+            conversation: Some(ID.into()),
+            cwd: None,
+            had_task: true,
+            stopped: false,
+        };
+        let mut exits_at = |core: &mut Core, now_ms: i64| {
+            core.now_ms = now_ms;
+            core.out.clear();
+            assert!(!core.stop_member(&mut member));
+            core.out
+                .iter()
+                .filter(|a| matches!(a, Action::TypeLine { line, .. } if line == "/exit"))
+                .count()
+        };
+        assert_eq!(exits_at(&mut core, limits::EXIT_RETRY_MS - 1), 0, "claude may still be exiting");
+        assert_eq!(exits_at(&mut core, limits::EXIT_RETRY_MS), 1, "idle long after /exit: again");
+        assert_eq!(exits_at(&mut core, limits::EXIT_RETRY_MS + 300), 0, "once per retry interval");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Phase 3 of a turn: the watcher. Moves each session's multi-turn state machine on:
 //! launch → ready, paste → Enter after `submit_delay` → verified submission, working →
 //! completion (`done/`, then `/exit` to recycle the context), and the failures in
-//! between (Claude died mid-task, task timeout, a prompt that would not submit).
+//! between (Claude died mid-task, task timeout, a prompt that would not submit, a turn
+//! that ended with an API error such as a 500).
 //!
 //! A task is complete when its turn has ended (the transcript's `turn_duration` record,
 //! the registry going idle, or a finished-turn line on an idle screen) and the session
@@ -21,13 +22,18 @@ impl Core {
         let names: Vec<String> = self.state.sessions.keys().cloned().collect();
         for name in names {
             if self.state.swap.is_some() && matches!(self.state.sessions[&name].activity, Activity::Stopping { .. }) {
+                self.note_taken_while_stopping(&name, obs);
                 continue;
             }
             self.guard_dedicated(&name);
             let activity = self.state.sessions[&name].activity.clone();
             match activity {
                 Activity::Free => {}
-                Activity::Launching { deadline_ms, then } => self.watch_launch(&name, deadline_ms, then),
+                Activity::Launching {
+                    deadline_ms,
+                    then,
+                    line,
+                } => self.watch_launch(&name, deadline_ms, then, &line),
                 Activity::Pasted { at_ms, text } => self.watch_pasted(&name, at_ms, text),
                 Activity::Submitted { at_ms, enters, text } => self.watch_submitted(&name, obs, at_ms, enters, text),
                 Activity::Working {
@@ -41,6 +47,29 @@ impl Core {
                     self.state.sessions.get_mut(&name).expect("session exists").activity = Activity::Free;
                 }
             }
+        }
+    }
+
+    /// A swap can begin in the very turn that shows a task's prompt taken: the real client
+    /// answers a limited account's first request within half a second of the Enter, so
+    /// its limit record arrives before the busy screen was ever seen. The conversation
+    /// exists then, and the relaunch must resume it rather than start the task afresh.
+    fn note_taken_while_stopping(&mut self, name: &str, obs: &Observation) {
+        let taken = obs
+            .transcripts
+            .iter()
+            .filter(|t| t.session == name)
+            .flat_map(|t| &t.records)
+            .any(|r| {
+                matches!(
+                    r.signal,
+                    Signal::UserPrompt { .. } | Signal::TurnDone | Signal::LimitHit { .. }
+                )
+            });
+        let now_ms = self.now_ms;
+        let s = self.state.sessions.get_mut(name).expect("session exists");
+        if let Some(a) = s.assignment.as_mut().filter(|a| taken && a.started_ms.is_none()) {
+            a.started_ms = Some(now_ms);
         }
     }
 
@@ -71,8 +100,35 @@ impl Core {
         });
     }
 
-    fn watch_launch(&mut self, name: &str, deadline_ms: i64, then: AfterLaunch) {
+    fn watch_launch(&mut self, name: &str, deadline_ms: i64, then: AfterLaunch, line: &str) {
         let s = &self.state.sessions[name];
+        // State is saved before a turn's actions run, so a daemon killed in the turn that
+        // launched may never have typed the line, or typed it without its Enter (the
+        // shell then shows it unexecuted). On the first turn after a start, a launch still
+        // at the shell is typed again from a clean line.
+        let launched_before_this_turn = deadline_ms - limits::LAUNCH_TIMEOUT_MS < self.now_ms;
+        if !self.state.started
+            && launched_before_this_turn
+            && matches!(s.seen, Seen::Shell | Seen::Other)
+            && !line.is_empty()
+        {
+            self.log(format!("{name}: launch interrupted by a restart; typing it again"));
+            self.push(Action::SendKeys {
+                session: name.into(),
+                keys: vec!["C-u".into()],
+            });
+            self.push(Action::TypeLine {
+                session: name.into(),
+                line: line.to_string(),
+            });
+            let s = self.state.sessions.get_mut(name).expect("session exists");
+            s.activity = Activity::Launching {
+                deadline_ms: self.now_ms + limits::LAUNCH_TIMEOUT_MS,
+                then,
+                line: line.to_string(),
+            };
+            return;
+        }
         match s.seen {
             Seen::Idle => {
                 let stale = self.banner_lines(name);
@@ -115,16 +171,34 @@ impl Core {
                     .map(|a| a.attention.clone().unwrap_or_default())
                     .filter(|t| !t.is_empty())
                     .unwrap_or_else(|| format!("screen state {:?}", s.seen).to_lowercase());
-                self.state.sessions.get_mut(name).expect("session exists").activity = Activity::Free;
-                self.needs_attention(
-                    name,
-                    &format!(
-                        "claude did not become ready within {}s: {}",
-                        limits::LAUNCH_TIMEOUT_MS / 1000,
-                        snippet(&first, limits::SNIPPET_CHARS)
-                    ),
+                let why = format!(
+                    "claude did not become ready within {}s: {}",
+                    limits::LAUNCH_TIMEOUT_MS / 1000,
+                    snippet(&first, limits::SNIPPET_CHARS)
                 );
-                self.give_back(name, "claude did not start", false);
+                let s = self.state.sessions.get_mut(name).expect("session exists");
+                s.activity = Activity::Free;
+                if s.kind == Kind::Pool {
+                    // A pool session is ccl's own: start it over rather than leave it stuck
+                    // behind whatever the pane shows.
+                    s.conversation = None;
+                    s.account = None;
+                    s.cwd = None;
+                    let workdir = self.config.pool.workdir.clone();
+                    self.warn(format!("{name}: {why}; recreating the session"));
+                    self.push(Action::KillSession {
+                        session: name.into(),
+                        reason: "claude did not start".into(),
+                    });
+                    self.push(Action::CreateSession {
+                        session: name.into(),
+                        workdir,
+                        reason: "recreated after a launch that never became ready".into(),
+                    });
+                    self.give_back(name, "claude did not start", true);
+                } else {
+                    self.needs_attention(name, &why);
+                }
             }
             _ => {}
         }
@@ -314,12 +388,26 @@ impl Core {
             .filter(|t| t.session == name)
             .flat_map(|t| &t.records);
         let mut prompt_again = false;
+        let mut api_error = None;
         for r in records {
-            match r.signal {
+            match &r.signal {
                 Signal::TurnDone => turn_ended = true,
-                Signal::UserPrompt { .. } => prompt_again = true,
-                _ => {}
+                Signal::UserPrompt { .. } => {
+                    prompt_again = true;
+                    api_error = None;
+                }
+                // Claude writes an API error record once it has given up on the turn (after
+                // its retries, and with no `turn_duration`): the task's work was not done.
+                // A usage limit never gets here (`limit_pending` above); an API-key 429 does.
+                Signal::ApiError { text, .. } | Signal::LimitHit { text } => api_error = Some(text.clone()),
             }
+        }
+        if let Some(text) = api_error {
+            let reason = format!(
+                "claude's turn ended with an API error: {}",
+                snippet(&text, limits::SNIPPET_CHARS)
+            );
+            return self.fail_and_recycle(name, &reason);
         }
         if prompt_again {
             turn_ended = false;
@@ -368,7 +456,12 @@ impl Core {
             // killed in that turn comes back believing it typed `/exit` when it may not
             // have. On the first turn after a start an idle pool Claude with an empty box
             // gets `/exit` again, instead of holding the session until the deadline.
-            Seen::Idle if !self.state.started && s.kind == Kind::Pool && self.input_empty(name) => {
+            Seen::Idle
+                if !self.state.started
+                    && deadline_ms - limits::EXIT_TIMEOUT_MS < self.now_ms
+                    && s.kind == Kind::Pool
+                    && self.input_empty(name) =>
+            {
                 self.log(format!("{name}: claude still idle after a restart; typing /exit again"));
                 self.push(Action::TypeLine {
                     session: name.into(),
@@ -527,5 +620,111 @@ impl Core {
                 reason: reason.into(),
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::tests::config;
+    use crate::core::{Assignment, SessionObs, SessionState, State};
+
+    const LINE: &str =
+        "cd /src/q && CLAUDE_CONFIG_DIR=/homes/a claude --session-id 0b1c2d3e-0000-4000-8000-000000000001";
+
+    /// A core restarted with `ccl-auto-11` launching a task since `launched_ms`.
+    fn restarted(launched_ms: i64) -> Core {
+        let config = config();
+        let mut state = State::fresh(&config, 1);
+        let mut s = SessionState::new(Kind::Pool);
+        s.activity = Activity::Launching {
+            deadline_ms: launched_ms + limits::LAUNCH_TIMEOUT_MS,
+            then: AfterLaunch::Task,
+            line: LINE.into(),
+        };
+        s.assignment = Some(Assignment {
+            task: TaskRef {
+                queue: "q".into(),
+                task: "t.md".into(),
+            },
+            claimed_ms: launched_ms,
+            started_ms: None,
+            attempt: 1,
+        });
+        state.sessions.insert("ccl-auto-11".into(), s);
+        state.started = true;
+        Core::new(config, state, "UTC")
+    }
+
+    fn observe(now_ms: i64, screen: &str) -> Observation {
+        let pane = |name: &str, capture: &str| SessionObs {
+            name: name.into(),
+            pane_pid: 100,
+            command: "bash".into(),
+            dead: false,
+            capture: Some(capture.into()),
+        };
+        Observation {
+            now_ms,
+            sessions: Some(vec![pane("ccl-auto-11", screen), pane("ccl-auto-12", "bash-5.2$ ")]),
+            queues: vec![crate::core::QueueObs {
+                name: "q".into(),
+                inbox: vec![],
+                running: vec!["t.md".into()],
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn typed(actions: &[Action]) -> Vec<String> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::TypeLine { session, line } if session == "ccl-auto-11" => Some(line.clone()),
+                Action::SendKeys { session, keys } if session == "ccl-auto-11" => Some(keys.join(" ")),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_launch_line_left_unexecuted_by_a_crash_is_typed_again_from_a_clean_line() {
+        // Killed between pasting the line and its Enter: the shell shows it unexecuted.
+        let mut core = restarted(1_000);
+        let actions = core.step(&observe(5_000, &format!("bash-5.2$ {LINE}")));
+        assert_eq!(typed(&actions), vec!["C-u".to_string(), LINE.to_string()]);
+        // Killed before typing anything: the shell shows its bare prompt.
+        let mut core = restarted(1_000);
+        let actions = core.step(&observe(5_000, "bash-5.2$ "));
+        assert_eq!(typed(&actions), vec!["C-u".to_string(), LINE.to_string()]);
+        // Only on the first turn after a start.
+        let actions = core.step(&observe(6_000, &format!("bash-5.2$ {LINE}")));
+        assert!(typed(&actions).is_empty(), "{actions:?}");
+    }
+
+    #[test]
+    fn a_pool_launch_that_never_becomes_ready_recreates_the_session_and_requeues_the_task() {
+        let mut core = restarted(1_000);
+        core.state.started = true;
+        let after = 1_000 + limits::LAUNCH_TIMEOUT_MS;
+        let actions = core.step(&observe(after, &format!("bash-5.2$ {LINE}")));
+        let kinds: Vec<String> = actions
+            .iter()
+            .filter(|a| !matches!(a, Action::Log { .. }))
+            .map(|a| a.to_string())
+            .collect();
+        assert!(
+            kinds.iter().any(|a| a.starts_with("kill session ccl-auto-11")),
+            "{kinds:#?}"
+        );
+        assert!(
+            kinds.iter().any(|a| a.starts_with("create session ccl-auto-11")),
+            "{kinds:#?}"
+        );
+        assert!(
+            kinds.iter().any(|a| a.starts_with("task q/t.md back to inbox")),
+            "{kinds:#?}"
+        );
+        assert!(core.state().sessions["ccl-auto-11"].attention.is_none());
     }
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod fleet;
+pub mod real;
 
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -123,12 +123,13 @@ struct RawTmux {
 }
 
 /// How ccl talks to tmux: one `tmux` process per call, or one control-mode connection
-/// (`tmux -C`) with the exec adapter as its fallback.
+/// (`tmux -C`) with the exec adapter as its fallback. Control is the default: it passes
+/// the same tests and costs a pipe round trip per call instead of a fork.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Backend {
-    #[default]
     Exec,
+    #[default]
     Control,
 }
 

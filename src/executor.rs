@@ -26,6 +26,9 @@ impl Shell {
                     log::info!("skipped after a failed claim: {action}");
                     continue;
                 }
+                // Whatever this does to the pane, the next observation captures it afresh
+                // rather than trusting tmux's activity time alone.
+                self.touched.insert(s.to_string());
             }
             match action {
                 Action::Log {

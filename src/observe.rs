@@ -5,14 +5,22 @@
 //! name and pane pid only, and never touched. Transcripts are read incrementally (each
 //! record once); a conversation first seen when the daemon starts is read from its end,
 //! so old history is not taken as news.
+//!
+//! A pane is captured again only when its screen may have changed: tmux's
+//! `#{window_activity}` moved (or the last capture was taken in the same second as that
+//! activity, since the value has whole-second resolution), its pid, command, dead flag or
+//! size changed, the executor acted on the session since, or the capture is older than a
+//! bound. Otherwise the last capture is handed to the core again, so the core sees a
+//! capture of every managed pane every turn, exactly as if it had been taken.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 
 use crate::config::Config;
 use crate::core::{Core, HookDone, Observation, QueueObs, RegistrySeen, SessionObs, TaskRef, TranscriptSeen};
 use crate::hooks::Hooks;
-use crate::tmux::Tmux;
+use crate::tmux::{PaneInfo, Tmux};
 use crate::transcript::{self, TranscriptReader};
 use crate::{queue, state};
 
@@ -27,6 +35,52 @@ pub struct Shell {
     pub(crate) turns: u64,
     /// Per queue: verdicts on inbox files, so unchanged files are not re-read each turn.
     inbox_caches: std::collections::BTreeMap<String, queue::InboxCache>,
+    /// Per managed session: its last capture and what tmux said about the pane then.
+    captures: BTreeMap<String, Capture>,
+    /// Sessions the executor acted on since the last observation: captured afresh.
+    pub(crate) touched: BTreeSet<String>,
+    /// Captures actually taken from tmux (not reused), for tests and benchmarks.
+    n_captures: u64,
+}
+
+/// How old a reused capture may get: past this it is taken again even though tmux
+/// reported no output, bounding the damage should a screen ever change without output
+/// (or the clock step). Each session's bound is staggered down by up to half of this,
+/// so a fleet started at once does not refresh every pane in the same turn.
+pub const MAX_CAPTURE_AGE_MS: i64 = 10_000;
+
+/// A capture kept for reuse, with the pane as tmux listed it when it was taken.
+struct Capture {
+    pane: PaneInfo,
+    /// `now_ms` of the turn it was taken in; taken before the capture, so never later.
+    taken_ms: i64,
+    text: String,
+}
+
+impl Capture {
+    /// Whether this capture still shows `pane`'s screen at `now_ms`.
+    fn still_valid(&self, pane: &PaneInfo, now_ms: i64) -> bool {
+        let Some(activity_s) = pane.activity_s else {
+            return false;
+        };
+        let same_pane = self.pane.pane_pid == pane.pane_pid
+            && self.pane.current_command == pane.current_command
+            && self.pane.dead == pane.dead
+            && self.pane.width == pane.width
+            && self.pane.height == pane.height;
+        // Activity is in whole seconds: output in the second the capture was taken may
+        // have come after it without moving the value, so that second proves nothing.
+        let quiet_since_taken = self.pane.activity_s == Some(activity_s) && (activity_s as i64) < self.taken_ms / 1000;
+        same_pane && quiet_since_taken && now_ms - self.taken_ms < max_capture_age_ms(&pane.session)
+    }
+}
+
+/// `MAX_CAPTURE_AGE_MS` less a stable per-session stagger of up to half of it.
+fn max_capture_age_ms(session: &str) -> i64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    session.hash(&mut hasher);
+    let half = MAX_CAPTURE_AGE_MS / 2;
+    MAX_CAPTURE_AGE_MS - (hasher.finish() % half as u64) as i64
 }
 
 impl Shell {
@@ -39,12 +93,20 @@ impl Shell {
             hooks: Hooks::default(),
             turns: 0,
             inbox_caches: Default::default(),
+            captures: BTreeMap::new(),
+            touched: BTreeSet::new(),
+            n_captures: 0,
         }
+    }
+
+    /// How many pane captures were taken from tmux so far (reused ones not counted).
+    pub fn n_captures(&self) -> u64 {
+        self.n_captures
     }
 
     pub fn observe(&mut self, core: &Core, now_ms: i64) -> Observation {
         let config = core.config();
-        let sessions = self.observe_tmux(config);
+        let sessions = self.observe_tmux(config, now_ms);
         let registry = match &sessions {
             Some(list) => observe_registry(config, list),
             None => Vec::new(),
@@ -66,7 +128,7 @@ impl Shell {
         }
     }
 
-    fn observe_tmux(&mut self, config: &Config) -> Option<Vec<SessionObs>> {
+    fn observe_tmux(&mut self, config: &Config, now_ms: i64) -> Option<Vec<SessionObs>> {
         let panes = match self.tmux.list_sessions() {
             Ok(p) => p,
             Err(e) => {
@@ -74,16 +136,25 @@ impl Shell {
                 return None;
             }
         };
+        let touched = std::mem::take(&mut self.touched);
+        // Sessions gone from the server (or no longer captured) drop their captures.
+        let mut kept = std::mem::take(&mut self.captures);
+        let stale: Vec<&PaneInfo> = panes
+            .iter()
+            .filter(|p| config.is_managed(&p.session) && !p.dead)
+            .filter(|p| match kept.remove(&p.session) {
+                Some(last) if !touched.contains(&p.session) && last.still_valid(p, now_ms) => {
+                    self.captures.insert(p.session.clone(), last);
+                    false
+                }
+                _ => true,
+            })
+            .collect();
+        self.capture_all(&stale, now_ms);
         let mut out = Vec::with_capacity(panes.len());
         for p in panes {
             let capture = if config.is_managed(&p.session) && !p.dead {
-                match self.tmux.capture(&p.session) {
-                    Ok(c) => Some(c),
-                    Err(e) => {
-                        log::warn!("cannot capture {}: {e:#}", p.session);
-                        None
-                    }
-                }
+                self.captures.get(&p.session).map(|c| c.text.clone())
             } else {
                 None
             };
@@ -97,6 +168,27 @@ impl Shell {
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Some(out)
+    }
+
+    /// Captures `panes` from tmux (all in one go where the backend can) and keeps each
+    /// capture for reuse; a pane that cannot be captured has none this turn.
+    fn capture_all(&mut self, panes: &[&PaneInfo], now_ms: i64) {
+        let names: Vec<&str> = panes.iter().map(|p| p.session.as_str()).collect();
+        let screens = self.tmux.capture_all(&names);
+        self.n_captures += panes.len() as u64;
+        for (pane, screen) in panes.iter().zip(screens) {
+            match screen {
+                Ok(text) => {
+                    let capture = Capture {
+                        pane: (*pane).clone(),
+                        taken_ms: now_ms,
+                        text,
+                    };
+                    self.captures.insert(pane.session.clone(), capture);
+                }
+                Err(e) => log::warn!("cannot capture {}: {e:#}", pane.session),
+            }
+        }
     }
 
     fn observe_transcripts(&mut self, core: &Core) -> Vec<TranscriptSeen> {

@@ -257,7 +257,7 @@ impl Core {
         let active = self.state.active.clone();
         let home = self.config.account(&active).map(|a| a.home.clone()).unwrap_or_default();
         let line = launch_line(&self.config, workdir, &home, id, how);
-self.push(Action::TypeLine {
+        self.push(Action::TypeLine {
             session: name.into(),
             line: line.clone(),
         });
@@ -269,7 +269,11 @@ self.push(Action::TypeLine {
         state.stale_hits.clear();
         state.limit_pending = false;
         state.unconfirmed_polls = 0;
-        state.activity = Activity::Launching { deadline_ms, then, line };
+        state.activity = Activity::Launching {
+            deadline_ms,
+            then,
+            line,
+        };
     }
 
     /// Runs the configured hook for `event`, if any, with `CCL_EVENT` and the given facts.

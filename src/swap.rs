@@ -587,9 +587,21 @@ mod tests {
                 .filter(|a| matches!(a, Action::TypeLine { line, .. } if line == "/exit"))
                 .count()
         };
-        assert_eq!(exits_at(&mut core, limits::EXIT_RETRY_MS - 1), 0, "claude may still be exiting");
-        assert_eq!(exits_at(&mut core, limits::EXIT_RETRY_MS), 1, "idle long after /exit: again");
-        assert_eq!(exits_at(&mut core, limits::EXIT_RETRY_MS + 300), 0, "once per retry interval");
+        assert_eq!(
+            exits_at(&mut core, limits::EXIT_RETRY_MS - 1),
+            0,
+            "claude may still be exiting"
+        );
+        assert_eq!(
+            exits_at(&mut core, limits::EXIT_RETRY_MS),
+            1,
+            "idle long after /exit: again"
+        );
+        assert_eq!(
+            exits_at(&mut core, limits::EXIT_RETRY_MS + 300),
+            0,
+            "once per retry interval"
+        );
     }
 
     #[test]

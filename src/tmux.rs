@@ -6,7 +6,7 @@
 //! as flags or commands, names tmux would silently rewrite are refused, and every call
 //! has a deadline so a wedged server cannot stall the daemon.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
@@ -37,11 +37,13 @@ pub const MAX_NAME_BYTES: usize = 128;
 /// Longest key name `send_keys` accepts (`C-M-BSpace` and friends fit easily).
 const MAX_KEY_BYTES: usize = 32;
 
-/// Fields of one `list-panes` row. Tab cannot occur in a session name (tmux escapes it as
-/// `\t`), and the free-form command name goes last so a tab inside it stays in the field.
-const PANE_FORMAT: &str = "#{session_name}\t#{window_active}\t#{pane_active}\t#{pane_pid}\t\
-                           #{pane_dead}\t#{pane_width}\t#{pane_height}\t#{pane_current_command}";
-const PANE_FIELDS: usize = 8;
+/// Fields of one `list-panes` row, for both backends. Tab cannot occur in a session name
+/// (tmux escapes it as `\t`), and the free-form command name goes last so a tab inside it
+/// stays in the field.
+pub(crate) const PANE_FORMAT: &str = "#{session_name}\t#{window_active}\t#{pane_active}\t#{pane_pid}\t\
+                           #{pane_dead}\t#{pane_width}\t#{pane_height}\t#{window_activity}\t\
+                           #{pane_current_command}";
+const PANE_FIELDS: usize = 9;
 
 /// One session as the daemon sees it: the session's active pane.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -55,6 +57,12 @@ pub struct PaneInfo {
     pub dead: bool,
     pub width: u16,
     pub height: u16,
+    /// `#{window_activity}`: when the pane's window last printed anything, in whole
+    /// seconds since the epoch (tmux 3.3a moves it on every output of any of its panes).
+    /// Lets the shell skip capturing a screen that cannot have changed. None when tmux
+    /// did not say.
+    #[serde(default)]
+    pub activity_s: Option<u64>,
 }
 
 /// Everything needed to create a detached session.
@@ -89,6 +97,13 @@ pub trait Tmux {
     /// (never argv), then `paste-buffer [-p] -d -b ccl-<name> -t =NAME:`. `bracketed`
     /// adds `-p`. Empty text pastes nothing.
     fn paste(&mut self, name: &str, text: &str, bracketed: bool) -> Result<()>;
+
+    /// `capture` of each of `names`, in order. A backend that can have several calls in
+    /// flight overlaps them (one round trip for a whole fleet); this default captures one
+    /// by one.
+    fn capture_all(&mut self, names: &[&str]) -> Vec<Result<String>> {
+        names.iter().map(|name| self.capture(name)).collect()
+    }
 }
 
 /// `Tmux` by running the `tmux` binary once per call.
@@ -234,12 +249,12 @@ impl Tmux for ExecTmux {
             }
             return Err(failure(&output)).context(label("list-panes", None));
         }
-        Ok(parse_panes(&String::from_utf8_lossy(&output.stdout)))
+        Ok(parse_panes(String::from_utf8_lossy(&output.stdout).lines()))
     }
 
     fn has_session(&mut self, name: &str) -> Result<bool> {
         check_name(name)?;
-        let args = ["has-session".into(), "-t".into(), session_target(name)];
+        let args = ["has-session".into(), "-t".into(), session_target(name).into()];
         let output = self.run("has-session", Some(name), &args, None)?;
         if output.status.success() {
             return Ok(true);
@@ -270,7 +285,7 @@ impl Tmux for ExecTmux {
             "-s".into(),
             name.into(),
             "-c".into(),
-            escape_format(spec.cwd.as_os_str()),
+            OsString::from_vec(escape_format(spec.cwd.as_os_str().as_bytes())),
             "-x".into(),
             spec.width.to_string().into(),
             "-y".into(),
@@ -292,7 +307,7 @@ impl Tmux for ExecTmux {
 
     fn kill_session(&mut self, name: &str) -> Result<()> {
         check_name(name)?;
-        let args = ["kill-session".into(), "-t".into(), session_target(name)];
+        let args = ["kill-session".into(), "-t".into(), session_target(name).into()];
         self.call("kill-session", Some(name), &args, None)?;
         Ok(())
     }
@@ -301,9 +316,14 @@ impl Tmux for ExecTmux {
         check_name(name)?;
         // Without -e there are no escape sequences; without -N tmux already drops
         // trailing spaces on each line.
-        let args = ["capture-pane".into(), "-p".into(), "-t".into(), pane_target(name)];
+        let args = [
+            "capture-pane".into(),
+            "-p".into(),
+            "-t".into(),
+            pane_target(name).into(),
+        ];
         let screen = self.call("capture-pane", Some(name), &args, None)?;
-        Ok(trim_trailing_blank_lines(&screen))
+        Ok(trim_trailing_blank_lines(&screen.lines().collect::<Vec<_>>()))
     }
 
     fn send_keys(&mut self, name: &str, keys: &[&str]) -> Result<()> {
@@ -314,7 +334,7 @@ impl Tmux for ExecTmux {
         for key in keys {
             check_key(key).with_context(|| label("send-keys", Some(name)))?;
         }
-        let mut args = vec!["send-keys".into(), "-t".into(), pane_target(name), "--".into()];
+        let mut args = vec!["send-keys".into(), "-t".into(), pane_target(name).into(), "--".into()];
         args.extend(keys.iter().map(OsString::from));
         self.call("send-keys", Some(name), &args, None)?;
         Ok(())
@@ -339,7 +359,7 @@ impl Tmux for ExecTmux {
             paste.push("-p".into());
         }
         paste.extend(["-d".into(), "-b".into(), buffer.clone().into()]);
-        paste.extend(["-t".into(), pane_target(name)]);
+        paste.extend(["-t".into(), pane_target(name).into()]);
         if let Err(err) = self.call("paste-buffer", Some(name), &paste, None) {
             // A missing target fails only here, after the buffer was loaded; drop it so
             // no stray buffer is left on the server. The paste error is the one to report.
@@ -365,18 +385,21 @@ pub fn version() -> Result<String> {
     Ok(version)
 }
 
+// The rules below are shared with the control-mode backend (`tmux_control.rs`), so that
+// both backends accept, refuse and report exactly alike.
+
 /// `=NAME`: exactly this session, never a prefix match.
-fn session_target(name: &str) -> OsString {
-    format!("={name}").into()
+pub(crate) fn session_target(name: &str) -> String {
+    format!("={name}")
 }
 
 /// `=NAME:`: the active pane of the active window of exactly this session.
-fn pane_target(name: &str) -> OsString {
-    format!("={name}:").into()
+pub(crate) fn pane_target(name: &str) -> String {
+    format!("={name}:")
 }
 
 /// The `tmux COMMAND for 'NAME'` prefix of every error message.
-fn label(command: &str, session: Option<&str>) -> String {
+pub(crate) fn label(command: &str, session: Option<&str>) -> String {
     match session {
         Some(name) => format!("tmux {command} for '{name}' failed"),
         None => format!("tmux {command} failed"),
@@ -413,7 +436,7 @@ fn is_no_server(stderr: &str) -> bool {
 /// a target (tmux replaces them with `_`), `#` starts a format in `-s`, a backslash and
 /// control characters get escaped. Any of them would make the session's real name
 /// differ from the one the daemon keeps asking for.
-fn check_name(name: &str) -> Result<()> {
+pub(crate) fn check_name(name: &str) -> Result<()> {
     if name.is_empty() {
         bail!("invalid tmux session name: empty");
     }
@@ -432,7 +455,7 @@ fn check_name(name: &str) -> Result<()> {
 /// A key for `send-keys` must look like a key name. Free text would be typed as-is and
 /// an argument ending in `;` would be read as a command separator; text goes through
 /// `paste` instead.
-fn check_key(key: &str) -> Result<()> {
+pub(crate) fn check_key(key: &str) -> Result<()> {
     let plausible = !key.is_empty()
         && key.len() <= MAX_KEY_BYTES
         && key.chars().all(|c| c.is_ascii_graphic())
@@ -444,23 +467,23 @@ fn check_key(key: &str) -> Result<()> {
 }
 
 /// `-c` is expanded as a tmux format, so a literal `#` in a directory must be doubled.
-fn escape_format(path: &OsStr) -> OsString {
+pub(crate) fn escape_format(path: &[u8]) -> Vec<u8> {
     let mut escaped = Vec::with_capacity(path.len());
-    for &byte in path.as_bytes() {
+    for &byte in path {
         escaped.push(byte);
         if byte == b'#' {
             escaped.push(b'#');
         }
     }
-    OsString::from_vec(escaped)
+    escaped
 }
 
 /// Rows of `list-panes -a -F PANE_FORMAT` → the active pane of each session. A line
 /// that does not parse (the tail of a command name with a newline in it) is skipped: the
 /// record it belongs to already parsed, since the command name comes last.
-fn parse_panes(stdout: &str) -> Vec<PaneInfo> {
+pub(crate) fn parse_panes<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<PaneInfo> {
     let mut panes: Vec<PaneInfo> = Vec::new();
-    for line in stdout.lines() {
+    for line in lines {
         let Some((pane, active)) = parse_pane_line(line) else {
             log::debug!("tmux list-panes: skipping unparsable line {line:?}");
             continue;
@@ -475,7 +498,7 @@ fn parse_panes(stdout: &str) -> Vec<PaneInfo> {
 /// One row → the pane and whether it is its session's active pane.
 fn parse_pane_line(line: &str) -> Option<(PaneInfo, bool)> {
     let fields: Vec<&str> = line.splitn(PANE_FIELDS, '\t').collect();
-    let [session, window_active, pane_active, pid, dead, width, height, command] = fields[..] else {
+    let [session, window_active, pane_active, pid, dead, width, height, activity, command] = fields[..] else {
         return None;
     };
     if session.is_empty() {
@@ -494,15 +517,17 @@ fn parse_pane_line(line: &str) -> Option<(PaneInfo, bool)> {
         dead: flag(dead)?,
         width: width.parse().ok()?,
         height: height.parse().ok()?,
+        activity_s: activity.parse().ok(),
     };
     Some((pane, active))
 }
 
-fn trim_trailing_blank_lines(screen: &str) -> String {
-    let lines: Vec<&str> = screen.lines().collect();
+/// The screen as `Tmux::capture` returns it: lines joined by `\n`, trailing blank lines
+/// dropped, no final newline.
+pub(crate) fn trim_trailing_blank_lines<S: std::borrow::Borrow<str>>(lines: &[S]) -> String {
     let keep = lines
         .iter()
-        .rposition(|line| !line.trim().is_empty())
+        .rposition(|line| !line.borrow().trim().is_empty())
         .map_or(0, |last| last + 1);
     lines[..keep].join("\n")
 }
@@ -512,7 +537,7 @@ mod tests {
     use super::*;
 
     fn row(session: &str, window: u8, pane: u8, pid: u32, dead: u8, command: &str) -> String {
-        format!("{session}\t{window}\t{pane}\t{pid}\t{dead}\t120\t40\t{command}\n")
+        format!("{session}\t{window}\t{pane}\t{pid}\t{dead}\t120\t40\t1795500000\t{command}\n")
     }
 
     #[test]
@@ -524,7 +549,7 @@ mod tests {
             row("ccl-auto-12", 1, 1, 200, 1, "bash"),
         ]
         .concat();
-        let panes = parse_panes(&stdout);
+        let panes = parse_panes(stdout.lines());
         assert_eq!(
             panes,
             vec![
@@ -535,6 +560,7 @@ mod tests {
                     dead: false,
                     width: 120,
                     height: 40,
+                    activity_s: Some(1795500000),
                 },
                 PaneInfo {
                     session: "ccl-auto-12".into(),
@@ -543,6 +569,7 @@ mod tests {
                     dead: true,
                     width: 120,
                     height: 40,
+                    activity_s: Some(1795500000),
                 },
             ]
         );
@@ -557,7 +584,7 @@ mod tests {
             row("c", 1, 1, 3, 0, ""),
         ]
         .concat();
-        let panes = parse_panes(&stdout);
+        let panes = parse_panes(stdout.lines());
         let summary: Vec<(&str, &str)> = panes
             .iter()
             .map(|p| (p.session.as_str(), p.current_command.as_str()))
@@ -600,13 +627,14 @@ mod tests {
 
     #[test]
     fn capture_drops_trailing_blank_lines_only() {
-        assert_eq!(trim_trailing_blank_lines("\n  a\n\nb\n\n   \n"), "\n  a\n\nb");
-        assert_eq!(trim_trailing_blank_lines("\n\n"), "");
+        let lines = |screen: &'static str| screen.lines().collect::<Vec<_>>();
+        assert_eq!(trim_trailing_blank_lines(&lines("\n  a\n\nb\n\n   \n")), "\n  a\n\nb");
+        assert_eq!(trim_trailing_blank_lines(&lines("\n\n")), "");
     }
 
     #[test]
     fn hash_in_a_directory_is_escaped_for_tmux_formats() {
-        assert_eq!(escape_format(OsStr::new("/tmp/a#b##")), OsStr::new("/tmp/a##b####"));
+        assert_eq!(escape_format(b"/tmp/a#b##"), b"/tmp/a##b####");
     }
 
     #[test]

@@ -43,7 +43,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::tmux::{ExecTmux, NewSession, PaneInfo, Tmux, MAX_NAME_BYTES, MAX_PASTE_BYTES, TMUX_CALL_TIMEOUT};
+use crate::tmux::{
+    check_key, check_name, escape_format, label, pane_target, parse_panes, session_target, trim_trailing_blank_lines,
+    ExecTmux, NewSession, PaneInfo, Tmux, MAX_PASTE_BYTES, PANE_FORMAT, TMUX_CALL_TIMEOUT,
+};
 
 /// How long `AutoTmux` serves calls through `ExecTmux` after control mode failed before
 /// it tries control again. Long enough that a broken setup costs one failed attach per
@@ -67,15 +70,6 @@ const CLIENT_FLAGS: &str = "no-output,ignore-size";
 /// A command with no effect, sent before a command that must not run twice so that a
 /// dead connection is found while repeating is still safe.
 const PING: [&str; 3] = ["display-message", "-p", "ccl"];
-
-/// Same fields as the exec backend's listing (see `tmux.rs`): tab cannot occur in a
-/// session name, and the free-form command name goes last.
-const PANE_FORMAT: &str = "#{session_name}\t#{window_active}\t#{pane_active}\t#{pane_pid}\t\
-                           #{pane_dead}\t#{pane_width}\t#{pane_height}\t#{pane_current_command}";
-const PANE_FIELDS: usize = 8;
-
-/// Longest key name `send_keys` accepts, as in the exec backend.
-const MAX_KEY_BYTES: usize = 32;
 
 /// `Tmux` over one long-lived control-mode client.
 pub struct ControlTmux {
@@ -219,6 +213,48 @@ impl ControlTmux {
         Err(Disconnected::lost(lost, false).into())
     }
 
+    /// Captures over the open connection with every command written before the first
+    /// reply is read, so a fleet costs one round trip instead of one per pane. None when
+    /// there is no open connection or it failed midway (it is then dropped): the caller
+    /// captures one by one, which attaches again or falls back, and is safe since a
+    /// capture changes nothing.
+    fn capture_pipelined(&mut self, names: &[&str]) -> Option<Vec<Result<String>>> {
+        if !self.is_connected() {
+            return None;
+        }
+        let mut targets = Vec::with_capacity(names.len());
+        let mut lines = Vec::with_capacity(names.len());
+        for name in names {
+            if check_name(name).is_ok() {
+                let target = pane_target(name);
+                lines.push(command_line(&[b"capture-pane", b"-p", b"-t", target.as_bytes()]).ok()?);
+                targets.push(*name);
+            }
+        }
+        let connection = self.connection.as_mut()?;
+        let Ok(blocks) = connection.exchange_all(&lines, self.timeout) else {
+            self.connection = None;
+            return None;
+        };
+        if let Some(last) = targets.last() {
+            self.preferred = Some(last.to_string());
+        }
+        let mut replies = targets.into_iter().zip(blocks);
+        let screens = names
+            .iter()
+            .map(|name| {
+                check_name(name)?;
+                let (_, block) = replies.next().context("a pipelined reply went missing")?;
+                if block.ok {
+                    Ok(trim_trailing_blank_lines(&block.lines))
+                } else {
+                    Err(refusal(&block.lines)).context(label("capture-pane", Some(name)))
+                }
+            })
+            .collect();
+        Some(screens)
+    }
+
     /// `send` for a command whose failure is the caller's answer: tmux's refusal
     /// becomes an error naming the command and the session.
     fn run(
@@ -242,7 +278,7 @@ impl Tmux for ControlTmux {
         let args = [&b"list-panes"[..], b"-a", b"-F", PANE_FORMAT.as_bytes()];
         match self.run("list-panes", None, &args, true)? {
             None => self.exec.list_sessions(),
-            Some(lines) => Ok(parse_panes(&lines)),
+            Some(lines) => Ok(parse_panes(lines.iter().map(String::as_str))),
         }
     }
 
@@ -329,6 +365,13 @@ impl Tmux for ControlTmux {
         match self.run("capture-pane", Some(name), &args, true)? {
             None => self.exec.capture(name),
             Some(lines) => Ok(trim_trailing_blank_lines(&lines)),
+        }
+    }
+
+    fn capture_all(&mut self, names: &[&str]) -> Vec<Result<String>> {
+        match self.capture_pipelined(names) {
+            Some(screens) => screens,
+            None => names.iter().map(|name| self.capture(name)).collect(),
         }
     }
 
@@ -527,6 +570,18 @@ impl Tmux for AutoTmux {
     fn paste(&mut self, name: &str, text: &str, bracketed: bool) -> Result<()> {
         self.serve(|tmux| tmux.paste(name, text, bracketed))
     }
+
+    fn capture_all(&mut self, names: &[&str]) -> Vec<Result<String>> {
+        let on_exec = self.exec_until.is_some_and(|until| Instant::now() < until);
+        if !on_exec {
+            if let Some(screens) = self.control.capture_pipelined(names) {
+                self.served_by = "control";
+                return screens;
+            }
+        }
+        // One by one, with the fallback to exec of every other call.
+        names.iter().map(|name| self.capture(name)).collect()
+    }
 }
 
 /// The control connection failed: no answer could be had over it. Carried inside the
@@ -702,6 +757,21 @@ impl Connection {
         false
     }
 
+    /// Writes every command line, then waits for their reply blocks, in order (tmux
+    /// answers a client's commands in the order it sent them); `timeout` bounds the wait
+    /// for each reply.
+    fn exchange_all(&mut self, lines: &[Vec<u8>], timeout: Duration) -> Result<Vec<Block>, Lost> {
+        if !self.alive() {
+            return Err(Lost::Early(self.closed.clone().unwrap_or_default()));
+        }
+        for line in lines {
+            if self.lines.send(line.clone()).is_err() {
+                return Err(Lost::Late("tmux stopped reading commands".into()));
+            }
+        }
+        lines.iter().map(|_| self.reply(timeout)).collect()
+    }
+
     /// Writes one command line and waits for its reply block.
     fn exchange(&mut self, line: &[u8], timeout: Duration) -> Result<Block, Lost> {
         if !self.alive() {
@@ -710,6 +780,11 @@ impl Connection {
         if self.lines.send(line.to_vec()).is_err() {
             return Err(Lost::Early("tmux stopped reading commands".into()));
         }
+        self.reply(timeout)
+    }
+
+    /// Waits for the reply block to the oldest command still unanswered.
+    fn reply(&mut self, timeout: Duration) -> Result<Block, Lost> {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -977,127 +1052,13 @@ fn refusal(lines: &[String]) -> anyhow::Error {
     }
 }
 
-// The rules below are the exec backend's (`tmux.rs`), which keeps them private; they
-// are repeated so that both backends accept, refuse and report exactly alike, and the
-// shared integration scenarios check that they do.
-
-/// `=NAME`: exactly this session, never a prefix match.
-fn session_target(name: &str) -> String {
-    format!("={name}")
-}
-
-/// `=NAME:`: the active pane of the active window of exactly this session.
-fn pane_target(name: &str) -> String {
-    format!("={name}:")
-}
-
-/// The `tmux COMMAND for 'NAME'` prefix of every error message.
-fn label(command: &str, session: Option<&str>) -> String {
-    match session {
-        Some(name) => format!("tmux {command} for '{name}' failed"),
-        None => format!("tmux {command} failed"),
-    }
-}
-
-/// Refuses names tmux would rewrite or misread (`:` `.` `#` `\` and control characters).
-fn check_name(name: &str) -> Result<()> {
-    if name.is_empty() {
-        bail!("invalid tmux session name: empty");
-    }
-    if name.len() > MAX_NAME_BYTES {
-        bail!("invalid tmux session name '{name}': longer than {MAX_NAME_BYTES} bytes");
-    }
-    if let Some(bad) = name
-        .chars()
-        .find(|c| matches!(c, ':' | '.' | '#' | '\\') || c.is_control())
-    {
-        bail!("invalid tmux session name {name:?}: contains {bad:?}");
-    }
-    Ok(())
-}
-
-/// A key for `send-keys` must look like a key name; text goes through `paste`.
-fn check_key(key: &str) -> Result<()> {
-    let plausible = !key.is_empty()
-        && key.len() <= MAX_KEY_BYTES
-        && key.chars().all(|c| c.is_ascii_graphic())
-        && !key.ends_with(';');
-    if !plausible {
-        bail!("{key:?} is not a key name");
-    }
-    Ok(())
-}
-
-/// `-c` is expanded as a tmux format, so a literal `#` in a directory must be doubled.
-fn escape_format(path: &[u8]) -> Vec<u8> {
-    let mut escaped = Vec::with_capacity(path.len());
-    for &byte in path {
-        escaped.push(byte);
-        if byte == b'#' {
-            escaped.push(b'#');
-        }
-    }
-    escaped
-}
-
+/// `path` made absolute against the current directory.
 fn absolute(path: &Path) -> Result<PathBuf> {
     if path.is_absolute() {
         return Ok(path.to_path_buf());
     }
     let here = std::env::current_dir().context("cannot read the current directory")?;
     Ok(here.join(path))
-}
-
-/// Rows of `list-panes -a -F PANE_FORMAT` → the active pane of each session; a row that
-/// does not parse (the tail of a command name with a newline in it) is skipped.
-fn parse_panes(lines: &[String]) -> Vec<PaneInfo> {
-    let mut panes: Vec<PaneInfo> = Vec::new();
-    for line in lines {
-        let Some((pane, active)) = parse_pane_line(line) else {
-            log::debug!("tmux list-panes: skipping unparsable line {line:?}");
-            continue;
-        };
-        if active && !panes.iter().any(|p| p.session == pane.session) {
-            panes.push(pane);
-        }
-    }
-    panes
-}
-
-/// One row → the pane and whether it is its session's active pane.
-fn parse_pane_line(line: &str) -> Option<(PaneInfo, bool)> {
-    let fields: Vec<&str> = line.splitn(PANE_FIELDS, '\t').collect();
-    let [session, window_active, pane_active, pid, dead, width, height, command] = fields[..] else {
-        return None;
-    };
-    if session.is_empty() {
-        return None;
-    }
-    let flag = |field: &str| match field {
-        "1" => Some(true),
-        "0" => Some(false),
-        _ => None,
-    };
-    let active = flag(window_active)? && flag(pane_active)?;
-    let pane = PaneInfo {
-        session: session.to_string(),
-        pane_pid: pid.parse().ok()?,
-        current_command: command.to_string(),
-        dead: flag(dead)?,
-        width: width.parse().ok()?,
-        height: height.parse().ok()?,
-    };
-    Some((pane, active))
-}
-
-/// The screen as `ExecTmux::capture` returns it: lines joined by `\n`, trailing blank
-/// lines dropped, no final newline.
-fn trim_trailing_blank_lines(lines: &[String]) -> String {
-    let keep = lines
-        .iter()
-        .rposition(|line| !line.trim().is_empty())
-        .map_or(0, |last| last + 1);
-    lines[..keep].join("\n")
 }
 
 #[cfg(test)]
@@ -1297,14 +1258,14 @@ mod tests {
         let lines: Vec<String> = ["", "  a", "", "b", "", "   "].map(String::from).to_vec();
         assert_eq!(trim_trailing_blank_lines(&lines), "\n  a\n\nb");
         let rows: Vec<String> = [
-            "w-1\t1\t1\t42\t0\t100\t30\tclaude.exe",
-            "w-1\t0\t1\t43\t0\t100\t30\tbash",
-            "w-2\t1\t1\t44\t1\t80\t24\tmulti",
+            "w-1\t1\t1\t42\t0\t100\t30\t1795500000\tclaude.exe",
+            "w-1\t0\t1\t43\t0\t100\t30\t1795500000\tbash",
+            "w-2\t1\t1\t44\t1\t80\t24\t1795500000\tmulti",
             "line",
         ]
         .map(String::from)
         .to_vec();
-        let panes = parse_panes(&rows);
+        let panes = parse_panes(rows.iter().map(String::as_str));
         let summary: Vec<(&str, u32, bool)> = panes
             .iter()
             .map(|pane| (pane.session.as_str(), pane.pane_pid, pane.dead))
@@ -1342,7 +1303,7 @@ mod tests {
                  n=$((n + 1))\n\
                  echo \"%begin 1 $((n + 1)) 1\"; echo \"%end 1 $((n + 1)) 1\"\n\
                done;;\n\
-             *) printf 'w-1\\t1\\t1\\t42\\t0\\t80\\t24\\tcat\\n';;\n\
+             *) printf 'w-1\\t1\\t1\\t42\\t0\\t80\\t24\\t1795500000\\tcat\\n';;\n\
              esac\n"
         );
         std::fs::write(&script, body).unwrap();
@@ -1385,7 +1346,7 @@ mod tests {
         std::fs::write(
             &script,
             "#!/bin/sh\ncase \"$*\" in *-C*) exec sleep 30;; esac\n\
-             printf 'w-1\\t1\\t1\\t42\\t0\\t80\\t24\\tcat\\n'\n",
+             printf 'w-1\\t1\\t1\\t42\\t0\\t80\\t24\\t1795500000\\tcat\\n'\n",
         )
         .unwrap();
         std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();

@@ -5,6 +5,10 @@
 //! Everything runs with `HOME` set to a directory inside the fleet, so login shells in
 //! the panes read no profile of the machine's user (a slow profile would make every
 //! test wait for it).
+//!
+//! `CCL_TEST_TMUX_BACKEND=exec|control` picks the daemon's tmux backend
+//! (`tmux.backend`); unset, the configuration's default applies. CI runs the daemon tests
+//! once more with the backend that is not the default, so both stay covered.
 
 use std::fs;
 use std::io::Write;
@@ -105,10 +109,11 @@ impl Fleet {
     pub fn config_text(&self, extra: &str) -> String {
         let r = &self.root;
         let mut t = format!(
-            "[daemon]\ntick = \"{}\"\nstate_dir = \"{}\"\n\n[tmux]\nsocket = \"{}\"\n\n[claude]\ncommand = \"{}\"\nenv = {{ FAKE_CLAUDE_LOG = \"{}\", FAKE_CLAUDE_WORK_MS = \"{}\" }}\n\n",
+            "[daemon]\ntick = \"{}\"\nstate_dir = \"{}\"\n\n[tmux]\nsocket = \"{}\"\n{}\n[claude]\ncommand = \"{}\"\nenv = {{ FAKE_CLAUDE_LOG = \"{}\", FAKE_CLAUDE_WORK_MS = \"{}\" }}\n\n",
             self.spec.tick,
             r.join("state").display(),
             self.tmux.socket,
+            backend_line(),
             r.join("bin/claude").display(),
             self.received_path.display(),
             self.spec.work_ms,
@@ -365,7 +370,15 @@ impl Fleet {
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap();
         if let Some(bytes) = input {
-            child.stdin.take().unwrap().write_all(bytes).unwrap();
+            // A command that refuses its input may exit before reading all of it; its
+            // exit status and output are what the test checks, not the write.
+            if let Err(e) = child.stdin.take().unwrap().write_all(bytes) {
+                assert_eq!(
+                    e.kind(),
+                    std::io::ErrorKind::BrokenPipe,
+                    "writing stdin of ccl {args:?}: {e}"
+                );
+            }
         }
         child.wait_with_output().unwrap()
     }
@@ -564,6 +577,15 @@ impl Fleet {
             String::from_utf8_lossy(&out.stderr)
         );
         serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+/// `backend = "…"` from `CCL_TEST_TMUX_BACKEND`, or nothing (the default backend).
+fn backend_line() -> String {
+    match std::env::var("CCL_TEST_TMUX_BACKEND") {
+        Ok(backend) if backend == "exec" || backend == "control" => format!("backend = \"{backend}\"\n"),
+        Ok(backend) if !backend.is_empty() => panic!("CCL_TEST_TMUX_BACKEND must be exec or control, not {backend:?}"),
+        _ => String::new(),
     }
 }
 

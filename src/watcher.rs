@@ -55,17 +55,7 @@ impl Core {
     /// its limit record arrives before the busy screen was ever seen. The conversation
     /// exists then, and the relaunch must resume it rather than start the task afresh.
     fn note_taken_while_stopping(&mut self, name: &str, obs: &Observation) {
-        let taken = obs
-            .transcripts
-            .iter()
-            .filter(|t| t.session == name)
-            .flat_map(|t| &t.records)
-            .any(|r| {
-                matches!(
-                    r.signal,
-                    Signal::UserPrompt { .. } | Signal::TurnDone | Signal::LimitHit { .. }
-                )
-            });
+        let taken = prompt_recorded(obs, name);
         let now_ms = self.now_ms;
         let s = self.state.sessions.get_mut(name).expect("session exists");
         if let Some(a) = s.assignment.as_mut().filter(|a| taken && a.started_ms.is_none()) {
@@ -264,17 +254,7 @@ impl Core {
             return self.died(name, "claude went away while the prompt was being sent");
         }
         let s = &self.state.sessions[name];
-        let prompt_recorded = obs
-            .transcripts
-            .iter()
-            .filter(|t| t.session == name)
-            .flat_map(|t| &t.records)
-            .any(|r| {
-                matches!(
-                    r.signal,
-                    Signal::UserPrompt { .. } | Signal::TurnDone | Signal::LimitHit { .. }
-                )
-            });
+        let prompt_recorded = prompt_recorded(obs, name);
         let registry_busy = obs
             .registry
             .iter()
@@ -621,6 +601,21 @@ impl Core {
             });
         }
     }
+}
+
+/// Did the transcript show this turn that the session's prompt was taken (the prompt
+/// itself, a finished turn, or a limit answering it)?
+fn prompt_recorded(obs: &Observation, name: &str) -> bool {
+    obs.transcripts
+        .iter()
+        .filter(|t| t.session == name)
+        .flat_map(|t| &t.records)
+        .any(|r| {
+            matches!(
+                r.signal,
+                Signal::UserPrompt { .. } | Signal::TurnDone | Signal::LimitHit { .. }
+            )
+        })
 }
 
 #[cfg(test)]

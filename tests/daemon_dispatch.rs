@@ -11,7 +11,7 @@ mod common;
 
 use std::fs;
 use std::os::unix::fs::symlink;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::fleet::{Fleet, FleetSpec};
 use common::wait_until;
@@ -27,11 +27,6 @@ fn prompts(fleet: &Fleet) -> Vec<String> {
         .collect()
 }
 
-fn report(fleet: &Fleet, queue: &str, task: &str) -> serde_json::Value {
-    let path = fleet.queue_dir(queue, "done").join(format!("{task}.json"));
-    serde_json::from_slice(&fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
-}
-
 #[test]
 fn a_waiting_task_is_not_sent_to_the_idle_operator_session_while_the_pool_is_busy() {
     if !common::tmux_tier() {
@@ -44,8 +39,7 @@ fn a_waiting_task_is_not_sent_to_the_idle_operator_session_while_the_pool_is_bus
         ..Default::default()
     };
     let mut fleet = Fleet::new("dispatch-dedicated", spec);
-    let ops_id = fleet.start_claude_by_hand("ops", "a", &fleet.root.join("work/ops"));
-    let ops_pid = fleet.pane_pid("ops").unwrap();
+    let operator = fleet.start_operator();
     let long = fleet.enqueue("q", "a long task [fake:work=5s]");
     fleet.start(None);
     wait_until("the long task to be claimed", Duration::from_secs(20), || {
@@ -54,47 +48,21 @@ fn a_waiting_task_is_not_sent_to_the_idle_operator_session_while_the_pool_is_bus
     let waiting = fleet.enqueue("q", "a task that must wait for the pool");
 
     // For the five seconds the pool's only session works, the operator's idle Claude is
-    // the only idle Claude there is. The inbox is read before done/, so a claim of the
-    // waiting task before the long one was filed cannot slip between the two reads.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let waiting_in_inbox = fleet.tasks("q", "inbox").contains(&waiting);
-        if fleet.tasks("q", "done").contains(&long) {
-            break;
-        }
-        assert!(
-            waiting_in_inbox,
-            "the waiting task left the inbox while the only pool session was busy; log:\n{}",
-            fleet.log()
-        );
-        assert!(
-            Instant::now() < deadline,
-            "the long task never finished; log:\n{}",
-            fleet.log()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // the only idle Claude there is.
+    fleet.assert_waits_until_done(
+        "q",
+        &waiting,
+        &long,
+        Duration::from_secs(30),
+        "the waiting task left the inbox while the only pool session was busy",
+    );
     fleet.wait_done("q", 2, Duration::from_secs(30));
     fleet.stop();
 
     for task in [&long, &waiting] {
-        assert_eq!(report(&fleet, "q", task)["session"], "ccl-auto-11", "{task}");
+        assert_eq!(fleet.report("q", task)["session"], "ccl-auto-11", "{task}");
     }
-    let received = fleet.received();
-    assert!(
-        received.iter().all(|r| r["sessionId"] != ops_id.as_str()),
-        "nothing was typed into the operator's Claude: {received:#?}"
-    );
-    assert_eq!(
-        fleet.pane_pid("ops"),
-        Some(ops_pid),
-        "the operator's session was not recreated"
-    );
-    assert_eq!(
-        fleet.command_of("ops").as_deref(),
-        Some("claude"),
-        "the operator's Claude still runs"
-    );
+    fleet.assert_left_alone(&operator);
     assert!(
         !fleet.capture("ops").contains("must wait"),
         "the task text never reached ops"
@@ -147,7 +115,7 @@ fn two_queues_take_turns_while_both_have_work() {
     assert_eq!(tasks, expected_tasks, "log:\n{log}");
     let started: Vec<String> = dispatched
         .iter()
-        .map(|(q, t)| report(&fleet, q, t)["started"].as_str().unwrap().to_string())
+        .map(|(q, t)| fleet.report(q, t)["started"].as_str().unwrap().to_string())
         .collect();
     let mut sorted = started.clone();
     sorted.sort();
@@ -391,5 +359,5 @@ fn a_swallowed_enter_after_the_paste_is_pressed_again_and_the_task_runs_once() {
         "the task reached Claude exactly once"
     );
     assert_eq!(fleet.tasks("q", "done"), vec![name.clone()]);
-    assert_eq!(report(&fleet, "q", &name)["attempts"], 1);
+    assert_eq!(fleet.report("q", &name)["attempts"], 1);
 }

@@ -19,11 +19,6 @@ use common::{wait_until, TmuxServer};
 
 const DEBUG: &[(&str, &str)] = &[("RUST_LOG", "debug")];
 
-fn report(fleet: &Fleet, queue: &str, task: &str) -> serde_json::Value {
-    let path = fleet.queue_dir(queue, "done").join(format!("{task}.json"));
-    serde_json::from_slice(&fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
-}
-
 /// Puts a task into the inbox the way any producer may (a dotfile renamed into place),
 /// for when `ccl enqueue` cannot run because the configuration is broken on purpose.
 fn drop_task(fleet: &Fleet, queue: &str, name: &str, body: &str) {
@@ -228,7 +223,7 @@ fn each_hook_fires_once_with_its_environment() {
     let attention = vars("needs_attention");
     assert_eq!(attention["CCL_SESSION"], "ops");
     assert!(!attention["CCL_REASON"].is_empty(), "{attention:?}");
-    assert_eq!(report(&fleet, "q", &task)["account"], "b");
+    assert_eq!(fleet.report("q", &task)["account"], "b");
 }
 
 #[test]
@@ -423,8 +418,8 @@ fn sighup_takes_a_larger_pool_and_refuses_a_broken_file_or_another_tmux_socket()
     fleet.wait_done("q", 4, Duration::from_secs(30));
     fleet.stop();
     let mut used = vec![
-        report(&fleet, "q", &t3)["session"].as_str().unwrap().to_string(),
-        report(&fleet, "q", &t4)["session"].as_str().unwrap().to_string(),
+        fleet.report("q", &t3)["session"].as_str().unwrap().to_string(),
+        fleet.report("q", &t4)["session"].as_str().unwrap().to_string(),
     ];
     used.sort();
     assert_eq!(used, ["ccl-auto-11", "ccl-auto-12"], "both sessions took a task");
@@ -464,41 +459,30 @@ fn a_near_limit_warning_drains_the_account_and_the_next_task_runs_after_the_swap
         fleet.log()
     );
     // From now until the long task is filed, the third task waits in the inbox although
-    // the short task's session is free again. Inbox first, then done/: see dispatch tests.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let waiting = fleet.tasks("q", "inbox").contains(&next);
-        if fleet.tasks("q", "done").contains(&long) {
-            break;
-        }
-        assert!(
-            waiting,
-            "a task was dispatched under a draining account; log:\n{}",
-            fleet.log()
-        );
-        assert!(
-            Instant::now() < deadline,
-            "the long task never finished; log:\n{}",
-            fleet.log()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // the short task's session is free again.
+    fleet.assert_waits_until_done(
+        "q",
+        &next,
+        &long,
+        Duration::from_secs(30),
+        "a task was dispatched under a draining account",
+    );
     fleet.wait_done("q", 3, Duration::from_secs(40));
     fleet.stop();
 
-    assert_eq!(report(&fleet, "q", &short)["account"], "a");
+    assert_eq!(fleet.report("q", &short)["account"], "a");
     assert_eq!(
-        report(&fleet, "q", &long)["account"],
+        fleet.report("q", &long)["account"],
         "a",
         "the long task was not cut by the swap"
     );
     assert_eq!(
-        report(&fleet, "q", &next)["account"],
+        fleet.report("q", &next)["account"],
         "b",
         "the next task ran under the new account"
     );
-    let long_finished = report(&fleet, "q", &long)["finished"].as_str().unwrap().to_string();
-    let next_started = report(&fleet, "q", &next)["started"].as_str().unwrap().to_string();
+    let long_finished = fleet.report("q", &long)["finished"].as_str().unwrap().to_string();
+    let next_started = fleet.report("q", &next)["started"].as_str().unwrap().to_string();
     assert!(next_started >= long_finished, "{next_started} < {long_finished}");
     let status = fleet.status();
     assert_eq!(status["active"], "b");

@@ -8,10 +8,9 @@
 //! every session instead of recreating it.
 mod common;
 
-use std::fs;
 use std::time::Duration;
 
-use common::fleet::{Fleet, FleetSpec};
+use common::fleet::{account_entry, typed_into, Fleet, FleetSpec};
 use common::wait_until;
 
 const DEBUG: &[(&str, &str)] = &[("RUST_LOG", "debug")];
@@ -30,38 +29,6 @@ fn wait_received(fleet: &Fleet, needle: &str) -> String {
                 .and_then(|r| r["sessionId"].as_str().map(String::from))
         },
     )
-}
-
-/// The conversation id in the registry of `account` of the Claude running in `session`.
-fn registry_conversation(fleet: &Fleet, account: &str, session: &str) -> Option<String> {
-    fs::read_dir(fleet.home(account).join("sessions"))
-        .ok()?
-        .flatten()
-        .find_map(|e| {
-            let v: serde_json::Value = serde_json::from_slice(&fs::read(e.path()).ok()?).ok()?;
-            let tmux = v["tmux"].as_str()?;
-            (tmux.split(':').next() == Some(session)).then(|| v["sessionId"].as_str().map(String::from))?
-        })
-}
-
-/// The daemon's log lines that type `line_part` into `session`.
-fn typed_into(fleet: &Fleet, session: &str) -> Vec<String> {
-    let prefix = format!("type into {session}: ");
-    fleet
-        .log()
-        .lines()
-        .filter_map(|l| l.split_once(&prefix).map(|(_, rest)| rest.to_string()))
-        .collect()
-}
-
-fn account_entry(status: &serde_json::Value, name: &str) -> serde_json::Value {
-    status["accounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == name)
-        .cloned()
-        .unwrap()
 }
 
 #[test]
@@ -105,14 +72,14 @@ fn a_five_hour_limit_moves_every_conversation_to_the_next_account_and_stays_ther
     fleet.wait_done("q", 1, Duration::from_secs(30));
 
     let home_b = format!("CLAUDE_CONFIG_DIR={}", fleet.home("b").display());
-    let pool_lines = typed_into(&fleet, "ccl-auto-11");
+    let pool_lines = typed_into(&fleet.log(), "ccl-auto-11");
     assert!(
         pool_lines
             .iter()
             .any(|l| l.contains(&home_b) && l.ends_with(&format!("--resume {pool_id}"))),
         "the pool task was resumed under b with its own id: {pool_lines:#?}"
     );
-    let ops_lines = typed_into(&fleet, "ops");
+    let ops_lines = typed_into(&fleet.log(), "ops");
     assert_eq!(
         ops_lines.len(),
         1,
@@ -123,7 +90,7 @@ fn a_five_hour_limit_moves_every_conversation_to_the_next_account_and_stays_ther
         "the operator's claude was resumed under b with its own id: {ops_lines:#?}"
     );
     let resumed = wait_until("ops registered under b", Duration::from_secs(10), || {
-        registry_conversation(&fleet, "b", "ops")
+        fleet.registry_conversation("b", "ops")
     });
     assert_eq!(resumed, ops_id, "the operator's conversation continues under b");
     assert_eq!(fleet.command_of("ops").as_deref(), Some("claude"));
@@ -137,12 +104,11 @@ fn a_five_hour_limit_moves_every_conversation_to_the_next_account_and_stays_ther
         fleet.received()
     );
 
-    assert!(typed_into(&fleet, "bare").is_empty(), "no launch line in bare");
+    assert!(typed_into(&fleet.log(), "bare").is_empty(), "no launch line in bare");
     assert_eq!(fleet.capture("bare"), bare_screen, "bare sits at its shell as before");
     assert_ne!(fleet.command_of("bare").as_deref(), Some("claude"));
 
-    let report: serde_json::Value =
-        serde_json::from_slice(&fs::read(fleet.queue_dir("q", "done").join(format!("{task}.json"))).unwrap()).unwrap();
+    let report = fleet.report("q", &task);
     assert_eq!(report["account"], "b", "{report}");
     assert_eq!(report["conversation"], pool_id.as_str(), "{report}");
     let on_b: Vec<_> = fleet
@@ -248,7 +214,7 @@ fn a_server_error_that_mentions_a_rate_limit_never_swaps() {
     let log = fleet.log();
     assert!(!log.contains("swap from") && !log.contains("swapped from"), "{log}");
     assert!(
-        typed_into(&fleet, "ccl-auto-11")
+        typed_into(&fleet.log(), "ccl-auto-11")
             .iter()
             .all(|l| !l.contains("--resume")),
         "{log}"
@@ -345,8 +311,7 @@ fn a_restart_after_sigterm_adopts_every_session_and_finishes_the_running_task_on
         received.iter().all(|r| r["sessionId"] != ops_id.as_str()),
         "{received:#?}"
     );
-    let report: serde_json::Value =
-        serde_json::from_slice(&fs::read(fleet.queue_dir("q", "done").join(format!("{task}.json"))).unwrap()).unwrap();
+    let report = fleet.report("q", &task);
     assert_eq!(report["conversation"], pool_id.as_str(), "{report}");
-    assert_eq!(registry_conversation(&fleet, "a", "ops"), Some(ops_id));
+    assert_eq!(fleet.registry_conversation("a", "ops"), Some(ops_id));
 }

@@ -16,10 +16,8 @@ mod common;
 use ccl::core::Action;
 use ccl::mockapi::Behaviour;
 use ccl::trace::Line;
-use common::fleet::FleetSpec;
-use common::real::{
-    account_entry, actions_on, claude_bin, now_unix, token, typed_into, RealFleet, CLAUDE_COMMAND, UNMANAGED, WAIT,
-};
+use common::fleet::{account_entry, typed_into, FleetSpec};
+use common::real::{actions_on, claude_bin, now_unix, token, RealFleet, CLAUDE_COMMAND, UNMANAGED, WAIT};
 
 /// The operator's conversation in the dedicated session `ops`.
 const OPS_ID: &str = "0f5e3c2a-7b1d-4e6f-8a9b-0c1d2e3f4a5b";

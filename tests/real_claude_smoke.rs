@@ -5,80 +5,36 @@
 //! tier, `CCL_TEST_TMUX=1`, too); the binary comes from `CCL_CLAUDE_BIN`, else from
 //! `.cache/claude` as `bash .ci/install-claude .cache/claude` installs it. With
 //! `CCL_SAVE_SCREENS=1` every distinct screen seen is written to
-//! `tests/screens/real-VERSION/NAME.txt` for the screen corpus.
+//! `tests/screens/real-VERSION/NAME.txt` for the screen corpus. The binary lookup, the
+//! account home and the environment that points Claude at the mock are the daemon
+//! tier's (`tests/common/real.rs`), so both tiers prove the same setup.
 
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use ccl::mockapi::{Behaviour, MockApi};
 use ccl::util::shell_quote;
+use common::real::{self, claude_version, now_unix, prepare_home, BUSY_FOOTER, FOREIGN_VARS};
 use common::{tmux_tier, wait_until, TmuxServer};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// Longest wait for one screen; the first start of the 370 MB binary is slow on CI.
 const WAIT: Duration = Duration::from_secs(60);
 const TOKEN_A: &str = "sk-ant-oat01-smoke-account-a";
 const TOKEN_B: &str = "sk-ant-oat01-smoke-account-b";
 const SESSION_NAME: &str = "ccl-auto-11";
-const BUSY_FOOTER: &str = "esc to interrupt";
 const IDLE_FOOTER: &str = "⏵⏵ bypass permissions on (shift+tab to cycle)";
-/// Where `.ci/install-claude` puts the native binary, under the install dir.
-const NPM_BIN: &str = "node_modules/@anthropic-ai/claude-code/bin/claude.exe";
-/// Variables of whoever runs the tests that would change how Claude logs in or connects.
-const FOREIGN_VARS: [&str; 12] = [
-    "ANTHROPIC_API_KEY",
-    "ANTHROPIC_AUTH_TOKEN",
-    "ANTHROPIC_MODEL",
-    "CLAUDE_CODE_OAUTH_TOKEN",
-    "CLAUDE_CODE_USE_BEDROCK",
-    "CLAUDE_CODE_USE_VERTEX",
-    "CLAUDECODE",
-    "CLAUDE_CODE_ENTRYPOINT",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "http_proxy",
-    "https_proxy",
-];
-
-/// The real Claude Code binary, or None (with a note) when the tier is not asked for.
+/// The real Claude Code binary, or None (with a note) when the tier is not asked for;
+/// asked for, it needs the real-tmux tier too.
 fn claude_bin() -> Option<PathBuf> {
-    if std::env::var("CCL_TEST_CLAUDE").as_deref() != Ok("1") {
-        eprintln!("real-Claude tier skipped: set CCL_TEST_CLAUDE=1 and CCL_TEST_TMUX=1 to run it");
-        return None;
-    }
+    let bin = real::claude_bin()?;
     assert!(
         tmux_tier(),
         "CCL_TEST_CLAUDE=1 needs the real-tmux tier as well: set CCL_TEST_TMUX=1"
     );
-    let bin = match std::env::var_os("CCL_CLAUDE_BIN") {
-        Some(path) => PathBuf::from(path),
-        None => Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join(".cache/claude")
-            .join(NPM_BIN),
-    };
-    assert!(
-        bin.is_file(),
-        "CCL_TEST_CLAUDE=1 but there is no Claude Code at {} \
-         (run `bash .ci/install-claude .cache/claude` or set CCL_CLAUDE_BIN)",
-        bin.display()
-    );
     Some(bin)
-}
-
-/// `2.1.328` from `claude --version` (`2.1.328 (Claude Code)`).
-fn claude_version(bin: &Path) -> String {
-    let output = Command::new(bin)
-        .arg("--version")
-        .output()
-        .unwrap_or_else(|err| panic!("cannot run {} --version: {err}", bin.display()));
-    let text = String::from_utf8_lossy(&output.stdout);
-    text.split_whitespace()
-        .next()
-        .unwrap_or_else(|| panic!("no version from {}: {text:?}", bin.display()))
-        .to_string()
 }
 
 /// The directory name Claude gives a working directory under `projects/`, as observed on
@@ -88,10 +44,6 @@ fn project_slug(cwd: &Path) -> String {
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
         .collect()
-}
-
-fn now_unix() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
 /// A reset time `ahead_s` from now on a whole minute that is not a whole hour, so the
@@ -142,23 +94,7 @@ impl Claude {
         std::fs::create_dir_all(&config_dir).unwrap();
         std::fs::create_dir_all(&workdir).unwrap();
         let version = claude_version(bin);
-        let state = json!({
-            "hasCompletedOnboarding": true,
-            "lastOnboardingVersion": version,
-            "theme": "dark",
-            "bypassPermissionsModeAccepted": true,
-            "projects": { workdir.to_string_lossy(): {"hasTrustDialogAccepted": true} },
-        });
-        std::fs::write(config_dir.join(".claude.json"), state.to_string()).unwrap();
-        let far_future_ms = (now_unix() + 365 * 86_400) * 1000;
-        let credentials = json!({"claudeAiOauth": {
-            "accessToken": token,
-            "refreshToken": format!("sk-ant-ort01-refresh-{tag}"),
-            "expiresAt": far_future_ms,
-            "scopes": ["user:inference", "user:profile"],
-            "subscriptionType": "max",
-        }});
-        std::fs::write(config_dir.join(".credentials.json"), credentials.to_string()).unwrap();
+        prepare_home(&config_dir, &version, std::slice::from_ref(&workdir), token);
 
         // Claude is typed into an interactive shell, as a user starts it: job control puts
         // it in the foreground process group (so the pane shows `claude.exe`), and the
@@ -170,17 +106,8 @@ impl Claude {
             shell_quote(&bin.to_string_lossy())
         );
         let server = TmuxServer::new(tag);
-        let env = [
-            format!("CLAUDE_CONFIG_DIR={}", config_dir.display()),
-            format!("ANTHROPIC_BASE_URL={}", mock.base_url()),
-            "DISABLE_TELEMETRY=1".to_string(),
-            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1".to_string(),
-            "DISABLE_AUTOUPDATER=1".to_string(),
-            "IS_SANDBOX=1".to_string(),
-            "CLAUDE_CODE_MAX_RETRIES=1".to_string(),
-            "NO_PROXY=127.0.0.1,localhost".to_string(),
-            "TZ=UTC".to_string(),
-        ];
+        let mut env = vec![format!("CLAUDE_CONFIG_DIR={}", config_dir.display())];
+        env.extend(real::claude_env(mock).into_iter().map(|(k, v)| format!("{k}={v}")));
         let workdir_text = workdir.to_string_lossy().into_owned();
         let mut args = vec![
             "new-session",

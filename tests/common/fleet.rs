@@ -448,6 +448,34 @@ impl Fleet {
         }
     }
 
+    /// The report ccl filed next to a done task (`done/TASK.json`).
+    pub fn report(&self, queue: &str, task: &str) -> serde_json::Value {
+        let path = self.queue_dir(queue, "done").join(format!("{task}.json"));
+        serde_json::from_slice(&fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+    }
+
+    /// Holds until task `running` of `queue` is filed to done/, asserting all the while
+    /// that task `waiting` stays in the inbox (`why` says what its leaving would mean);
+    /// panics too when `running` is not done within `timeout`. The inbox is read before
+    /// done/, so a claim of `waiting` just before `running` is filed cannot slip between
+    /// the two reads.
+    pub fn assert_waits_until_done(&self, queue: &str, waiting: &str, running: &str, timeout: Duration, why: &str) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let still_waiting = self.tasks(queue, "inbox").iter().any(|t| t == waiting);
+            if self.tasks(queue, "done").iter().any(|t| t == running) {
+                break;
+            }
+            assert!(still_waiting, "{why}; log:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "task {running} never finished; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     // -- tmux and the fake Claude ------------------------------------------------------
 
     /// `tmux -L SOCKET -f /dev/null ARGS` with the fleet's HOME; stdout, or panic.
@@ -539,14 +567,50 @@ impl Fleet {
         wait_until(&format!("claude idle in {name}"), Duration::from_secs(10), || {
             self.capture(name).contains("bypass permissions on").then_some(())
         });
-        let sessions = self.home(account).join("sessions");
         wait_until(&format!("registry entry of {name}"), Duration::from_secs(10), || {
-            fs::read_dir(&sessions).ok()?.flatten().find_map(|e| {
-                let v: serde_json::Value = serde_json::from_slice(&fs::read(e.path()).ok()?).ok()?;
-                let tmux = v.get("tmux")?.as_str()?;
-                (tmux.split(':').next() == Some(name)).then(|| v.get("sessionId")?.as_str().map(str::to_string))?
-            })
+            self.registry_conversation(account, name)
         })
+    }
+
+    /// The conversation of the Claude running in `session`, from the registry in the
+    /// home of `account` (Claude writes `"tmux": "SESSION:@W.%P"` there).
+    pub fn registry_conversation(&self, account: &str, session: &str) -> Option<String> {
+        fs::read_dir(self.home(account).join("sessions"))
+            .ok()?
+            .flatten()
+            .find_map(|e| {
+                let v: serde_json::Value = serde_json::from_slice(&fs::read(e.path()).ok()?).ok()?;
+                let tmux = v["tmux"].as_str()?;
+                (tmux.split(':').next() == Some(session)).then(|| v["sessionId"].as_str().map(String::from))?
+            })
+    }
+
+    /// Starts the operator's own Claude by hand in the dedicated session `ops` under
+    /// account a, for tests that prove ccl leaves it alone ([`Fleet::assert_left_alone`]).
+    pub fn start_operator(&self) -> Operator {
+        let id = self.start_claude_by_hand("ops", "a", &self.root.join("work/ops"));
+        let pid = self.pane_pid("ops").unwrap();
+        Operator { id, pid }
+    }
+
+    /// Asserts ccl left the operator's Claude alone: nothing reached it, its session was
+    /// not recreated, and it still runs.
+    pub fn assert_left_alone(&self, operator: &Operator) {
+        let received = self.received();
+        assert!(
+            received.iter().all(|r| r["sessionId"] != operator.id.as_str()),
+            "nothing was typed into the operator's Claude: {received:#?}"
+        );
+        assert_eq!(
+            self.pane_pid("ops"),
+            Some(operator.pid),
+            "the operator's session was not recreated"
+        );
+        assert_eq!(
+            self.command_of("ops").as_deref(),
+            Some("claude"),
+            "the operator's Claude still runs"
+        );
     }
 
     /// Makes the fake Claude of `account` hit a usage limit (`five_hour 9:23am (UTC)`,
@@ -587,6 +651,34 @@ fn backend_line() -> String {
         Ok(backend) if !backend.is_empty() => panic!("CCL_TEST_TMUX_BACKEND must be exec or control, not {backend:?}"),
         _ => String::new(),
     }
+}
+
+/// The lines the daemon typed into `session` at its shell (launch lines, `/exit`), from
+/// its `log`.
+pub fn typed_into(log: &str, session: &str) -> Vec<String> {
+    let prefix = format!("type into {session}: ");
+    log.lines()
+        .filter_map(|l| l.split_once(&prefix).map(|(_, rest)| rest.to_string()))
+        .collect()
+}
+
+/// The entry of account `name` in `ccl status --json`.
+pub fn account_entry(status: &serde_json::Value, name: &str) -> serde_json::Value {
+    status["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no account {name} in {status:#}"))
+}
+
+/// The operator's own Claude in session `ops`, as [`Fleet::start_operator`] started it.
+pub struct Operator {
+    /// Its conversation id.
+    pub id: String,
+    /// Its pane's process.
+    pub pid: u32,
 }
 
 impl Drop for Fleet {

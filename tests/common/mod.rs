@@ -5,6 +5,7 @@
 
 pub mod fleet;
 pub mod real;
+pub mod tmux_scenarios;
 
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};

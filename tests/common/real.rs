@@ -96,6 +96,52 @@ pub fn now_unix() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
+/// The environment a real Claude gets to talk to `mock` and nothing else.
+pub fn claude_env(mock: &MockApi) -> Vec<(&'static str, String)> {
+    vec![
+        ("ANTHROPIC_BASE_URL", mock.base_url()),
+        ("DISABLE_TELEMETRY", "1".into()),
+        ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1".into()),
+        ("DISABLE_AUTOUPDATER", "1".into()),
+        // We run as root, where --dangerously-skip-permissions refuses without it.
+        ("IS_SANDBOX", "1".into()),
+        ("CLAUDE_CODE_MAX_RETRIES", "1".into()),
+        ("NO_PROXY", "127.0.0.1,localhost".into()),
+        ("TZ", "UTC".into()),
+    ]
+}
+
+/// Prepares `home` (a `CLAUDE_CONFIG_DIR`) as a subscription user's: onboarding done for
+/// `version`, every directory of `trusted` trusted (no first-run screens), and an OAuth
+/// login with `token`, which is how the mock tells the accounts apart.
+pub fn prepare_home(home: &Path, version: &str, trusted: &[PathBuf], token: &str) {
+    let projects: serde_json::Map<String, Value> = trusted
+        .iter()
+        .map(|d| {
+            (
+                d.to_string_lossy().into_owned(),
+                json!({"hasTrustDialogAccepted": true}),
+            )
+        })
+        .collect();
+    let state = json!({
+        "hasCompletedOnboarding": true,
+        "lastOnboardingVersion": version,
+        "theme": "dark",
+        "bypassPermissionsModeAccepted": true,
+        "projects": projects,
+    });
+    fs::write(home.join(".claude.json"), state.to_string()).unwrap();
+    let credentials = json!({"claudeAiOauth": {
+        "accessToken": token,
+        "refreshToken": token.replacen("oat01", "ort01", 1),
+        "expiresAt": (now_unix() + 365 * 86_400) * 1000,
+        "scopes": ["user:inference", "user:profile"],
+        "subscriptionType": "max",
+    }});
+    fs::write(home.join(".credentials.json"), credentials.to_string()).unwrap();
+}
+
 /// Idle as Claude Code 2.1.328 draws it: the empty input line, the footer, no turn running.
 pub fn is_idle(screen: &str) -> bool {
     // Claude puts a no-break space after the `❯` of the input line.
@@ -128,24 +174,6 @@ pub fn actions_on(log: &str, session: &str) -> Vec<String> {
         .filter(|l| inside.iter().any(|p| l.contains(p.as_str())) || ends.iter().any(|e| l.ends_with(e.as_str())))
         .map(str::to_string)
         .collect()
-}
-
-/// The lines the daemon typed into `session` at its shell (launch lines, `/exit`).
-pub fn typed_into(log: &str, session: &str) -> Vec<String> {
-    let prefix = format!("type into {session}: ");
-    log.lines()
-        .filter_map(|l| l.split_once(&prefix).map(|(_, rest)| rest.to_string()))
-        .collect()
-}
-
-pub fn account_entry(status: &Value, name: &str) -> Value {
-    status["accounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == name)
-        .cloned()
-        .unwrap_or_else(|| panic!("no account {name} in {status:#}"))
 }
 
 /// A fleet running the real Claude Code; derefs to the [`Fleet`] for everything else.
@@ -191,17 +219,7 @@ impl RealFleet {
 
     /// The environment every Claude gets, here and in `[claude] env`.
     pub fn claude_env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("ANTHROPIC_BASE_URL", self.mock.base_url()),
-            ("DISABLE_TELEMETRY", "1".into()),
-            ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1".into()),
-            ("DISABLE_AUTOUPDATER", "1".into()),
-            // We run as root, where --dangerously-skip-permissions refuses without it.
-            ("IS_SANDBOX", "1".into()),
-            ("CLAUDE_CODE_MAX_RETRIES", "1".into()),
-            ("NO_PROXY", "127.0.0.1,localhost".into()),
-            ("TZ", "UTC".into()),
-        ]
+        claude_env(&self.mock)
     }
 
     /// The server starts with the first unmanaged session, from a command whose
@@ -257,35 +275,9 @@ impl RealFleet {
     /// Onboarding done and every workdir trusted (no first-run screens), and a
     /// subscription login with this account's token.
     fn prepare_homes(&self) {
-        let version = &self.version;
-        let projects: serde_json::Map<String, Value> = self
-            .workdirs()
-            .iter()
-            .map(|d| {
-                (
-                    d.to_string_lossy().into_owned(),
-                    json!({"hasTrustDialogAccepted": true}),
-                )
-            })
-            .collect();
+        let workdirs = self.workdirs();
         for account in &self.fleet.spec.accounts {
-            let home = self.fleet.home(account);
-            let state = json!({
-                "hasCompletedOnboarding": true,
-                "lastOnboardingVersion": version,
-                "theme": "dark",
-                "bypassPermissionsModeAccepted": true,
-                "projects": projects,
-            });
-            fs::write(home.join(".claude.json"), state.to_string()).unwrap();
-            let credentials = json!({"claudeAiOauth": {
-                "accessToken": token(account),
-                "refreshToken": format!("sk-ant-ort01-ccl-real-{account}"),
-                "expiresAt": (now_unix() + 365 * 86_400) * 1000,
-                "scopes": ["user:inference", "user:profile"],
-                "subscriptionType": "max",
-            }});
-            fs::write(home.join(".credentials.json"), credentials.to_string()).unwrap();
+            prepare_home(&self.fleet.home(account), &self.version, &workdirs, &token(account));
         }
     }
 
@@ -432,20 +424,6 @@ impl RealFleet {
             .filter(|r| r.conversation.as_deref() == Some(id))
             .map(|r| r.last_user_text.unwrap_or_default())
             .collect()
-    }
-
-    /// The conversation of the Claude running in `session`, from the registry in the
-    /// home of `account` (the real client writes `"tmux": "SESSION:@W.%P"`).
-    pub fn registry_conversation(&self, account: &str, session: &str) -> Option<String> {
-        fs::read_dir(self.fleet.home(account).join("sessions"))
-            .ok()?
-            .flatten()
-            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-            .find_map(|e| {
-                let v: Value = serde_json::from_slice(&fs::read(e.path()).ok()?).ok()?;
-                let tmux = v["tmux"].as_str()?;
-                (tmux.split(':').next() == Some(session)).then(|| v["sessionId"].as_str().map(String::from))?
-            })
     }
 
     /// Pane pids of `names`, which must all exist.

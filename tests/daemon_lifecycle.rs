@@ -417,8 +417,13 @@ fn a_killed_pool_session_is_recreated_and_the_log_says_why() {
         fleet.pane_pid("ccl-auto-11").filter(|p| *p != first)
     });
     assert_ne!(first, second);
-    fleet.wait_log("create session ccl-auto-11", Duration::from_secs(5));
-    let log = fleet.log();
+    // The session exists a moment before the executor logs its creation: wait for the
+    // line itself (the first creation's line would satisfy a looser wait).
+    fleet.wait_log("create session ccl-auto-11 in", Duration::from_secs(5));
+    let log = wait_until("the recreation's log line", Duration::from_secs(5), || {
+        let log = fleet.log();
+        log.contains("(session vanished)").then_some(log)
+    });
     assert!(
         log.lines()
             .any(|l| l.contains("create session ccl-auto-11") && l.contains("(session vanished)")),

@@ -106,6 +106,19 @@ pub trait Tmux {
     }
 }
 
+/// Checks a paste before either backend sends it: a valid name, text within
+/// `MAX_PASTE_BYTES`; `false` when there is nothing to paste.
+pub(crate) fn paste_needed(name: &str, text: &str) -> Result<bool> {
+    check_name(name)?;
+    if text.len() > MAX_PASTE_BYTES {
+        bail!(
+            "tmux paste for '{name}' failed: text is {} bytes, more than {MAX_PASTE_BYTES}",
+            text.len()
+        );
+    }
+    Ok(!text.is_empty())
+}
+
 /// `Tmux` by running the `tmux` binary once per call.
 #[derive(Debug, Clone)]
 pub struct ExecTmux {
@@ -341,14 +354,7 @@ impl Tmux for ExecTmux {
     }
 
     fn paste(&mut self, name: &str, text: &str, bracketed: bool) -> Result<()> {
-        check_name(name)?;
-        if text.len() > MAX_PASTE_BYTES {
-            bail!(
-                "tmux paste for '{name}' failed: text is {} bytes, more than {MAX_PASTE_BYTES}",
-                text.len()
-            );
-        }
-        if text.is_empty() {
+        if !paste_needed(name, text)? {
             return Ok(());
         }
         let buffer = format!("ccl-{name}");

@@ -44,8 +44,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 
 use crate::tmux::{
-    check_key, check_name, escape_format, label, pane_target, parse_panes, session_target, trim_trailing_blank_lines,
-    ExecTmux, NewSession, PaneInfo, Tmux, MAX_PASTE_BYTES, PANE_FORMAT, TMUX_CALL_TIMEOUT,
+    check_key, check_name, escape_format, label, pane_target, parse_panes, paste_needed, session_target,
+    trim_trailing_blank_lines, ExecTmux, NewSession, PaneInfo, Tmux, PANE_FORMAT, TMUX_CALL_TIMEOUT,
 };
 
 /// How long `AutoTmux` serves calls through `ExecTmux` after control mode failed before
@@ -393,14 +393,7 @@ impl Tmux for ControlTmux {
     }
 
     fn paste(&mut self, name: &str, text: &str, bracketed: bool) -> Result<()> {
-        check_name(name)?;
-        if text.len() > MAX_PASTE_BYTES {
-            bail!(
-                "tmux paste for '{name}' failed: text is {} bytes, more than {MAX_PASTE_BYTES}",
-                text.len()
-            );
-        }
-        if text.is_empty() {
+        if !paste_needed(name, text)? {
             return Ok(());
         }
         // tmux arguments are C strings; only a buffer loaded from stdin carries a NUL.

@@ -10,7 +10,7 @@
 #[path = "support/sim.rs"]
 mod sim;
 
-use ccl::core::{Action, Activity, Assignment, Kind, RequestKind, SessionState, State, TaskRef};
+use ccl::core::{Action, Activity, RequestKind, State};
 use ccl::transcript::{Record, Signal};
 use sim::*;
 
@@ -526,21 +526,7 @@ fn a_dedicated_session_marked_working_is_only_marked_idle() {
     // A state as the old system left it: the operator's session "working" on a task.
     let config = Setup::default().config();
     let mut state = State::fresh(&config, SEED);
-    let mut ops = SessionState::new(Kind::Dedicated);
-    ops.activity = Activity::Working {
-        since_ms: ms(START) - 60_000,
-        turn_ended: true,
-        idle_turns: 1,
-    };
-    ops.assignment = Some(Assignment {
-        task: TaskRef {
-            queue: "alpha".into(),
-            task: "old.md".into(),
-        },
-        claimed_ms: ms(START) - 120_000,
-        started_ms: Some(ms(START) - 60_000),
-        attempt: 1,
-    });
+    let mut ops = sim::dedicated_marked_working("old.md");
     ops.account = Some("a".into());
     ops.conversation = Some(OPS_ID.into());
     state.sessions.insert(OPS.into(), ops);

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ccl::core::{Action, Activity, Assignment, Kind, RequestKind, SessionState, State, TaskRef};
+use ccl::core::{Action, RequestKind, State};
 use ccl::trace::{self, Line, Replay, Trace};
 use sim::*;
 
@@ -48,21 +48,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
 fn dedicated_hijack() -> Sim {
     let config = Setup::default().config();
     let mut state = State::fresh(&config, SEED);
-    let mut ops = SessionState::new(Kind::Dedicated);
-    ops.activity = Activity::Working {
-        since_ms: ms(START) - 60_000,
-        turn_ended: true,
-        idle_turns: 1,
-    };
-    ops.assignment = Some(Assignment {
-        task: TaskRef {
-            queue: "alpha".into(),
-            task: "hijacked.md".into(),
-        },
-        claimed_ms: ms(START) - 120_000,
-        started_ms: Some(ms(START) - 60_000),
-        attempt: 1,
-    });
+    let ops = sim::dedicated_marked_working("hijacked.md");
     state.sessions.insert(OPS.into(), ops);
     let mut s = Sim::with_state(config, state);
     operator_sessions(&mut s);

@@ -902,3 +902,25 @@ pub fn swap_began(actions: &[Action]) -> bool {
 pub fn swap_done(actions: &[Action]) -> bool {
     logs(actions).iter().any(|l| l.starts_with("swapped from "))
 }
+
+/// The operator's session as the original system left it: marked as working on
+/// `alpha/TASK` for a minute (a state ccl itself never creates).
+pub fn dedicated_marked_working(task: &str) -> ccl::core::SessionState {
+    use ccl::core::{Activity, Assignment, Kind, SessionState, TaskRef};
+    let mut ops = SessionState::new(Kind::Dedicated);
+    ops.activity = Activity::Working {
+        since_ms: ms(START) - 60_000,
+        turn_ended: true,
+        idle_turns: 1,
+    };
+    ops.assignment = Some(Assignment {
+        task: TaskRef {
+            queue: "alpha".into(),
+            task: task.into(),
+        },
+        claimed_ms: ms(START) - 120_000,
+        started_ms: Some(ms(START) - 60_000),
+        attempt: 1,
+    });
+    ops
+}

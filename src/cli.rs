@@ -110,7 +110,21 @@ pub fn run(cli: Cli) -> Result<bool> {
         Command::Status { json, watch } => status(&load(&path)?, json, watch),
         Command::Enqueue { queue, file } => enqueue(&load(&path)?, &queue, file.as_deref()),
         Command::Swap { to } => request(&load(&path)?, RequestKind::Swap { to }),
-        Command::Classify { file, now, tz } => classify(file.as_deref(), now.as_deref(), tz.as_deref()),
+        Command::Classify { file, now, tz } => {
+            // The configuration's extra wordings apply when there is one to read.
+            let extra = if cli.config.is_some() || path.exists() {
+                let c = load(&path)?;
+                screen::Extra::compile(
+                    &c.screen.extra_limit,
+                    &c.screen.extra_server_error,
+                    &c.screen.extra_warning,
+                )
+                .unwrap_or_default()
+            } else {
+                screen::Extra::default()
+            };
+            classify(file.as_deref(), now.as_deref(), tz.as_deref(), &extra)
+        }
         Command::Replay { trace } => replay(&trace),
         Command::Pause { queue } => request(&load(&path)?, RequestKind::Pause { queue }),
         Command::Resume { queue } => request(&load(&path)?, RequestKind::Resume { queue }),
@@ -271,7 +285,7 @@ fn pause_offline(config: &Config, queue: Option<String>, pause: bool) -> Result<
     Ok(true)
 }
 
-fn classify(file: Option<&Path>, now: Option<&str>, tz: Option<&str>) -> Result<bool> {
+fn classify(file: Option<&Path>, now: Option<&str>, tz: Option<&str>, extra: &screen::Extra) -> Result<bool> {
     let body = read_input(file)?;
     let text = String::from_utf8_lossy(&body);
     let now = match now {
@@ -284,7 +298,7 @@ fn classify(file: Option<&Path>, now: Option<&str>, tz: Option<&str>) -> Result<
         Some(name) => jiff::tz::TimeZone::get(name).map_err(|e| UsageError(anyhow::anyhow!("--tz '{name}': {e}")))?,
         None => jiff::tz::TimeZone::system(),
     };
-    let analysis = screen::analyze(&text, now, &tz);
+    let analysis = screen::analyze_with(&text, now, &tz, extra);
     println!("{}", serde_json::to_string_pretty(&screen::classify_json(&analysis))?);
     Ok(true)
 }

@@ -98,6 +98,18 @@ struct RawConfig {
     dispatch: RawDispatch,
     #[serde(default)]
     hooks: RawHooks,
+    #[serde(default)]
+    screen: Screen,
+}
+
+/// Extra wordings for Claude's screen (regexes), tried after the built-in table: a way
+/// to keep up with a new Claude Code version without a new ccl.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Screen {
+    pub extra_limit: Vec<String>,
+    pub extra_server_error: Vec<String>,
+    pub extra_warning: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -297,6 +309,8 @@ pub struct Config {
     pub quota: Quota,
     pub dispatch: Dispatch,
     pub hooks: Hooks,
+    #[serde(default)]
+    pub screen: Screen,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -581,6 +595,7 @@ fn from_raw(raw: RawConfig, path: &Path, base: &Path, home: Option<&Path>, probl
             continue_prompt: raw.dispatch.continue_prompt,
         },
         hooks: raw.hooks,
+        screen: raw.screen,
     };
     validate(&config, problems);
     config
@@ -691,6 +706,13 @@ fn validate(c: &Config, problems: &mut Vec<String>) {
     }
     if c.dispatch.task_timeout.0 == 0 {
         problems.push("dispatch.task_timeout must be greater than 0".into());
+    }
+    if let Err(errors) = crate::screen::Extra::compile(
+        &c.screen.extra_limit,
+        &c.screen.extra_server_error,
+        &c.screen.extra_warning,
+    ) {
+        problems.extend(errors);
     }
     if c.hooks.timeout.0 == 0 {
         problems.push("hooks.timeout must be greater than 0".into());
@@ -808,6 +830,19 @@ project = "/p"
             assert!(err.contains(want), "missing {want:?} in:\n{err}");
         }
         assert!(err.lines().all(|l| l.starts_with("/etc/ccl/ccl.toml: ")), "{err}");
+    }
+
+    #[test]
+    fn extra_screen_patterns_must_compile() {
+        let err = parse(&format!("{MINIMAL}[screen]\nextra_limit = [\"ok\", \"(unclosed\"]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("screen.extra_limit[1] is not a valid regex"), "{err}");
+        let c = parse(&format!(
+            "{MINIMAL}[screen]\nextra_warning = [\"nearly out of usage\"]\n"
+        ))
+        .unwrap();
+        assert_eq!(c.screen.extra_warning, vec!["nearly out of usage".to_string()]);
     }
 
     #[test]

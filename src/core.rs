@@ -559,6 +559,12 @@ impl State {
 // ---------------------------------------------------------------------------------------
 // The core
 
+/// The configuration's extra wordings; a validated configuration always compiles.
+fn extra_patterns(config: &Config) -> screen::Extra {
+    let s = &config.screen;
+    screen::Extra::compile(&s.extra_limit, &s.extra_server_error, &s.extra_warning).unwrap_or_default()
+}
+
 /// Limits and deadlines of the state machines, in one place.
 pub mod limits {
     /// A launched Claude must show its idle input box within this.
@@ -593,6 +599,8 @@ pub struct Core {
     pub(crate) config: Config,
     pub(crate) tz: jiff::tz::TimeZone,
     pub(crate) state: State,
+    /// The operator's extra screen wordings, compiled from `config.screen`.
+    pub(crate) extra: screen::Extra,
     /// Per-turn scratch: analyses of this turn's captures, by session.
     pub(crate) screens: BTreeMap<String, Analysis>,
     /// Per-turn scratch: this turn's captures of managed sessions.
@@ -614,10 +622,12 @@ impl Core {
         // process, so a `started` loaded from state.json must not skip it after a restart.
         state.started = false;
         let tz = jiff::tz::TimeZone::get(tz).unwrap_or(jiff::tz::TimeZone::UTC);
+        let extra = extra_patterns(&config);
         Core {
             config,
             tz,
             state,
+            extra,
             screens: BTreeMap::new(),
             captures: BTreeMap::new(),
             last_screens: BTreeMap::new(),
@@ -637,6 +647,9 @@ impl Core {
     /// Replaces the configuration (SIGHUP reload): the state is realigned.
     pub fn set_config(&mut self, config: Config) {
         self.state.align(&config);
+        self.extra = extra_patterns(&config);
+        // A changed wording can change what an unchanged screen means.
+        self.last_screens.clear();
         self.config = config;
     }
 
@@ -751,7 +764,7 @@ impl Core {
     }
 
     pub(crate) fn analyze(&self, capture: &str) -> Analysis {
-        screen::analyze(capture, self.timestamp(), &self.tz)
+        screen::analyze_with(capture, self.timestamp(), &self.tz, &self.extra)
     }
 
     /// `analyze` of a managed session's capture. Most screens do not change between two
@@ -802,6 +815,20 @@ project = "/src/q"
             Some(std::path::Path::new("/root")),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn a_reload_brings_new_extra_wordings_into_force() {
+        let mut core = Core::new(config(), State::fresh(&config(), 7), "UTC");
+        let screen = "  ⎿  Plan quota used up · resets 9:23am (UTC)\n";
+        assert!(core.analyze(screen).quota.is_none());
+        let mut reloaded = config();
+        reloaded.screen.extra_limit = vec!["Plan quota used up".into()];
+        core.set_config(reloaded);
+        assert_eq!(
+            core.analyze(screen).quota.map(|q| q.pattern),
+            Some("extra_limit_1".to_string())
+        );
     }
 
     #[test]

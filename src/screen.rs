@@ -664,6 +664,11 @@ fn trimmed(text: &str) -> String {
 
 /// Analyse one pane capture. `now` and `tz` (the host's zone, passed in) resolve reset times.
 pub fn analyze(capture: &str, now: Timestamp, tz: &TimeZone) -> Analysis {
+    analyze_with(capture, now, tz, &Extra::default())
+}
+
+/// [`analyze`] with the operator's extra wordings.
+pub fn analyze_with(capture: &str, now: Timestamp, tz: &TimeZone, extra: &Extra) -> Analysis {
     let lines = read_lines(capture);
     let n = lines.len();
     let state_start = n.saturating_sub(STATE_REGION_LINES);
@@ -718,7 +723,8 @@ pub fn analyze(capture: &str, now: Timestamp, tz: &TimeZone) -> Analysis {
         ScreenState::Unknown
     };
 
-    let (quota, server_error, warning, vetoed) = scan_signals(&lines[n.saturating_sub(SIGNAL_REGION_LINES)..], now, tz);
+    let (quota, server_error, warning, vetoed) =
+        scan_signals(&lines[n.saturating_sub(SIGNAL_REGION_LINES)..], now, tz, extra);
 
     let input = match (&input_box, state) {
         (Some(b), ScreenState::Idle | ScreenState::Busy) => input_text(&lines, b),
@@ -753,56 +759,108 @@ fn scan_signals(
     region: &[Line],
     now: Timestamp,
     tz: &TimeZone,
+    extra: &Extra,
 ) -> (Option<QuotaHit>, Option<ServerError>, Option<Warning>, bool) {
     let is_signal = |r: Role| matches!(r, Role::Limit(_) | Role::ServerError(_) | Role::Warning);
-    let mut hit: Option<(usize, &'static Pattern, &Line)> = None;
+    // (rank, pattern name, kind, line): earlier table entries win, extras rank last.
+    let mut hit: Option<(usize, String, LimitKind, &Line)> = None;
     let mut server_error = None;
     let mut warning = None;
     let mut last_limit_at = None;
     let mut last_error_at = None;
     for (at, line) in region.iter().enumerate().filter(|(_, l)| l.eligible) {
-        let Some((pattern, _)) = find(&line.text, is_signal) else {
-            continue;
-        };
-        match pattern.role {
-            Role::Limit(_) => {
-                last_limit_at = Some(at);
+        let (name, role, rank) = match find(&line.text, is_signal) {
+            Some((pattern, _)) => {
                 let rank = PATTERNS
                     .iter()
                     .position(|p| std::ptr::eq(p, pattern))
                     .unwrap_or(usize::MAX);
-                // Earlier table entries win; `<=` lets a later line of the same pattern win.
-                if hit.is_none_or(|(best, _, _)| rank <= best) {
-                    hit = Some((rank, pattern, line));
+                (pattern.name.to_string(), pattern.role, rank)
+            }
+            None => match extra.find(&line.text) {
+                Some((name, role, i)) => (name, role, PATTERNS.len() + i),
+                None => continue,
+            },
+        };
+        match role {
+            Role::Limit(kind) => {
+                last_limit_at = Some(at);
+                // `<=` lets a later line of the same pattern win.
+                if hit.as_ref().is_none_or(|(best, ..)| rank <= *best) {
+                    hit = Some((rank, name, kind, line));
                 }
             }
             Role::ServerError(kind) => {
                 last_error_at = Some(at);
                 server_error = Some(ServerError {
                     kind,
-                    pattern: pattern.name.to_string(),
+                    pattern: name,
                     line: line.text.trim().to_string(),
                 });
             }
             _ => {
                 warning = Some(Warning {
-                    pattern: pattern.name.to_string(),
+                    pattern: name,
                     line: line.text.trim().to_string(),
                 });
             }
         }
     }
-    let quota = hit.and_then(|(_, pattern, line)| match pattern.role {
-        Role::Limit(kind) => Some(QuotaHit {
-            kind,
-            reset_at: parse_reset(&line.text, now, tz),
-            pattern: pattern.name.to_string(),
-            line: line.text.trim().to_string(),
-        }),
-        _ => None,
+    let quota = hit.map(|(_, name, kind, line)| QuotaHit {
+        kind,
+        reset_at: parse_reset(&line.text, now, tz),
+        pattern: name,
+        line: line.text.trim().to_string(),
     });
     let vetoed = quota.is_some() && matches!((last_limit_at, last_error_at), (Some(l), Some(e)) if e > l);
     (quota, server_error, warning, vetoed)
+}
+
+/// Wordings added by the operator (`[screen]` in `ccl.toml`) for a Claude Code version
+/// newer than this table: tried on each eligible line of the signal region after every
+/// built-in pattern failed. Extra limit hits are of kind `legacy` (their reset time is
+/// still parsed from the line), extra server errors of kind `api_error`.
+#[derive(Debug, Clone, Default)]
+pub struct Extra {
+    patterns: Vec<(String, Role, Regex)>,
+}
+
+impl Extra {
+    /// Compiles the configured regexes; every one that does not compile is reported.
+    pub fn compile(limit: &[String], server_error: &[String], warning: &[String]) -> Result<Extra, Vec<String>> {
+        let mut patterns = Vec::new();
+        let mut problems = Vec::new();
+        let groups: [(&str, Role, &[String]); 3] = [
+            ("extra_limit", Role::Limit(LimitKind::Legacy), limit),
+            (
+                "extra_server_error",
+                Role::ServerError(ServerErrorKind::ApiError),
+                server_error,
+            ),
+            ("extra_warning", Role::Warning, warning),
+        ];
+        for (key, role, list) in groups {
+            for (i, text) in list.iter().enumerate() {
+                match Regex::new(text) {
+                    Ok(re) => patterns.push((format!("{key}_{}", i + 1), role, re)),
+                    Err(e) => problems.push(format!("screen.{key}[{i}] is not a valid regex: {e}")),
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(Extra { patterns })
+        } else {
+            Err(problems)
+        }
+    }
+
+    fn find(&self, line: &str) -> Option<(String, Role, usize)> {
+        self.patterns
+            .iter()
+            .enumerate()
+            .find(|(_, (_, _, re))| re.is_match(line))
+            .map(|(i, (name, role, _))| (name.clone(), *role, i))
+    }
 }
 
 /// Parse the reset part of a limit line into an absolute instant (None if unparseable).
@@ -911,6 +969,36 @@ mod tests {
 
     /// The corpus's fixed "now".
     const NOW: &str = "2026-11-24T06:00:00Z";
+
+    #[test]
+    fn extra_wordings_are_signals_only_where_the_table_has_none() {
+        let screen = "● Working on it.\n  ⎿  Plan quota used up · resets 9:23am (UTC)\n  ⎿  Nearly out of plan quota\n";
+        let now = ts(NOW);
+        let plain = analyze(screen, now, &TimeZone::UTC);
+        assert!(
+            plain.quota.is_none() && plain.warning.is_none(),
+            "unknown wordings are no signal"
+        );
+        let extra = Extra::compile(
+            &["Plan quota used up".into()],
+            &[],
+            &["Nearly out of plan quota".into()],
+        )
+        .unwrap();
+        let a = analyze_with(screen, now, &TimeZone::UTC, &extra);
+        let hit = a.quota.expect("the extra limit wording is a hit");
+        assert_eq!((hit.kind, hit.pattern.as_str()), (LimitKind::Legacy, "extra_limit_1"));
+        assert_eq!(hit.reset_at, Some(ts("2026-11-24T09:23:00Z")));
+        assert_eq!(a.warning.map(|w| w.pattern), Some("extra_warning_1".to_string()));
+        // A wording the table knows keeps its own name even when an extra also matches.
+        let known = "  ⎿  You've hit your 5-hour limit · resets 9:23am (UTC)\n";
+        let extra = Extra::compile(&["hit your".into()], &[], &[]).unwrap();
+        assert_eq!(
+            analyze_with(known, now, &TimeZone::UTC, &extra).quota.unwrap().kind,
+            LimitKind::FiveHour
+        );
+        assert!(Extra::compile(&["(".into()], &[], &[]).is_err());
+    }
 
     fn reset(line: &str, now: &str, tz: &str) -> Option<String> {
         parse_reset(line, ts(now), &zone(tz)).map(|t| t.to_string())

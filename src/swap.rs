@@ -421,15 +421,16 @@ mod tests {
 
     const ID: &str = "0b1c2d3e-0000-4000-8000-000000000001";
 
-    /// The launch line typed into ccl-auto-11 when a swap from a to b ends, for a task
-    /// whose prompt was (or was not yet) seen submitted.
-    fn relaunch_line(started_ms: Option<i64>) -> (String, Core) {
+    /// A core in a swap from a to b whose one member, ccl-auto-11, carries task t.md in
+    /// conversation ID; `started_ms` says whether its prompt was seen submitted.
+    fn swapping(started_ms: Option<i64>, stopped: bool, activity: Activity) -> Core {
         let config = config();
         let mut state = State::fresh(&config, 1);
         let mut s = SessionState::new(Kind::Pool);
         s.seen = Seen::Shell;
         s.conversation = Some(ID.into());
         s.cwd = Some("/src/q".into());
+        s.activity = activity;
         s.assignment = Some(Assignment {
             task: TaskRef {
                 queue: "q".into(),
@@ -452,21 +453,31 @@ mod tests {
                 conversation: Some(ID.into()),
                 cwd: Some("/src/q".into()),
                 had_task: true,
-                stopped: true,
+                stopped,
             }],
         });
         let mut core = Core::new(config, state, "UTC");
         core.now_ms = 1_000;
-        core.step_swap(&Observation::default());
-        let line = core
-            .out
+        core
+    }
+
+    /// The launch line typed into ccl-auto-11 this turn.
+    fn launch_line(core: &Core) -> String {
+        core.out
             .iter()
             .find_map(|a| match a {
                 Action::TypeLine { session, line } if session == "ccl-auto-11" => Some(line.clone()),
                 _ => None,
             })
-            .expect("a launch line");
-        (line, core)
+            .expect("a launch line")
+    }
+
+    /// The launch line typed when the swap ends, for a task whose prompt was (or was not
+    /// yet) seen submitted.
+    fn relaunch_line(started_ms: Option<i64>) -> (String, Core) {
+        let mut core = swapping(started_ms, true, Activity::Free);
+        core.step_swap(&Observation::default());
+        (launch_line(&core), core)
     }
 
     #[test]
@@ -492,44 +503,12 @@ mod tests {
     fn a_prompt_seen_taken_only_as_the_swap_began_is_resumed_not_restarted() {
         // The limit record of the task's first request is the first sign it was taken:
         // the swap it starts must still resume that conversation.
-        let config = config();
-        let mut state = State::fresh(&config, 1);
-        let mut s = SessionState::new(Kind::Pool);
-        s.seen = Seen::Shell;
-        s.conversation = Some(ID.into());
-        s.cwd = Some("/src/q".into());
-        s.assignment = Some(Assignment {
-            task: TaskRef {
-                queue: "q".into(),
-                task: "t.md".into(),
-            },
-            claimed_ms: 0,
-            started_ms: None,
-            attempt: 1,
-        });
-        s.activity = Activity::Stopping {
+        let stopping = Activity::Stopping {
             deadline_ms: limits::STOP_TIMEOUT_MS,
             exit_sent: true,
             exit_at_ms: Some(0),
         };
-        state.sessions.insert("ccl-auto-11".into(), s);
-        state.swap = Some(Swap {
-            from: "a".into(),
-            to: "b".into(),
-            reason: "test".into(),
-            started_ms: 0,
-            request: None,
-            members: vec![SwapMember {
-                session: "ccl-auto-11".into(),
-                kind: Kind::Pool,
-                conversation: Some(ID.into()),
-                cwd: Some("/src/q".into()),
-                had_task: true,
-                stopped: false,
-            }],
-        });
-        let mut core = Core::new(config, state, "UTC");
-        core.now_ms = 1_000;
+        let mut core = swapping(None, false, stopping);
         let obs = Observation {
             transcripts: vec![crate::core::TranscriptSeen {
                 session: "ccl-auto-11".into(),
@@ -546,14 +525,7 @@ mod tests {
         };
         core.check_watcher(&obs);
         core.step_swap(&obs);
-        let line = core
-            .out
-            .iter()
-            .find_map(|a| match a {
-                Action::TypeLine { session, line } if session == "ccl-auto-11" => Some(line.clone()),
-                _ => None,
-            })
-            .expect("a launch line");
+        let line = launch_line(&core);
         assert!(line.ends_with(&format!("--resume {ID}")), "{line}");
     }
 

@@ -106,6 +106,21 @@ pub trait Tmux {
     }
 }
 
+/// Checks a new session before either backend creates it: a valid name, and a working
+/// directory that exists (tmux falls back to the home directory when -c names no
+/// directory; refusing here keeps a session from silently starting in the wrong place).
+pub(crate) fn check_new_session(spec: &NewSession) -> Result<()> {
+    check_name(&spec.name)?;
+    if !spec.cwd.is_dir() {
+        bail!(
+            "tmux new-session for '{}' failed: {} is not a directory",
+            spec.name,
+            spec.cwd.display()
+        );
+    }
+    Ok(())
+}
+
 /// Checks a paste before either backend sends it: a valid name, text within
 /// `MAX_PASTE_BYTES`; `false` when there is nothing to paste.
 pub(crate) fn paste_needed(name: &str, text: &str) -> Result<bool> {
@@ -283,15 +298,7 @@ impl Tmux for ExecTmux {
 
     fn new_session(&mut self, spec: &NewSession) -> Result<()> {
         let name = spec.name.as_str();
-        check_name(name)?;
-        // tmux falls back to the home directory when -c names no directory; refusing
-        // here keeps a session from silently starting in the wrong place.
-        if !spec.cwd.is_dir() {
-            bail!(
-                "tmux new-session for '{name}' failed: {} is not a directory",
-                spec.cwd.display()
-            );
-        }
+        check_new_session(spec)?;
         let mut args: Vec<OsString> = vec![
             "new-session".into(),
             "-d".into(),

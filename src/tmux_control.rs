@@ -44,8 +44,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 
 use crate::tmux::{
-    check_key, check_name, escape_format, label, pane_target, parse_panes, paste_needed, session_target,
-    trim_trailing_blank_lines, ExecTmux, NewSession, PaneInfo, Tmux, PANE_FORMAT, TMUX_CALL_TIMEOUT,
+    check_key, check_name, check_new_session, escape_format, label, pane_target, parse_panes, paste_needed,
+    session_target, trim_trailing_blank_lines, ExecTmux, NewSession, PaneInfo, Tmux, PANE_FORMAT, TMUX_CALL_TIMEOUT,
 };
 
 /// How long `AutoTmux` serves calls through `ExecTmux` after control mode failed before
@@ -307,15 +307,7 @@ impl Tmux for ControlTmux {
 
     fn new_session(&mut self, spec: &NewSession) -> Result<()> {
         let name = spec.name.as_str();
-        check_name(name)?;
-        // tmux falls back to the home directory when -c names no directory; refusing
-        // here keeps a session from silently starting in the wrong place.
-        if !spec.cwd.is_dir() {
-            bail!(
-                "tmux new-session for '{name}' failed: {} is not a directory",
-                spec.cwd.display()
-            );
-        }
+        check_new_session(spec)?;
         // The server resolves a relative -c against the control client's directory,
         // which is ccl's directory when the client started, not necessarily now.
         let cwd = absolute(&spec.cwd).with_context(|| label("new-session", Some(name)))?;

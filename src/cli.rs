@@ -262,18 +262,13 @@ fn request(config: &Config, kind: RequestKind) -> Result<bool> {
 fn pause_offline(config: &Config, queue: Option<String>, pause: bool) -> Result<bool> {
     let path = config.state_file();
     let mut st = state::load_quiet(&path).unwrap_or_else(|| State::fresh(config, daemon::now_ms() as u64));
-    let key = queue.unwrap_or_else(|| "*".into());
-    let what = if key == "*" {
-        "all queues".to_string()
-    } else {
-        format!("queue {key}")
-    };
+    let what = queue
+        .as_ref()
+        .map_or("all queues".to_string(), |q| format!("queue {q}"));
     if pause {
-        st.paused.insert(key);
-    } else if key == "*" {
-        st.paused.clear();
+        st.paused.pause(queue.as_deref());
     } else {
-        st.paused.remove(&key);
+        st.paused.resume(queue.as_deref());
     }
     std::fs::create_dir_all(&config.daemon.state_dir)
         .with_context(|| format!("cannot create {}", config.daemon.state_dir.display()))?;
@@ -358,7 +353,7 @@ pub fn status_json(config: &Config, st: Option<&State>, daemon_pid: Option<u32>,
             }))
         })
         .collect();
-    let paused_all = st.is_some_and(|s| s.paused.contains("*"));
+    let paused_all = st.is_some_and(|s| s.paused.all_paused());
     let queues: Vec<_> = config
         .queues
         .iter()
@@ -368,7 +363,7 @@ pub fn status_json(config: &Config, st: Option<&State>, daemon_pid: Option<u32>,
                 "name": q.name,
                 "project": q.project,
                 "inbox": c.inbox, "running": c.running, "done": c.done, "failed": c.failed,
-                "paused": paused_all || st.is_some_and(|s| s.paused.contains(&q.name)),
+                "paused": st.is_some_and(|s| s.paused.is_paused(&q.name)),
             })
         })
         .collect();

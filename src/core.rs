@@ -491,9 +491,9 @@ pub struct State {
     pub last_swap: Option<SwapRecord>,
     #[serde(default)]
     pub swaps: u32,
-    /// Paused queue names; `"*"` pauses every queue.
+    /// Which queues are paused.
     #[serde(default)]
-    pub paused: BTreeSet<String>,
+    pub paused: Paused,
     /// Which queue dispatch looks at first next time (round robin).
     #[serde(default)]
     pub queue_cursor: usize,
@@ -532,7 +532,7 @@ impl State {
             cooldown_until_ms: None,
             last_swap: None,
             swaps: 0,
-            paused: BTreeSet::new(),
+            paused: Paused::default(),
             queue_cursor: 0,
             attempts: BTreeMap::new(),
             all_exhausted: false,
@@ -621,7 +621,7 @@ impl Core {
         // Start-up reconciliation (tasks in running/ that no session owns) runs once per
         // process, so a `started` loaded from state.json must not skip it after a restart.
         state.started = false;
-        let tz = jiff::tz::TimeZone::get(tz).unwrap_or(jiff::tz::TimeZone::UTC);
+        let tz = crate::screen::bundled_zone(tz).unwrap_or(jiff::tz::TimeZone::UTC);
         let extra = extra_patterns(&config);
         Core {
             config,
@@ -784,6 +784,24 @@ impl Core {
 pub(crate) mod tests {
     use super::*;
 
+    /// A `state.json` written by an older ccl kept paused queues as names with `"*"` for
+    /// all; it must load with the same meaning, and the new form must round-trip.
+    #[test]
+    fn paused_queues_load_from_the_old_and_the_new_form() {
+        let old: Paused = serde_json::from_str(r#"["*", "q2"]"#).unwrap();
+        assert!(old.all_paused() && old.is_paused("q1") && old.is_paused("q2"));
+        let old: Paused = serde_json::from_str(r#"["q2"]"#).unwrap();
+        assert!(!old.is_paused("q1") && old.is_paused("q2"));
+        let mut p = Paused::default();
+        p.pause(None);
+        p.resume(Some("q1"));
+        let back: Paused = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+        assert_eq!(back, p);
+        assert!(!back.is_paused("q1") && back.is_paused("q2") && !back.all_paused());
+        p.pause(Some("q1"));
+        assert!(p.all_paused());
+    }
+
     /// A small configuration for core tests: two accounts, pool of 2, one dedicated, one queue.
     pub(crate) fn config() -> Config {
         let text = r#"
@@ -839,5 +857,96 @@ project = "/src/q"
         assert!(screen::is_uuid(&a), "{a}");
         assert_eq!(a, c2.new_conversation_id());
         assert_ne!(a, c1.new_conversation_id());
+    }
+}
+
+/// Which queues are held by `ccl pause`. "Every queue" is a state of its own, with the
+/// queues resumed one by one since then as exceptions, so `pause` then `resume q1`
+/// really resumes q1. Saved as `{"all": bool, "queues": [...], "except": [...]}`; a
+/// `state.json` of an older ccl (a list of names, `"*"` for all) still loads.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(from = "PausedRepr")]
+pub struct Paused {
+    /// Every queue is paused, except those in `except`.
+    pub all: bool,
+    /// Queues paused one by one (meaningful while `all` is false).
+    pub queues: BTreeSet<String>,
+    /// Queues resumed one by one while every queue is paused.
+    pub except: BTreeSet<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PausedRepr {
+    Current {
+        #[serde(default)]
+        all: bool,
+        #[serde(default)]
+        queues: BTreeSet<String>,
+        #[serde(default)]
+        except: BTreeSet<String>,
+    },
+    Names(BTreeSet<String>),
+}
+
+impl From<PausedRepr> for Paused {
+    fn from(repr: PausedRepr) -> Paused {
+        match repr {
+            PausedRepr::Current { all, queues, except } => Paused { all, queues, except },
+            PausedRepr::Names(mut names) => {
+                let all = names.remove("*");
+                Paused {
+                    all,
+                    queues: names,
+                    except: BTreeSet::new(),
+                }
+            }
+        }
+    }
+}
+
+impl Paused {
+    /// Pauses one queue, or every queue with `None`.
+    pub fn pause(&mut self, queue: Option<&str>) {
+        match queue {
+            None => {
+                *self = Paused {
+                    all: true,
+                    ..Paused::default()
+                }
+            }
+            Some(q) if self.all => {
+                self.except.remove(q);
+            }
+            Some(q) => {
+                self.queues.insert(q.to_string());
+            }
+        }
+    }
+
+    /// Resumes one queue, or every queue with `None`.
+    pub fn resume(&mut self, queue: Option<&str>) {
+        match queue {
+            None => *self = Paused::default(),
+            Some(q) if self.all => {
+                self.except.insert(q.to_string());
+            }
+            Some(q) => {
+                self.queues.remove(q);
+            }
+        }
+    }
+
+    pub fn is_paused(&self, queue: &str) -> bool {
+        if self.all {
+            !self.except.contains(queue)
+        } else {
+            self.queues.contains(queue)
+        }
+    }
+
+    /// Every queue is paused (none resumed one by one since).
+    pub fn all_paused(&self) -> bool {
+        self.all && self.except.is_empty()
     }
 }

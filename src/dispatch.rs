@@ -54,7 +54,7 @@ impl Core {
             for k in 0..n_queues {
                 let qi = (self.state.queue_cursor + k) % n_queues;
                 let qname = self.config.queues[qi].name.clone();
-                if self.state.paused.contains("*") || self.state.paused.contains(&qname) {
+                if self.state.paused.is_paused(&qname) {
                     continue;
                 }
                 let Some(q) = obs.queues.iter().find(|q| q.name == qname) else {
@@ -92,7 +92,7 @@ impl Core {
         let waiting = obs
             .queues
             .iter()
-            .filter(|q| !self.state.paused.contains("*") && !self.state.paused.contains(&q.name))
+            .filter(|q| !self.state.paused.is_paused(&q.name))
             .map(|q| {
                 q.inbox
                     .iter()

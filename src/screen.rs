@@ -864,6 +864,14 @@ impl Extra {
 }
 
 /// Parse the reset part of a limit line into an absolute instant (None if unparseable).
+/// The zone named `name` from jiff's bundled database only. `TimeZone::get` would
+/// consult `$TZDIR` and `/usr/share/zoneinfo` first, which makes a decision (and its
+/// replay) depend on the host's tzdata.
+pub fn bundled_zone(name: &str) -> Option<TimeZone> {
+    static DB: OnceLock<jiff::tz::TimeZoneDatabase> = OnceLock::new();
+    DB.get_or_init(jiff::tz::TimeZoneDatabase::bundled).get(name).ok()
+}
+
 pub fn parse_reset(line: &str, now: Timestamp, tz: &TimeZone) -> Option<Timestamp> {
     let (_, caps) = find(line, |r| r == Role::Reset)?;
     if let Some(unix) = caps.name("unix") {
@@ -888,7 +896,7 @@ pub fn parse_reset(line: &str, now: Timestamp, tz: &TimeZone) -> Option<Timestam
     };
     let time = Time::new(hour, minute.unwrap_or(0), 0, 0).ok()?;
     let zone = match caps.name("zone") {
-        Some(name) => TimeZone::get(name.as_str()).ok()?,
+        Some(name) => bundled_zone(name.as_str())?,
         None => tz.clone(),
     };
     let earliest = now.checked_sub(RESET_PAST_GRACE).ok()?;

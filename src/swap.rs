@@ -341,26 +341,21 @@ impl Core {
                 RequestKind::Swap { to } => self.request_swap(&r.id, to.clone()),
                 RequestKind::Pause { queue } | RequestKind::Resume { queue } => {
                     let pause = matches!(r.kind, RequestKind::Pause { .. });
-                    let key = queue.clone().unwrap_or_else(|| "*".into());
-                    if queue.as_ref().is_some_and(|q| self.config.queue(q).is_none()) {
+                    if let Some(q) = queue.as_ref().filter(|q| self.config.queue(q).is_none()) {
                         self.push(Action::Reply {
                             id: r.id.clone(),
                             ok: false,
-                            message: format!("refused: no queue named '{key}'"),
+                            message: format!("refused: no queue named '{q}'"),
                         });
                         continue;
                     }
-                    let what = if key == "*" {
-                        "all queues".to_string()
-                    } else {
-                        format!("queue {key}")
-                    };
+                    let what = queue
+                        .as_ref()
+                        .map_or("all queues".to_string(), |q| format!("queue {q}"));
                     if pause {
-                        self.state.paused.insert(key);
-                    } else if key == "*" {
-                        self.state.paused.clear();
+                        self.state.paused.pause(queue.as_deref());
                     } else {
-                        self.state.paused.remove(&key);
+                        self.state.paused.resume(queue.as_deref());
                     }
                     let verb = if pause { "paused" } else { "resumed" };
                     self.log(format!("{what} {verb}"));

@@ -758,3 +758,40 @@ fn a_limit_mid_task_is_not_a_failure_and_not_a_finish() {
     assert_eq!(task_moves(&acts), 1, "{}", render(&acts));
     assert_eq!(s.world.queue("alpha").done, ["task-1.md"]);
 }
+
+/// `ccl pause` (every queue) then `ccl resume q1` must really resume q1: its tasks are
+/// claimed while the other queue stays held, and the replies say what is true.
+#[test]
+fn resuming_one_queue_after_pausing_all_resumes_that_queue_only() {
+    let mut s = Sim::new(&Setup {
+        queues: vec!["alpha", "beta"],
+        dedicated: vec![],
+        ..Setup::default()
+    });
+    s.world.request("p-all", RequestKind::Pause { queue: None });
+    s.run(2);
+    s.world.request(
+        "r-alpha",
+        RequestKind::Resume {
+            queue: Some("alpha".into()),
+        },
+    );
+    s.world.enqueue("alpha", "a1.md");
+    s.world.enqueue("beta", "b1.md");
+    let acts = s.until(10, "alpha's task claimed", |s, _| {
+        !s.world.queues["alpha"].running.is_empty()
+    });
+    assert!(
+        acts.iter().any(|a| matches!(a, Action::Reply { id, ok: true, message } if id == "r-alpha" && message == "queue alpha resumed")),
+        "{}",
+        render(&acts)
+    );
+    let acts = s.run(5);
+    assert!(claims(&acts).iter().all(|c| c.1 != "beta"), "{}", render(&acts));
+    assert!(s.world.queues["beta"].running.is_empty() && s.world.queues["beta"].inbox.len() == 1);
+    // Resuming every queue releases beta too.
+    s.world.request("r-all", RequestKind::Resume { queue: None });
+    s.until(10, "beta's task claimed", |s, _| {
+        !s.world.queues["beta"].running.is_empty()
+    });
+}

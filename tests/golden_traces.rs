@@ -735,3 +735,55 @@ fn incident_missing_link_refuses_to_start() {
     );
     assert!(!state_dir.exists(), "the state directory was created");
 }
+
+/// A TZif (version 1) file for a zone that is always UTC, written by hand so the test
+/// needs no tzdata on the host.
+fn utc_tzif() -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(b"TZif");
+    b.push(0); // version 1
+    b.extend_from_slice(&[0; 15]);
+    // isutcnt, isstdcnt, leapcnt, timecnt, typecnt, charcnt
+    for n in [0u32, 0, 0, 0, 1, 4] {
+        b.extend_from_slice(&n.to_be_bytes());
+    }
+    b.extend_from_slice(&0i32.to_be_bytes()); // utoff
+    b.extend_from_slice(&[0, 0]); // isdst, desigidx
+    b.extend_from_slice(b"UTC\0");
+    b
+}
+
+/// Replay depends on the bundled time-zone database only: a host whose `TZDIR` says
+/// something else about a zone named in a limit message (here America/Los_Angeles, made
+/// to be UTC) must still reproduce every recorded decision.
+#[test]
+fn replay_ignores_the_hosts_time_zone_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let zones = dir.path().join("zoneinfo");
+    std::fs::create_dir_all(zones.join("America")).unwrap();
+    std::fs::write(zones.join("America/Los_Angeles"), utc_tzif()).unwrap();
+    std::fs::write(zones.join("UTC"), utc_tzif()).unwrap();
+    let mut n_traces = 0;
+    for entry in std::fs::read_dir(traces_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "jsonl") {
+            continue;
+        }
+        n_traces += 1;
+        let out = Command::new(env!("CARGO_BIN_EXE_ccl"))
+            .args(["replay", path.to_str().unwrap()])
+            .env("RUST_LOG", "warn")
+            .env("TZDIR", &zones)
+            .output()
+            .expect("run ccl");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: {}{}",
+            path.display(),
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+    }
+    assert!(n_traces >= 9, "only {n_traces} golden traces found");
+}

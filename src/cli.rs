@@ -21,7 +21,8 @@ use crate::{daemon, links, queue, screen, state, trace, util};
     about = "Keeps a fleet of Claude Code sessions in tmux working across several accounts"
 )]
 pub struct Cli {
-    /// Configuration file (default ./ccl.toml, else $CCL_CONFIG)
+    /// Configuration file; without it $CCL_CONFIG, else ./ccl.toml, else
+    /// $XDG_CONFIG_HOME/ccl/ccl.toml (~/.config/ccl/ccl.toml)
     #[arg(short, long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
     #[command(subcommand)]
@@ -74,6 +75,9 @@ pub enum Command {
     Pause { queue: Option<String> },
     /// Restart dispatching from one queue (or all)
     Resume { queue: Option<String> },
+    /// Write a commented starter configuration to ~/.config/ccl/ccl.toml (never overwrites),
+    /// with an [[account]] for each Claude home found (~/.claude, ~/.claude-*)
+    Init,
     /// A self-contained demonstration on a private tmux server; needs no Claude account
     Demo {
         /// Keep the demo's directory and tmux server for inspection
@@ -94,40 +98,53 @@ impl std::fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
-fn load(path: &Path) -> Result<Config> {
-    Config::load(path).map_err(|e| UsageError(e).into())
+fn load(path: &Path, origin: &config::Origin) -> Result<Config> {
+    Config::load_from(path, origin).map_err(|e| UsageError(e).into())
 }
 
 pub fn run(cli: Cli) -> Result<bool> {
-    let path = config::default_path(cli.config.as_deref());
+    let searched = config::Searched::from_env();
+    let found = || -> Result<(PathBuf, config::Origin)> {
+        config::discover(cli.config.as_deref(), &searched).map_err(|e| UsageError(e).into())
+    };
+    let config = || -> Result<Config> {
+        let (path, origin) = found()?;
+        load(&path, &origin)
+    };
     match cli.command {
         Command::Run { record } => {
-            load(&path)?;
+            let (path, origin) = found()?;
+            load(&path, &origin)?;
             daemon::run(&path, record).map(|()| true)
         }
-        Command::Check => check(&load(&path)?),
-        Command::Links { fix } => links::cmd_links(&load(&path)?, fix, &mut std::io::stdout()),
-        Command::Status { json, watch } => status(&load(&path)?, json, watch),
-        Command::Enqueue { queue, file } => enqueue(&load(&path)?, &queue, file.as_deref()),
-        Command::Swap { to } => request(&load(&path)?, RequestKind::Swap { to }),
+        Command::Check => check(&config()?),
+        Command::Links { fix } => links::cmd_links(&config()?, fix, &mut std::io::stdout()),
+        Command::Status { json, watch } => status(&config()?, json, watch),
+        Command::Enqueue { queue, file } => enqueue(&config()?, &queue, file.as_deref()),
+        Command::Swap { to } => request(&config()?, RequestKind::Swap { to }),
         Command::Classify { file, now, tz } => {
             // The configuration's extra wordings apply when there is one to read.
-            let extra = if cli.config.is_some() || path.exists() {
-                let c = load(&path)?;
-                screen::Extra::compile(
-                    &c.screen.extra_limit,
-                    &c.screen.extra_server_error,
-                    &c.screen.extra_warning,
-                )
-                .unwrap_or_default()
-            } else {
-                screen::Extra::default()
+            let extra = match found() {
+                Ok((path, origin)) => {
+                    let c = load(&path, &origin)?;
+                    screen::Extra::compile(
+                        &c.screen.extra_limit,
+                        &c.screen.extra_server_error,
+                        &c.screen.extra_warning,
+                    )
+                    .unwrap_or_default()
+                }
+                Err(_) => screen::Extra::default(),
             };
             classify(file.as_deref(), now.as_deref(), tz.as_deref(), &extra)
         }
         Command::Replay { trace } => replay(&trace),
-        Command::Pause { queue } => request(&load(&path)?, RequestKind::Pause { queue }),
-        Command::Resume { queue } => request(&load(&path)?, RequestKind::Resume { queue }),
+        Command::Pause { queue } => request(&config()?, RequestKind::Pause { queue }),
+        Command::Resume { queue } => request(&config()?, RequestKind::Resume { queue }),
+        Command::Init => {
+            let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
+            crate::init::run(&searched, home.as_deref())
+        }
         Command::Demo { keep } => crate::demo::run(keep),
     }
 }
@@ -144,8 +161,13 @@ fn check(config: &Config) -> Result<bool> {
         Err(e) => problems.push(format!("tmux: {e:#}")),
     }
     match resolve_command(&config.claude.command) {
-        Some(p) => println!("claude: {}", p.display()),
-        None => problems.push(format!("claude: command '{}' not found on PATH", config.claude.command)),
+        Ok(p) => println!("claude: {}", p.display()),
+        Err(e) => problems.push(format!("claude: {e:#}")),
+    }
+    for q in &config.queues {
+        if let Err(e) = queue::check_project(q) {
+            problems.push(format!("{e:#}"));
+        }
     }
     for w in crate::trust::warnings(config) {
         println!("warning: {w}");
@@ -172,7 +194,7 @@ fn check(config: &Config) -> Result<bool> {
 }
 
 /// `command` as the shell would find it: a path when it contains '/', else on PATH.
-pub fn resolve_command(command: &str) -> Option<PathBuf> {
+pub fn resolve_command(command: &str) -> Result<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let executable = |p: &Path| {
         p.is_file()
@@ -182,12 +204,14 @@ pub fn resolve_command(command: &str) -> Option<PathBuf> {
     };
     if command.contains('/') {
         let p = PathBuf::from(command);
-        return executable(&p).then_some(p);
+        anyhow::ensure!(executable(&p), "{command} does not exist or is not executable");
+        return Ok(p);
     }
-    let path = std::env::var_os("PATH")?;
+    let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .map(|d| d.join(command))
         .find(|p| executable(p))
+        .with_context(|| format!("command '{command}' not found on PATH"))
 }
 
 fn read_input(file: Option<&Path>) -> Result<Vec<u8>> {

@@ -413,27 +413,94 @@ pub struct Dispatch {
     pub continue_prompt: String,
 }
 
-/// Where the default configuration file is looked for: `-c`, else `./ccl.toml`, else `$CCL_CONFIG`.
-pub fn default_path(explicit: Option<&Path>) -> PathBuf {
+/// Where a configuration comes from, in the order it is looked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// `-c PATH`.
+    Flag,
+    /// `$CCL_CONFIG`.
+    Env,
+    /// `./ccl.toml`.
+    Local,
+    /// `$XDG_CONFIG_HOME/ccl/ccl.toml` (`~/.config/ccl/ccl.toml`).
+    Xdg,
+}
+
+/// What configuration discovery looks at: the process's environment and working
+/// directory, passed in so the order can be tested without touching them.
+#[derive(Debug, Clone, Default)]
+pub struct Searched {
+    pub ccl_config: Option<PathBuf>,
+    pub cwd: PathBuf,
+    pub xdg: Option<PathBuf>,
+}
+
+impl Searched {
+    /// The values of this process.
+    pub fn from_env() -> Searched {
+        let nonempty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        Searched {
+            ccl_config: nonempty("CCL_CONFIG"),
+            cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+            xdg: xdg_config_path(nonempty("XDG_CONFIG_HOME"), nonempty("HOME")),
+        }
+    }
+}
+
+/// `$XDG_CONFIG_HOME/ccl/ccl.toml`, else `$HOME/.config/ccl/ccl.toml`; a relative
+/// `XDG_CONFIG_HOME` is ignored, as the XDG specification says.
+pub fn xdg_config_path(xdg_config_home: Option<PathBuf>, home: Option<PathBuf>) -> Option<PathBuf> {
+    let base = match xdg_config_home.filter(|p| p.is_absolute()) {
+        Some(x) => x,
+        None => home?.join(".config"),
+    };
+    Some(base.join("ccl").join("ccl.toml"))
+}
+
+/// The configuration file to read: `-c`, else `$CCL_CONFIG` (used even when it names a
+/// missing file, so a typo there is an error rather than another file read silently),
+/// else `./ccl.toml` when it exists, else the XDG path when it exists. When none exists,
+/// the error lists every place looked at and how to start.
+pub fn discover(explicit: Option<&Path>, searched: &Searched) -> Result<(PathBuf, Origin)> {
     if let Some(p) = explicit {
-        return p.to_path_buf();
+        return Ok((p.to_path_buf(), Origin::Flag));
     }
-    let local = PathBuf::from("ccl.toml");
+    if let Some(p) = &searched.ccl_config {
+        return Ok((p.clone(), Origin::Env));
+    }
+    let local = searched.cwd.join("ccl.toml");
     if local.exists() {
-        return local;
+        return Ok((PathBuf::from("ccl.toml"), Origin::Local));
     }
-    match std::env::var_os("CCL_CONFIG") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => local,
+    if let Some(x) = searched.xdg.as_ref().filter(|x| x.exists()) {
+        return Ok((x.clone(), Origin::Xdg));
     }
+    let xdg = match &searched.xdg {
+        Some(x) => x.display().to_string(),
+        None => "$XDG_CONFIG_HOME/ccl/ccl.toml (neither XDG_CONFIG_HOME nor HOME is set)".into(),
+    };
+    anyhow::bail!(
+        "no configuration found; looked at:\n  -c PATH (not given)\n  $CCL_CONFIG (not set)\n  {}\n  {xdg}\n\
+         start with `ccl init`, which writes a commented starter configuration to {xdg}",
+        local.display()
+    )
 }
 
 impl Config {
     /// Reads and validates a configuration file. Every error names the file; syntax and
     /// type errors also name line and column.
     pub fn load(path: &Path) -> Result<Config> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("cannot read configuration {}", path.display()))?;
+        Config::load_from(path, &Origin::Flag)
+    }
+
+    /// Like [`Config::load`]; a file that cannot be read says where its path came from.
+    pub fn load_from(path: &Path, origin: &Origin) -> Result<Config> {
+        let from = match origin {
+            Origin::Env => " (from $CCL_CONFIG)",
+            _ => "",
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read configuration {}{from}", path.display()))?;
         let home = std::env::var_os("HOME").map(PathBuf::from);
         Config::parse(&text, path, home.as_deref())
     }
@@ -509,6 +576,19 @@ fn resolve(path: &str, base: &Path, home: Option<&Path>, what: &str, problems: &
     normalize(&joined)
 }
 
+/// `claude.command` as it will be run: `~` expanded and a relative path (one holding a
+/// '/') resolved against the configuration's directory, since the launch line runs in
+/// the session's working directory; a bare name stays a name looked up on PATH.
+fn claude_command(command: &str, base: &Path, home: Option<&Path>, problems: &mut Vec<String>) -> String {
+    if command == "~" || command.starts_with("~/") || (command.contains('/') && !command.starts_with('/')) {
+        resolve(command, base, home, "claude.command", problems)
+            .to_string_lossy()
+            .into_owned()
+    } else {
+        command.to_string()
+    }
+}
+
 /// Removes `.` and resolves `..` lexically so equal paths compare equal.
 fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
@@ -565,7 +645,7 @@ fn from_raw(raw: RawConfig, path: &Path, base: &Path, home: Option<&Path>, probl
             backend: raw.tmux.backend,
         },
         claude: Claude {
-            command: raw.claude.command,
+            command: claude_command(&raw.claude.command, base, home, problems),
             args: raw.claude.args,
             env: raw.claude.env.into_iter().collect(),
         },

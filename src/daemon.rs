@@ -67,6 +67,25 @@ pub fn check_links(config: &Config) -> Result<()> {
     )
 }
 
+/// Fails, naming each, when the claude command does not resolve or a queue's project
+/// does not exist: a daemon started anyway would burn every task's attempts in seconds
+/// (or create a mistyped project path).
+pub fn check_startable(config: &Config) -> Result<()> {
+    let mut problems = Vec::new();
+    if let Err(e) = crate::cli::resolve_command(&config.claude.command) {
+        problems.push(format!("claude: {e}"));
+    }
+    for q in &config.queues {
+        if let Err(e) = queue::check_project(q) {
+            problems.push(format!("{e:#}"));
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    bail!("refusing to start:\n  {}", problems.join("\n  "))
+}
+
 fn signals() -> Result<Receiver<i32>> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let (tx, rx) = crossbeam_channel::bounded(16);
@@ -96,6 +115,7 @@ pub fn tmux_port(config: &Config) -> Box<dyn tmux::Tmux> {
 pub fn run(config_path: &Path, record: Option<PathBuf>) -> Result<()> {
     let config = Config::load(config_path)?;
     check_links(&config)?;
+    check_startable(&config)?;
     let _lock = state::lock(&config.daemon.state_dir)?;
     let start_ms = now_ms();
     let state_path = config.state_file();

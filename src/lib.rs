@@ -13,6 +13,7 @@ pub mod demo;
 pub mod dispatch;
 pub mod executor;
 pub mod hooks;
+pub mod init;
 pub mod links;
 pub mod mockapi;
 pub mod observe;

@@ -73,12 +73,27 @@ pub struct Counts {
 }
 
 /// Creates the four queue directories (and the project's `.agent-queue/`) if missing.
+/// The project itself must exist: a mistyped path is refused, never created.
 pub fn ensure_dirs(q: &Queue) -> Result<()> {
+    check_project(q)?;
     for state in STATES {
         let dir = q.dir(state);
         fs::create_dir_all(&dir).with_context(|| format!("queue '{}': cannot create {}", q.name, dir.display()))?;
     }
     Ok(())
+}
+
+/// Fails unless the queue's project is an existing directory.
+pub fn check_project(q: &Queue) -> Result<()> {
+    if q.project.is_dir() {
+        Ok(())
+    } else {
+        bail!(
+            "queue '{}': project {} does not exist (create it, or correct the queue's project in the configuration)",
+            q.name,
+            q.project.display()
+        )
+    }
 }
 
 /// Inbox entries oldest first (mtime, then name). Ignores dotfiles and temporary names
@@ -677,6 +692,7 @@ mod tests {
             name: "proj".into(),
             project: tmp.path().join("proj"),
         };
+        fs::create_dir(&q.project).unwrap();
         ensure_dirs(&q).unwrap();
         (tmp, q)
     }

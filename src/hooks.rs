@@ -4,7 +4,6 @@
 //! of its stderr are logged. A failing or hanging hook changes nothing else.
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -13,6 +12,10 @@ use crate::core::HookDone;
 
 /// Hooks running at once; more are refused with a warning rather than piling up.
 pub const MAX_RUNNING_HOOKS: usize = 16;
+
+/// Bytes of a hook's stderr read when it ends: its first line is logged, and a hook that
+/// writes megabytes without a newline must not become a megabyte log line.
+pub const MAX_STDERR_BYTES: u64 = 300;
 
 struct Running {
     event: String,
@@ -98,11 +101,7 @@ impl Hooks {
                 continue;
             };
             let r = self.running.swap_remove(i);
-            let first = fs::File::open(&r.stderr_path)
-                .ok()
-                .and_then(|f| BufReader::new(f).lines().next())
-                .and_then(|l| l.ok())
-                .filter(|l| !l.trim().is_empty());
+            let first = first_line(&r.stderr_path);
             let _ = fs::remove_file(&r.stderr_path);
             match &first {
                 Some(line) => log::info!("hook {} ended: {status}; stderr: {line}", r.event),
@@ -121,6 +120,17 @@ impl Hooks {
     pub fn n_running(&self) -> usize {
         self.running.len()
     }
+}
+
+/// The first line of a hook's stderr file, from at most [`MAX_STDERR_BYTES`] of it.
+fn first_line(path: &Path) -> Option<String> {
+    let mut bytes = Vec::new();
+    crate::untrusted::read_prefix(path, MAX_STDERR_BYTES, &mut bytes).ok()?;
+    let line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+    // The cut may fall inside a UTF-8 sequence: the partial character is dropped.
+    let text = String::from_utf8_lossy(line);
+    let text = text.trim_end_matches('\u{FFFD}').trim();
+    (!text.is_empty()).then(|| text.to_string())
 }
 
 #[cfg(test)]
@@ -167,6 +177,19 @@ mod tests {
         );
         assert_eq!(fs::read_to_string(out).unwrap(), "swap a\n");
         assert_eq!(h.n_running(), 0);
+    }
+
+    /// 30 MB of stderr without a newline: what is read and logged stays a few hundred bytes.
+    #[test]
+    fn a_flood_on_stderr_keeps_a_few_hundred_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut h = Hooks::default();
+        let cmd = "head -c 30000000 /dev/zero | tr '\\0' x >&2";
+        h.spawn(dir.path(), "on_swap", cmd, &[], 20_000, 0);
+        let done = reap_until(&mut h, 0);
+        let line = done[0].stderr_first_line.clone().expect("a stderr line");
+        assert!(line.starts_with("xxxx"), "{line}");
+        assert!(line.len() <= 300, "kept {} bytes of stderr", line.len());
     }
 
     #[test]

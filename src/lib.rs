@@ -28,5 +28,6 @@ pub mod tmux_control;
 pub mod trace;
 pub mod transcript;
 pub mod trust;
+pub mod untrusted;
 pub mod util;
 pub mod watcher;

@@ -13,8 +13,8 @@
 
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::io::{self, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -457,15 +457,8 @@ fn too_large(len_bytes: u64) -> String {
 /// swapped for a symlink or a fifo after the lstat is refused rather than followed or
 /// waited on.
 fn read_task_file(path: &Path) -> io::Result<Vec<u8>> {
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(io::Error::other("not a regular file"));
-    }
     let mut bytes = Vec::new();
-    file.take(MAX_TASK_BYTES + 1).read_to_end(&mut bytes)?;
+    crate::untrusted::read_prefix(path, MAX_TASK_BYTES + 1, &mut bytes)?;
     Ok(bytes)
 }
 

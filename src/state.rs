@@ -152,8 +152,22 @@ pub fn write_request(state_dir: &Path, kind: RequestKind) -> Result<String> {
     Ok(id)
 }
 
-/// Takes (reads and removes) pending requests, oldest first. Malformed ones are removed
-/// with a warning.
+/// Largest request file read; real ones are well under 200 bytes.
+pub const MAX_REQUEST_BYTES: u64 = 4096;
+
+/// Whether `id` has exactly the shape [`write_request`] gives ids, `<unix ms>-<pid>` in
+/// decimal. The id names the reply file, so anything else (a `/`, `..`) could point a
+/// reply anywhere on disk.
+pub fn is_request_id(id: &str) -> bool {
+    let digits = |s: &str, max: usize| !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_digit());
+    id.split_once('-')
+        .is_some_and(|(ms, pid)| digits(ms, 16) && digits(pid, 10))
+}
+
+/// Takes (reads and removes) pending requests, oldest first. A file that is not a
+/// request as `ccl` writes them (not a regular file, too large, malformed, an id of
+/// another shape or not matching its name) is moved aside to `NAME.rejected` with one
+/// warning, and never acted on.
 pub fn take_requests(state_dir: &Path) -> Vec<Request> {
     let dir = requests_dir(state_dir);
     let Ok(entries) = fs::read_dir(&dir) else {
@@ -170,16 +184,44 @@ pub fn take_requests(state_dir: &Path) -> Vec<Request> {
     names.truncate(MAX_REQUESTS_PER_TURN);
     let mut out = Vec::new();
     for path in names {
-        match fs::read(&path)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Request>(&b).ok())
-        {
-            Some(r) => out.push(r),
-            None => log::warn!("ignoring malformed request {}", path.display()),
+        match read_request(&path) {
+            Ok(r) => {
+                out.push(r);
+                let _ = fs::remove_file(&path);
+            }
+            Err(why) => {
+                let mut aside = path.clone().into_os_string();
+                aside.push(".rejected");
+                match fs::rename(&path, &aside) {
+                    Ok(()) => log::warn!(
+                        "request {} is not one ccl wrote ({why}); moved aside to {}",
+                        path.display(),
+                        Path::new(&aside).display()
+                    ),
+                    Err(e) => log::warn!(
+                        "request {} is not one ccl wrote ({why}) and cannot be moved aside: {e}",
+                        path.display()
+                    ),
+                }
+            }
         }
-        let _ = fs::remove_file(&path);
     }
     out
+}
+
+fn read_request(path: &Path) -> Result<Request, String> {
+    let bytes = crate::untrusted::read_capped(path, MAX_REQUEST_BYTES).map_err(|e| format!("cannot read it: {e}"))?;
+    let request: Request = serde_json::from_slice(&bytes).map_err(|e| format!("malformed: {e}"))?;
+    if !is_request_id(&request.id) {
+        return Err(format!(
+            "id {:?} is not of the form <ms>-<pid>",
+            crate::util::snippet(&request.id, 80)
+        ));
+    }
+    if path.file_stem().and_then(|s| s.to_str()) != Some(request.id.as_str()) {
+        return Err(format!("id {} does not match the file name", request.id));
+    }
+    Ok(request)
 }
 
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -189,6 +231,9 @@ pub struct Reply {
 }
 
 pub fn write_reply(state_dir: &Path, id: &str, ok: bool, message: &str) -> Result<()> {
+    if !is_request_id(id) {
+        bail!("refusing to write a reply for request id {id:?}: not of the form <ms>-<pid>");
+    }
     let dir = replies_dir(state_dir);
     fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let reply = Reply {
@@ -204,7 +249,7 @@ pub fn wait_reply(state_dir: &Path, id: &str, timeout: Duration) -> Option<Reply
     let path = replies_dir(state_dir).join(format!("{id}.json"));
     let deadline = Instant::now() + timeout;
     loop {
-        if let Some(reply) = fs::read(&path)
+        if let Some(reply) = crate::untrusted::read_capped(&path, MAX_REQUEST_BYTES)
             .ok()
             .and_then(|b| serde_json::from_slice::<Reply>(&b).ok())
         {
@@ -245,6 +290,57 @@ mod tests {
         drop(held);
         assert_eq!(daemon_pid(dir.path()), None);
         lock(dir.path()).unwrap();
+    }
+
+    /// A request whose id is not the shape ccl writes is never acted on, so its id never
+    /// becomes a reply path; it is moved aside once.
+    #[test]
+    fn a_request_id_of_another_shape_is_moved_aside_and_never_a_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let state_dir = dir.path().join("state");
+        let requests = state_dir.join("requests");
+        fs::create_dir_all(&requests).unwrap();
+        let escape = r#"{"id":"../../outside/.claude","request":"pause","queue":null}"#;
+        fs::write(requests.join("1-1.json"), escape).unwrap();
+        let mismatch = r#"{"id":"5-5","request":"pause","queue":null}"#;
+        fs::write(requests.join("6-6.json"), mismatch).unwrap();
+        let taken = take_requests(&state_dir);
+        assert!(taken.is_empty(), "{taken:?}");
+        assert!(requests.join("1-1.json.rejected").exists());
+        assert!(requests.join("6-6.json.rejected").exists());
+        assert!(take_requests(&state_dir).is_empty());
+        assert!(requests.join("1-1.json.rejected").exists(), "moved aside once, kept");
+        assert!(write_reply(&state_dir, "../../outside/.claude", true, "x").is_err());
+        assert!(!dir.path().join("outside").exists());
+    }
+
+    /// A FIFO, a symlink or a huge file in `requests/` neither blocks the loop nor is
+    /// followed or read whole.
+    #[test]
+    fn a_fifo_or_symlink_in_requests_never_blocks_or_is_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let state_dir = dir.path().join("state");
+        let requests = state_dir.join("requests");
+        fs::create_dir_all(&requests).unwrap();
+        let fifo = std::ffi::CString::new(requests.join("1-1.json").into_os_string().into_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo with a NUL-terminated path we own.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        let elsewhere = dir.path().join("elsewhere.json");
+        fs::write(&elsewhere, r#"{"id":"2-2","request":"pause","queue":null}"#).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, requests.join("2-2.json")).unwrap();
+        let mut huge = r#"{"id":"3-3","request":"pause","queue":null}"#.to_string();
+        huge.push_str(&" ".repeat(MAX_REQUEST_BYTES as usize));
+        fs::write(requests.join("3-3.json"), huge).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sd = state_dir.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(take_requests(&sd));
+        });
+        let taken = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("take_requests blocked on a fifo");
+        assert!(taken.is_empty(), "{taken:?}");
+        assert!(elsewhere.exists(), "the link's target is left alone");
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! the fallback.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
@@ -318,7 +318,8 @@ impl TranscriptReader {
             return Ok(Vec::new());
         }
 
-        let mut file = File::open(path).with_context(|| format!("opening transcript {}", path.display()))?;
+        let mut file =
+            crate::untrusted::open_regular(path).with_context(|| format!("opening transcript {}", path.display()))?;
         file.seek(SeekFrom::Start(cursor.offset_bytes))
             .with_context(|| format!("seeking in transcript {}", path.display()))?;
         let mut buf = Vec::new();
@@ -370,7 +371,8 @@ impl TranscriptReader {
         };
         let len = meta.len();
         let ends_mid_line = len > 0 && {
-            let mut file = File::open(path).with_context(|| format!("opening transcript {}", path.display()))?;
+            let mut file = crate::untrusted::open_regular(path)
+                .with_context(|| format!("opening transcript {}", path.display()))?;
             file.seek(SeekFrom::Start(len - 1))
                 .with_context(|| format!("seeking in transcript {}", path.display()))?;
             let mut last = [0u8; 1];
@@ -466,11 +468,7 @@ pub fn read_registry(home: &Path) -> Vec<RegistryEntry> {
 
 fn read_registry_file(path: &Path) -> Option<RegistryEntry> {
     let mut bytes = Vec::new();
-    File::open(path)
-        .ok()?
-        .take(MAX_REGISTRY_FILE_BYTES)
-        .read_to_end(&mut bytes)
-        .ok()?;
+    crate::untrusted::read_prefix(path, MAX_REGISTRY_FILE_BYTES, &mut bytes).ok()?;
     let value: Value = serde_json::from_slice(&bytes).ok()?;
     let fields = value.as_object()?;
     // The file is named after the pid, so the name stands in when the field is missing.

@@ -639,6 +639,31 @@ impl Lost {
     }
 }
 
+/// Makes the control client end when ccl does, however ccl ends. Closing its stdin is
+/// not enough: tmux 3.3a's client misses the end of its input while it is still attaching,
+/// and a client orphaned then stays attached to the operator's server, where it makes
+/// `kill-server` and later commands hang. So the kernel sends it SIGTERM when the thread
+/// that started it dies (`PR_SET_PDEATHSIG`; ccl starts its clients from the loop's one
+/// thread), and a parent that died before the signal was armed is caught right after.
+fn die_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: getpid has no preconditions.
+    let parent = unsafe { libc::getpid() };
+    // SAFETY: the closure runs in the forked child before exec and calls only the
+    // async-signal-safe prctl and getppid.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, 0, 0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::getppid() != parent {
+                return Err(io::Error::other("ccl exited while starting its tmux client"));
+            }
+            Ok(())
+        });
+    }
+}
+
 /// What the stream reader hands over.
 #[derive(Debug, PartialEq)]
 enum Event {
@@ -677,6 +702,7 @@ impl Connection {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        die_with_parent(&mut command);
         let mut child = command
             .spawn()
             .map_err(|err| Disconnected::unattached(format!("cannot run {}: {err}", binary.display())))?;

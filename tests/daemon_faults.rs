@@ -1,4 +1,5 @@
-//! Fault injection for issue 7's "nothing lost": twenty tasks flow through a pool of
+//! Fault injection. A daemon killed with SIGKILL leaves no tmux client behind; and, for
+//! issue 7's "nothing lost", twenty tasks flow through a pool of
 //! three while the daemon is killed with SIGKILL at seeded pseudo-random moments — while
 //! claiming, while Claude starts, while it works, after its turn ended but before the
 //! task was filed, and right after filing — and restarted each time. At the end every
@@ -197,4 +198,86 @@ fn killing_the_daemon_at_random_moments_loses_no_task_and_runs_none_twice_silent
             );
         }
     }
+}
+
+/// The pids of the clients attached to the fleet's own tmux server (scoped to its socket:
+/// other tmux servers on the machine are none of this test's business).
+fn clients(fleet: &Fleet) -> Vec<u32> {
+    let out = fleet.tmux_raw(&["list-clients", "-F", "#{client_pid}"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+#[test]
+fn a_daemon_killed_with_sigkill_leaves_no_tmux_client_behind() {
+    if !common::tmux_tier() {
+        return;
+    }
+    let spec = FleetSpec {
+        pool_min: 1,
+        pool_max: 1,
+        tick: "200ms".into(),
+        ..Default::default()
+    };
+    let mut fleet = Fleet::new("orphan", spec);
+    fleet.start(None);
+    fleet.wait_log("create session ccl-auto-11", Duration::from_secs(20));
+    // The control backend keeps one client attached once a session exists; the exec
+    // backend never has one, and then there is nothing to outlive the daemon either.
+    let control = std::env::var("CCL_TEST_TMUX_BACKEND").as_deref() != Ok("exec");
+    if control {
+        common::wait_until("the daemon's control client", Duration::from_secs(20), || {
+            (!clients(&fleet).is_empty()).then_some(())
+        });
+    }
+    // Killed once attached, and killed again and again while it starts and attaches
+    // (the window in which tmux 3.3a's client misses its stdin closing).
+    let mut rng = Rng(SEED ^ 0x0D1E);
+    let mut seen: Vec<u32> = clients(&fleet);
+    fleet.crash();
+    for _ in 0..20 {
+        fleet.start(None);
+        let until = Instant::now() + Duration::from_millis(rng.below(250));
+        while Instant::now() < until {
+            seen.extend(clients(&fleet));
+        }
+        fleet.crash();
+    }
+    seen.sort();
+    seen.dedup();
+    let alive = |pid: &u32| {
+        // A client that exited but was not yet reaped by init is a zombie: gone.
+        fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit_once(')').map(|(_, rest)| !rest.trim_start().starts_with('Z')))
+            .unwrap_or(false)
+    };
+    let outcome = std::panic::catch_unwind(|| {
+        common::wait_until(
+            &format!("no tmux client left after SIGKILL (clients seen: {seen:?})"),
+            Duration::from_secs(5),
+            || (clients(&fleet).is_empty() && !seen.iter().any(alive)).then_some(()),
+        )
+    });
+    let survivors: Vec<u32> = seen.iter().copied().filter(alive).collect();
+    for pid in &survivors {
+        // Clients of this test's own server, started by its daemons: never leave them.
+        // SAFETY: a plain kill(2) of a process this test caused.
+        unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+    }
+    assert!(
+        outcome.is_ok() && survivors.is_empty(),
+        "tmux clients outlived the daemon: {survivors:?} (seen {seen:?}, control backend: {control})"
+    );
+    // With no orphaned client holding it, the server goes at once.
+    let started = Instant::now();
+    let out = fleet.tmux_raw(&["kill-server"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "kill-server took {:?}",
+        started.elapsed()
+    );
 }

@@ -330,8 +330,23 @@ pub struct Tmux {
 pub struct Claude {
     pub command: String,
     pub args: Vec<String>,
-    /// Sorted by name so launch lines are deterministic.
+    /// Sorted by name so launch lines are deterministic. Values are secrets (API keys,
+    /// tokens): they reach Claude through `Config::env_file`, never a typed line, and are
+    /// written `"<redacted>"` wherever a configuration is serialised (trace headers).
+    #[serde(serialize_with = "redacted_values")]
     pub env: Vec<(String, String)>,
+}
+
+/// What a serialised configuration holds in place of each `claude.env` value.
+pub const REDACTED: &str = "<redacted>";
+
+fn redacted_values<S: serde::Serializer>(env: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(env.len()))?;
+    for (k, _) in env {
+        seq.serialize_element(&(k, REDACTED))?;
+    }
+    seq.end()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -542,6 +557,12 @@ impl Config {
 
     pub fn state_file(&self) -> PathBuf {
         self.daemon.state_dir.join("state.json")
+    }
+
+    /// The file (mode 0600, in the 0700 `state_dir`) that carries `claude.env` to each
+    /// launch: the launch line sources it instead of spelling the values out.
+    pub fn env_file(&self) -> PathBuf {
+        self.daemon.state_dir.join("claude.env")
     }
 }
 

@@ -117,6 +117,7 @@ pub fn run(config_path: &Path, record: Option<PathBuf>) -> Result<()> {
     check_links(&config)?;
     check_startable(&config)?;
     let _lock = state::lock(&config.daemon.state_dir)?;
+    state::write_env_file(&config)?;
     let start_ms = now_ms();
     let state_path = config.state_file();
     let state = match state::load(&state_path, start_ms)? {
@@ -263,6 +264,10 @@ fn reload(path: &Path, core: &mut Core, recorder: Option<&mut Recorder>, turn: u
             log::warn!("reload refused: cannot prepare queue {}: {e:#}", q.name);
             return;
         }
+    }
+    if let Err(e) = state::write_env_file(&new) {
+        log::warn!("reload refused: {e:#}");
+        return;
     }
     if let Some(r) = recorder {
         if let Err(e) = r.reload(turn, &new) {

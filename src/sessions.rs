@@ -28,8 +28,12 @@ pub enum Continue {
     Resume,
 }
 
-/// The shell line that starts Claude: `cd DIR && CLAUDE_CONFIG_DIR=HOME [ENV…] COMMAND ARGS
-/// --session-id|--resume ID`, every part quoted for the shell.
+/// The shell line that starts Claude: `cd DIR && CLAUDE_CONFIG_DIR=HOME COMMAND ARGS
+/// --session-id|--resume ID`, every part quoted for the shell. With `claude.env` set, the
+/// command runs under `sh -c '. "$1" && shift && exec "$@"' ccl-env ENV_FILE …`: the
+/// values are read from the private env file, so none of them is typed, shown in the
+/// pane, kept in the shell's history or logged. `exec` leaves Claude itself (not a shell)
+/// as the pane's foreground process.
 pub fn launch_line(config: &crate::config::Config, workdir: &Path, home: &Path, id: &str, how: Continue) -> String {
     let mut parts = vec![
         "cd".to_string(),
@@ -37,8 +41,9 @@ pub fn launch_line(config: &crate::config::Config, workdir: &Path, home: &Path, 
         "&&".to_string(),
         format!("CLAUDE_CONFIG_DIR={}", shell_quote(&home.to_string_lossy())),
     ];
-    for (k, v) in &config.claude.env {
-        parts.push(format!("{k}={}", shell_quote(v)));
+    if !config.claude.env.is_empty() {
+        parts.push("sh -c '. \"$1\" && shift && exec \"$@\"' ccl-env".into());
+        parts.push(shell_quote(&config.env_file().to_string_lossy()));
     }
     parts.push(shell_quote(&config.claude.command));
     parts.extend(config.claude.args.iter().map(|a| shell_quote(a)));
@@ -48,6 +53,17 @@ pub fn launch_line(config: &crate::config::Config, workdir: &Path, home: &Path, 
     });
     parts.push(id.to_string());
     parts.join(" ")
+}
+
+/// The contents of [`crate::config::Config::env_file`]: one `export KEY='value'` line per
+/// `claude.env` entry.
+pub fn env_file_text(config: &crate::config::Config) -> String {
+    config
+        .claude
+        .env
+        .iter()
+        .map(|(k, v)| format!("export {k}={}\n", shell_quote(v)))
+        .collect()
 }
 
 impl Core {
@@ -305,8 +321,7 @@ mod tests {
 
     #[test]
     fn launch_line_quotes_paths_and_runs_in_a_shell() {
-        let mut config = crate::core::tests::config();
-        config.claude.env = vec![("A_VAR".into(), "x y".into())];
+        let config = crate::core::tests::config();
         let line = launch_line(
             &config,
             Path::new("/tmp/my dir/it's"),
@@ -316,7 +331,32 @@ mod tests {
         );
         assert_eq!(
             line,
-            "cd '/tmp/my dir/it'\\''s' && CLAUDE_CONFIG_DIR='/h/acc one' A_VAR='x y' claude --dangerously-skip-permissions --resume 0b1c2d3e-0000-4000-8000-000000000001"
+            "cd '/tmp/my dir/it'\\''s' && CLAUDE_CONFIG_DIR='/h/acc one' claude --dangerously-skip-permissions --resume 0b1c2d3e-0000-4000-8000-000000000001"
+        );
+    }
+
+    /// `claude.env` values are secrets: the typed line names the env file, never a value,
+    /// and running the line gives Claude every variable, quoted as it was configured.
+    #[test]
+    fn claude_env_reaches_claude_through_the_env_file_never_the_typed_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = crate::core::tests::config();
+        config.daemon.state_dir = dir.path().to_path_buf();
+        config.claude.env = vec![
+            ("API_TOKEN".into(), "sk-secret-4242".into()),
+            ("ODD".into(), "it's $HOME `x`".into()),
+        ];
+        config.claude.command = "sh".into();
+        config.claude.args = vec!["-c".into(), "printf '%s|%s|%s' \"$API_TOKEN\" \"$ODD\" \"$0\"".into()];
+        let line = launch_line(&config, dir.path(), Path::new("/h/a"), "id-1", Continue::New);
+        assert!(!line.contains("sk-secret-4242") && !line.contains("it's"), "{line}");
+        std::fs::write(config.env_file(), env_file_text(&config)).unwrap();
+        let out = std::process::Command::new("sh").arg("-c").arg(&line).output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "sk-secret-4242|it's $HOME `x`|--session-id",
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
         );
     }
 }

@@ -8,6 +8,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -66,7 +67,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let mut f = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    // Owner-only: state_dir holds conversation ids, the launch lines and claude.env.
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("cannot create {}", tmp.display()))?;
     f.write_all(bytes)
         .with_context(|| format!("cannot write {}", tmp.display()))?;
     f.sync_all().with_context(|| format!("cannot sync {}", tmp.display()))?;
@@ -88,9 +96,48 @@ pub struct Lock {
     _file: File,
 }
 
+/// Creates `state_dir` with mode 0700, or brings an existing one that others can read
+/// or enter back to 0700: it holds `claude.env` (secrets), conversation ids and traces.
+pub fn ensure_private_dir(state_dir: &Path) -> Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(state_dir)
+        .with_context(|| format!("cannot create state_dir {}", state_dir.display()))?;
+    let mode = fs::metadata(state_dir)
+        .with_context(|| format!("cannot inspect state_dir {}", state_dir.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        fs::set_permissions(state_dir, fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot make state_dir {} private", state_dir.display()))?;
+        log::warn!(
+            "state_dir {} was mode {:o}; made it 0700 (it holds claude.env)",
+            state_dir.display(),
+            mode & 0o777
+        );
+    }
+    Ok(())
+}
+
+/// Writes `claude.env` into `state_dir` (0600) for the launch lines to source, or
+/// removes it when the configuration sets no environment.
+pub fn write_env_file(config: &crate::config::Config) -> Result<()> {
+    let path = config.env_file();
+    if config.claude.env.is_empty() {
+        return match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("cannot remove {}", path.display()))
+            }
+            _ => Ok(()),
+        };
+    }
+    write_atomic(&path, crate::sessions::env_file_text(config).as_bytes())
+}
+
 /// Takes `state_dir/lock`. Held by a live daemon → an error naming its pid.
 pub fn lock(state_dir: &Path) -> Result<Lock> {
-    fs::create_dir_all(state_dir).with_context(|| format!("cannot create state_dir {}", state_dir.display()))?;
+    ensure_private_dir(state_dir)?;
     let path = state_dir.join("lock");
     let mut file = OpenOptions::new()
         .read(true)

@@ -18,6 +18,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::os::unix::fs::OpenOptionsExt;
 
 use crate::config::Config;
 use crate::core::{Action, Core, Observation, State};
@@ -58,7 +59,14 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn create(path: &Path, header: &Header) -> Result<Recorder> {
-        let file = File::create(path).with_context(|| format!("cannot create trace {}", path.display()))?;
+        // Owner-only: a trace holds every pane capture and launch line of the run.
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)
+            .with_context(|| format!("cannot create trace {}", path.display()))?;
         let mut r = Recorder {
             out: BufWriter::new(file),
             last_capture: BTreeMap::new(),

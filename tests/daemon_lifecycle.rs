@@ -582,3 +582,44 @@ fn a_trust_screen_is_left_to_the_operator_and_the_task_goes_back_to_the_inbox() 
     );
     fleet.stop();
 }
+
+/// `claude.env` values are secrets: they reach Claude (the fake Claude finds its prompt
+/// log through them) but never a log line, a trace, or the pane (the typed line and the
+/// shell's scrollback); `state_dir` is private and so is the trace.
+#[test]
+fn claude_env_values_reach_claude_but_no_log_trace_or_pane_and_state_is_private() {
+    if !common::tmux_tier() {
+        return;
+    }
+    let spec = FleetSpec {
+        pool_min: 1,
+        pool_max: 1,
+        ..Default::default()
+    };
+    let mut fleet = Fleet::new("secrets", spec);
+    let secret = "sk-ant-secret-7f3a9c";
+    fleet.write_config_edited("", &[("env = { ", &format!("env = {{ API_TOKEN = \"{secret}\", "))]);
+    let body = "a task under a secret environment";
+    let name = fleet.enqueue("q", body);
+    let trace = fleet.root.join("run.trace");
+    fleet.start_with_env(Some(&trace), DEBUG);
+    fleet.wait_done("q", 1, Duration::from_secs(30));
+    fleet.stop();
+    assert!(
+        fleet.received().iter().any(|r| r["text"] == body),
+        "claude got its environment (its prompt log is named there)"
+    );
+    assert!(fleet.queue_dir("q", "done").join(&name).exists());
+    let scrollback = fleet.tmux(&["capture-pane", "-p", "-S", "-", "-t", "=ccl-auto-11:"]);
+    for (what, text) in [
+        ("the daemon's log", fleet.log()),
+        ("the trace", fs::read_to_string(&trace).unwrap()),
+        ("the pane's scrollback", scrollback),
+    ] {
+        assert!(!text.contains(secret), "{what} holds the secret:\n{text}");
+    }
+    let mode = |p: &Path| fs::metadata(p).unwrap().mode() & 0o777;
+    assert_eq!(mode(&fleet.state_dir()), 0o700, "state_dir");
+    assert_eq!(mode(&trace), 0o600, "trace");
+    assert_eq!(mode(&fleet.state_dir().join("claude.env")), 0o600, "claude.env");
+}

@@ -62,6 +62,12 @@ pub struct SessionObs {
     /// The pane's visible text; captured for managed sessions only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capture: Option<String>,
+    /// The pid of a Claude in the foreground of this pane, as its registry entry and the
+    /// pane's foreground process group show it, whatever the process is called (a
+    /// wrapper script's interpreter, say). Managed sessions only; None when no registry
+    /// entry for this session names a foreground process (or in traces from before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claude_pid: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -605,6 +611,8 @@ pub struct Core {
     pub(crate) screens: BTreeMap<String, Analysis>,
     /// Per-turn scratch: this turn's captures of managed sessions.
     pub(crate) captures: BTreeMap<String, String>,
+    /// Per-turn scratch: each managed pane's foreground command, for messages.
+    pub(crate) commands: BTreeMap<String, String>,
     /// Last turn's captures with their analyses, by session, so that an unchanged
     /// screen is not analysed again (see `analyze_screen`).
     pub(crate) last_screens: BTreeMap<String, (String, Analysis)>,
@@ -630,6 +638,7 @@ impl Core {
             extra,
             screens: BTreeMap::new(),
             captures: BTreeMap::new(),
+            commands: BTreeMap::new(),
             last_screens: BTreeMap::new(),
             out: Vec::new(),
             now_ms: 0,
@@ -684,6 +693,7 @@ impl Core {
     pub fn step(&mut self, obs: &Observation) -> Vec<Action> {
         self.now_ms = obs.now_ms;
         self.out.clear();
+        self.commands.clear();
         let mut captures = std::mem::take(&mut self.captures);
         self.last_screens = std::mem::take(&mut self.screens)
             .into_iter()

@@ -14,8 +14,9 @@ use anyhow::{bail, Context, Result};
 use crate::config::Config;
 use crate::core::{limits, Action, Level, TaskRef};
 use crate::observe::Shell;
-use crate::tmux::{NewSession, CLAUDE_PROCESS_NAMES};
-use crate::{queue, state};
+use crate::sessions::is_claude_name;
+use crate::tmux::NewSession;
+use crate::{procs, queue, state};
 
 impl Shell {
     pub fn execute(&mut self, config: &Config, actions: &[Action], now_ms: i64) {
@@ -92,13 +93,13 @@ impl Shell {
                 self.tmux.send_keys(session, &["Enter"])
             }
             Action::PasteText { session, text } => {
-                self.ensure_claude(session)?;
+                self.ensure_claude(config, session)?;
                 self.tmux.paste(session, text, true)
             }
             Action::PasteTask { session, queue, task } => {
                 let q = queue_of(queue)?;
                 let body = queue::read_running(q, task)?;
-                self.ensure_claude(session)?;
+                self.ensure_claude(config, session)?;
                 self.tmux.paste(session, &body, true)
             }
             Action::SendKeys { session, keys } => {
@@ -111,7 +112,12 @@ impl Shell {
                     .iter()
                     .find(|p| p.session == *session)
                     .with_context(|| format!("session '{session}' is gone"))?;
-                let pids = claude_descendants(pane.pane_pid);
+                let registered = registry_pids(config, session);
+                let pids = procs::claude_descendants(
+                    pane.pane_pid,
+                    |comm| is_claude_name(comm, &config.claude.command),
+                    &registered,
+                );
                 if pids.is_empty() {
                     bail!("no claude process found under the pane of '{session}'");
                 }
@@ -148,14 +154,17 @@ impl Shell {
         }
     }
 
-    /// Text for Claude goes only where Claude is in the foreground.
-    fn ensure_claude(&mut self, session: &str) -> Result<()> {
+    /// Text for Claude goes only where Claude is in the foreground: by its name, or by
+    /// its registry entry naming a process in the pane's foreground process group.
+    fn ensure_claude(&mut self, config: &Config, session: &str) -> Result<()> {
         let panes = self.tmux.list_sessions()?;
         let pane = panes
             .iter()
             .find(|p| p.session == session)
             .with_context(|| format!("session '{session}' is gone"))?;
-        if pane.dead || !CLAUDE_PROCESS_NAMES.contains(&pane.current_command.as_str()) {
+        let claude = is_claude_name(&pane.current_command, &config.claude.command)
+            || procs::foreground_claude(pane.pane_pid, &registry_pids(config, session)).is_some();
+        if pane.dead || !claude {
             bail!(
                 "refusing to paste into '{session}': its foreground is '{}', not claude",
                 pane.current_command
@@ -165,49 +174,13 @@ impl Shell {
     }
 }
 
-/// Claude processes below `root` in the process tree (from /proc), nearest first.
-fn claude_descendants(root: u32) -> Vec<u32> {
-    let mut parent_of: Vec<(u32, u32, String)> = Vec::new();
-    if let Ok(dir) = std::fs::read_dir("/proc") {
-        for e in dir.flatten() {
-            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
-                continue;
-            };
-            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-                continue;
-            };
-            // "pid (comm) state ppid ...": comm may hold spaces, so split at the last ')'.
-            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-                continue;
-            };
-            let comm = stat[open + 1..close].to_string();
-            let ppid = stat[close + 1..]
-                .split_whitespace()
-                .nth(1)
-                .and_then(|p| p.parse().ok())
-                .unwrap_or(0);
-            parent_of.push((pid, ppid, comm));
-        }
-    }
-    let mut frontier = vec![root];
-    let mut found = Vec::new();
-    let mut depth = 0;
-    while !frontier.is_empty() && depth < 16 {
-        let next: Vec<u32> = parent_of
-            .iter()
-            .filter(|(_, pp, _)| frontier.contains(pp))
-            .map(|(p, _, _)| *p)
-            .collect();
-        for (pid, _, comm) in parent_of.iter().filter(|(p, _, _)| next.contains(p)) {
-            if CLAUDE_PROCESS_NAMES.contains(&comm.as_str()) {
-                found.push(*pid);
-            }
-        }
-        if !found.is_empty() {
-            break;
-        }
-        frontier = next;
-        depth += 1;
-    }
-    found
+/// Pids of the Claudes whose registry entries (in any account's home) name `session`.
+fn registry_pids(config: &Config, session: &str) -> Vec<u32> {
+    config
+        .accounts
+        .iter()
+        .flat_map(|a| crate::transcript::read_registry(&a.home))
+        .filter(|e| e.tmux_session.as_deref() == Some(session))
+        .map(|e| e.pid)
+        .collect()
 }

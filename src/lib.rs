@@ -17,6 +17,7 @@ pub mod init;
 pub mod links;
 pub mod mockapi;
 pub mod observe;
+pub mod procs;
 pub mod queue;
 pub mod quota;
 pub mod screen;

@@ -22,7 +22,7 @@ use crate::core::{Core, HookDone, Observation, QueueObs, RegistrySeen, SessionOb
 use crate::hooks::Hooks;
 use crate::tmux::{PaneInfo, Tmux};
 use crate::transcript::{self, TranscriptReader};
-use crate::{queue, state};
+use crate::{procs, queue, state};
 
 /// The shell: owns the tmux port and everything with I/O that the loop needs between
 /// turns (transcript offsets, running hooks, claims that failed).
@@ -106,11 +106,23 @@ impl Shell {
 
     pub fn observe(&mut self, core: &Core, now_ms: i64) -> Observation {
         let config = core.config();
-        let sessions = self.observe_tmux(config, now_ms);
+        let mut sessions = self.observe_tmux(config, now_ms);
         let registry = match &sessions {
             Some(list) => observe_registry(config, list),
             None => Vec::new(),
         };
+        for s in sessions
+            .iter_mut()
+            .flatten()
+            .filter(|s| config.is_managed(&s.name) && !s.dead)
+        {
+            let pids: Vec<u32> = registry
+                .iter()
+                .filter(|r| r.session == s.name)
+                .map(|r| r.entry.pid)
+                .collect();
+            s.claude_pid = procs::foreground_claude(s.pane_pid, &pids);
+        }
         let transcripts = self.observe_transcripts(core);
         let queues = self.observe_queues(config);
         let requests = state::take_requests(&config.daemon.state_dir);
@@ -164,6 +176,7 @@ impl Shell {
                 command: p.current_command,
                 dead: p.dead,
                 capture,
+                claude_pid: None,
             });
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -219,7 +232,7 @@ impl Shell {
 }
 
 /// Registry entries of running Claudes that sit in managed sessions.
-fn observe_registry(config: &Config, sessions: &[SessionObs]) -> Vec<RegistrySeen> {
+pub(crate) fn observe_registry(config: &Config, sessions: &[SessionObs]) -> Vec<RegistrySeen> {
     let managed: BTreeSet<&str> = sessions
         .iter()
         .filter(|s| config.is_managed(&s.name))

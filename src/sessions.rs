@@ -14,6 +14,17 @@ use crate::screen::{self, ScreenState};
 use crate::tmux::CLAUDE_PROCESS_NAMES;
 use crate::util::{shell_quote, snippet};
 
+/// Whether a pane's foreground command `command` is Claude by its name: one of the names
+/// Claude Code runs under, or the name of the configured `claude.command` (a binary or an
+/// `exec`-ing wrapper called `cc`, say) unless that name is a shell's.
+pub fn is_claude_name(command: &str, configured: &str) -> bool {
+    if CLAUDE_PROCESS_NAMES.contains(&command) {
+        return true;
+    }
+    let base = configured.rsplit('/').next().unwrap_or(configured);
+    !command.is_empty() && command == base && !SHELL_NAMES.contains(&command)
+}
+
 /// Shells a pane may show as its foreground command when Claude is not running.
 const SHELL_NAMES: &[&str] = &[
     "bash", "zsh", "sh", "dash", "fish", "ksh", "tcsh", "csh", "-bash", "-zsh", "-sh",
@@ -98,7 +109,9 @@ impl Core {
                 Some(p) => {
                     let command = p.command.as_str();
                     let analysis = p.capture.as_deref().map(|c| self.analyze_screen(name, c));
-                    let seen = if CLAUDE_PROCESS_NAMES.contains(&command) {
+                    self.commands.insert(name.clone(), command.to_string());
+                    let claude = p.claude_pid.is_some() || is_claude_name(command, &self.config.claude.command);
+                    let seen = if claude {
                         match analysis.as_ref().map(|a| a.state) {
                             Some(ScreenState::Idle) => Seen::Idle,
                             Some(ScreenState::Busy) => Seen::Busy,

@@ -161,8 +161,14 @@ impl Core {
                     .map(|a| a.attention.clone().unwrap_or_default())
                     .filter(|t| !t.is_empty())
                     .unwrap_or_else(|| format!("screen state {:?}", s.seen).to_lowercase());
+                // Not recognised as Claude at all: say what runs instead, which is what
+                // an operator needs to fix a claude.command that starts something else.
+                let runs = match (s.seen, self.commands.get(name)) {
+                    (Seen::Other | Seen::Shell, Some(cmd)) => format!("the pane runs '{cmd}', not claude; "),
+                    _ => String::new(),
+                };
                 let why = format!(
-                    "claude did not become ready within {}s: {}",
+                    "claude did not become ready within {}s: {runs}{}",
                     limits::LAUNCH_TIMEOUT_MS / 1000,
                     snippet(&first, limits::SNIPPET_CHARS)
                 );
@@ -658,6 +664,7 @@ mod tests {
             command: "bash".into(),
             dead: false,
             capture: Some(capture.into()),
+            claude_pid: None,
         };
         Observation {
             now_ms,
@@ -695,6 +702,38 @@ mod tests {
         // Only on the first turn after a start.
         let actions = core.step(&observe(6_000, &format!("bash-5.2$ {LINE}")));
         assert!(typed(&actions).is_empty(), "{actions:?}");
+    }
+
+    #[test]
+    fn a_launch_that_never_becomes_ready_says_what_the_pane_runs_instead() {
+        let mut core = restarted(1_000);
+        core.state.started = true;
+        let after = 1_000 + limits::LAUNCH_TIMEOUT_MS;
+        let mut obs = observe(after, "Welcome to the other tool\n> ");
+        obs.sessions.as_mut().unwrap()[0].command = "my-agent".into();
+        let actions = core.step(&obs);
+        let said: Vec<String> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Log { message, .. } => Some(message.clone()),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            said.iter().any(|m| m
+                .contains("ccl-auto-11: claude did not become ready within 60s: the pane runs 'my-agent', not claude")),
+            "{said:#?}"
+        );
+    }
+
+    #[test]
+    fn claude_is_recognised_by_the_configured_command_name_but_never_as_a_shell() {
+        use crate::sessions::is_claude_name;
+        assert!(is_claude_name("claude.exe", "/opt/bin/cc"));
+        assert!(is_claude_name("cc", "/opt/bin/cc"));
+        assert!(is_claude_name("claude-work", "claude-work"));
+        assert!(!is_claude_name("bash", "/opt/bin/bash"));
+        assert!(!is_claude_name("vim", "/opt/bin/cc"));
     }
 
     #[test]

@@ -385,6 +385,7 @@ impl World {
                 command: if p.screen.claude() { "claude" } else { "bash" }.into(),
                 dead: false,
                 capture,
+                claude_pid: None,
             });
             if let (true, true, true, Some(id), Some(account)) =
                 (managed, p.registry, p.screen.claude(), &p.conversation, &p.account)

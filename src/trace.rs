@@ -252,6 +252,48 @@ pub fn replay(trace: &Trace) -> (Replay, Vec<Vec<Action>>) {
     (Replay::AllMatch { turns }, all)
 }
 
+/// Renders a trace for people: one block per turn with its time, what each managed
+/// session was doing after the turn (replayed through a fresh core), and the actions,
+/// one per line. Golden traces keep this beside their JSON so a review reads a diff of
+/// decisions rather than of long JSON lines.
+pub fn render(trace: &Trace) -> String {
+    let h = &trace.header;
+    let mut core = Core::new(h.config.clone(), h.state.clone(), &h.tz);
+    let mut out = String::new();
+    for line in &trace.lines {
+        match line {
+            Line::Reload { turn, .. } => out.push_str(&format!("turn {turn}: configuration reloaded\n\n")),
+            Line::Turn { turn, observation, .. } => {
+                let actions = core.step(observation);
+                let time = jiff::Timestamp::from_millisecond(observation.now_ms)
+                    .map(|t| t.strftime("%H:%M:%S%.3f").to_string())
+                    .unwrap_or_else(|_| observation.now_ms.to_string());
+                out.push_str(&format!("turn {turn} at {time}\n"));
+                for (name, s) in &core.state().sessions {
+                    let activity = format!("{:?}", s.activity);
+                    let word = activity.split([' ', '{', '(']).next().unwrap_or_default();
+                    out.push_str(&format!("  {name}: {word}"));
+                    if let Some(a) = &s.account {
+                        out.push_str(&format!(" under {a}"));
+                    }
+                    if let Some(a) = &s.assignment {
+                        out.push_str(&format!(" on {}/{} (attempt {})", a.task.queue, a.task.task, a.attempt));
+                    }
+                    if let Some(why) = &s.attention {
+                        out.push_str(&format!(" [needs attention: {why}]"));
+                    }
+                    out.push('\n');
+                }
+                for a in &actions {
+                    out.push_str(&format!("  > {a}\n"));
+                }
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
 /// Renders a divergence as two columns, expected | actual, one action per row; long
 /// actions wrap inside their column so a difference at the end of a line still shows.
 /// Rows that differ are marked `≠`.

@@ -247,6 +247,16 @@ fn write_golden(name: &str, sim: &Sim) {
     tmp.persist(&path).unwrap();
     // Temporary files are private; a committed fixture is not.
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let rendered = tempfile::NamedTempFile::new_in(&dir).unwrap();
+    std::fs::write(rendered.path(), trace::render(&read(&path))).unwrap();
+    let companion = companion_path(name);
+    rendered.persist(&companion).unwrap();
+    std::fs::set_permissions(&companion, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+}
+
+/// The human-readable rendering kept beside each golden trace (`NAME.txt`).
+fn companion_path(name: &str) -> PathBuf {
+    traces_dir().join(format!("{name}.txt"))
 }
 
 fn read(path: &Path) -> Trace {
@@ -285,6 +295,18 @@ fn traces_are_current() {
                 i + 1,
                 a.len(),
                 b.len()
+            ));
+            continue;
+        }
+        // The rendered companion must say what the committed trace decides.
+        let rendered = std::fs::read_to_string(companion_path(name)).unwrap_or_default();
+        let want = trace::render(&committed);
+        let (want, got): (Vec<&str>, Vec<&str>) = (want.lines().collect(), rendered.lines().collect());
+        if let Some(i) = (0..want.len().max(got.len())).find(|i| want.get(*i) != got.get(*i)) {
+            let (want, got) = (want.get(i).unwrap_or(&"<end>"), got.get(i).unwrap_or(&"<end>"));
+            stale.push(format!(
+                "{name}.txt line {}: has {got:?}, the trace renders {want:?}",
+                i + 1
             ));
         }
     }

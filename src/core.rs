@@ -224,6 +224,23 @@ impl Action {
     }
 }
 
+impl Action {
+    /// The task this action moves out of `running/` (finish, fail from running, requeue).
+    pub fn running_move(&self) -> Option<TaskRef> {
+        match self {
+            Action::FinishTask { queue, task, .. } | Action::RequeueTask { queue, task, .. } => Some(TaskRef {
+                queue: queue.clone(),
+                task: task.clone(),
+            }),
+            Action::FailTask { queue, task, from, .. } if from == "running" => Some(TaskRef {
+                queue: queue.clone(),
+                task: task.clone(),
+            }),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -276,6 +293,12 @@ pub struct TaskReport {
     pub finished: String,
     pub duration_ms: i64,
     pub attempts: u32,
+    /// Set when the task's session was adopted at start (the state had lost it): how.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopted: Option<String>,
+    /// Set when this record was written after a restart, from the move decided before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -518,6 +541,12 @@ pub struct State {
     /// The core has run its start-up reconciliation.
     #[serde(default)]
     pub started: bool,
+    /// Task file moves decided (`FinishTask`, `FailTask` from `running/`, `RequeueTask`)
+    /// and not yet seen carried out. They are saved with the turn that decides them,
+    /// before they run, so a daemon killed in between redoes them at start instead of
+    /// taking the file for an abandoned task (see `dispatch::settle_moves`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub moves: Vec<Action>,
 }
 
 pub const STATE_VERSION: u32 = 1;
@@ -545,6 +574,7 @@ impl State {
             draining: None,
             id_seed: seed,
             started: false,
+            moves: Vec::new(),
         }
     }
 
@@ -653,6 +683,12 @@ impl Core {
         &self.config
     }
 
+    /// Puts the state back to `state`: the shell could not save the state a turn left, so
+    /// that turn is undone (its actions were not carried out) and decided again later.
+    pub fn restore(&mut self, state: State) {
+        self.state = state;
+    }
+
     /// Replaces the configuration (SIGHUP reload): the state is realigned.
     pub fn set_config(&mut self, config: Config) {
         self.state.align(&config);
@@ -725,7 +761,14 @@ impl Core {
         });
     }
 
+    /// Queues an action. A move of a task out of `running/` is also kept in the state as
+    /// an intent until an observation shows it done: every such move goes through here,
+    /// so none can be lost to a crash between the state save and the move.
     pub(crate) fn push(&mut self, action: Action) {
+        if let Some(task) = action.running_move() {
+            self.state.moves.retain(|m| m.running_move().as_ref() != Some(&task));
+            self.state.moves.push(action.clone());
+        }
         self.out.push(action);
     }
 

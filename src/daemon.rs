@@ -19,6 +19,9 @@ use crate::observe::Shell;
 use crate::trace::{Header, Recorder};
 use crate::{links, queue, state, tmux, tmux_control};
 
+/// While the state cannot be saved, the error is logged again at most this often.
+const SAVE_ERROR_EVERY_MS: i64 = 60_000;
+
 /// A loop event, one variant per thing that can wake the loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
@@ -117,6 +120,7 @@ pub fn run(config_path: &Path, record: Option<PathBuf>) -> Result<()> {
     check_links(&config)?;
     check_startable(&config)?;
     let _lock = state::lock(&config.daemon.state_dir)?;
+    state::remove_stale_temps(&config.daemon.state_dir);
     state::write_env_file(&config)?;
     let start_ms = now_ms();
     let state_path = config.state_file();
@@ -159,6 +163,10 @@ pub fn run(config_path: &Path, record: Option<PathBuf>) -> Result<()> {
     let mut ticker = tick(Duration::from_millis(core.config().daemon.tick.0));
     let mut saved = serde_json::to_vec(core.state()).unwrap_or_default();
     let mut turn: u64 = 0;
+    // Turns undone in a row because the state could not be saved, and when that was last
+    // logged (a full disk must not also flood the log).
+    let mut failed_saves: u32 = 0;
+    let mut failed_save_logged_ms: i64 = 0;
     log::info!(
         "ccl {} running: tick {}, tmux {}, {} pool sessions ({}..), {} dedicated, {} queues, active account {}",
         env!("CARGO_PKG_VERSION"),
@@ -186,17 +194,37 @@ pub fn run(config_path: &Path, record: Option<PathBuf>) -> Result<()> {
                 reload(config_path, &mut core, recorder.as_mut(), turn);
                 ticker = tick(Duration::from_millis(core.config().daemon.tick.0));
             }
-            Event::Tick | Event::Wake => {
+            Event::Tick | Event::Wake => 'turn: {
                 turn += 1;
                 let now = now_ms();
                 log::debug!("turn {turn} ({event})");
                 let observation = shell.observe(&core, now);
+                // The state as saved (every turn either saves its state or is undone).
+                let before = core.state().clone();
                 let actions = core.step(&observation);
                 let snapshot = serde_json::to_vec(core.state()).unwrap_or_default();
                 if snapshot != saved {
-                    match state::save(&state_path, core.state()) {
-                        Ok(()) => saved = snapshot,
-                        Err(e) => log::warn!("cannot save state: {e:#}"),
+                    if let Err(e) = state::save(&state_path, core.state()) {
+                        // Carrying out a turn whose state is not on disk would leave
+                        // obligations (a claimed file, a launched Claude, a pasted prompt)
+                        // that a crash forgets: the turn is undone instead, and its
+                        // one-shot inputs are given again next turn.
+                        failed_saves += 1;
+                        if failed_saves == 1 || now - failed_save_logged_ms >= SAVE_ERROR_EVERY_MS {
+                            failed_save_logged_ms = now;
+                            log::error!(
+                                "cannot save state: {e:#}; this turn's {} actions are not carried out (nothing is claimed, launched, typed, stopped or moved); retrying every turn ({failed_saves} undone so far)",
+                                actions.len()
+                            );
+                        }
+                        core.restore(before);
+                        shell.give_again(observation);
+                        break 'turn;
+                    }
+                    saved = snapshot;
+                    if failed_saves > 0 {
+                        log::info!("state saved again after {failed_saves} undone turns");
+                        failed_saves = 0;
                     }
                 }
                 shell.execute(core.config(), &actions, now);

@@ -15,6 +15,7 @@ use crate::sessions::Continue;
 
 impl Core {
     pub(crate) fn scan_dispatch(&mut self, obs: &Observation) {
+        self.settle_moves(obs);
         if !self.state.started {
             self.recover_running(obs);
         }
@@ -229,14 +230,63 @@ impl Core {
         }
     }
 
+    /// File moves decided in earlier turns: one whose file has left `running/` is done and
+    /// forgotten; one whose file is still there was cut off by a crash (the state is saved
+    /// before the moves run) and is carried out again on the first turn after a start.
+    /// Each move checks its source and destination, so doing one twice files nothing twice.
+    fn settle_moves(&mut self, obs: &Observation) {
+        let moves = std::mem::take(&mut self.state.moves);
+        for m in moves {
+            let Some(task) = m.running_move() else { continue };
+            let Some(q) = obs.queues.iter().find(|q| q.name == task.queue) else {
+                // A queue not observed this turn says nothing about the move: keep it.
+                self.state.moves.push(m);
+                continue;
+            };
+            if !q.running.contains(&task.task) {
+                continue;
+            }
+            if self.state.started {
+                // Decided this turn's predecessor and failed (the error was logged then):
+                // kept so a restart does not take the file for an abandoned task.
+                self.state.moves.push(m);
+                continue;
+            }
+            let redo = match m {
+                Action::FinishTask {
+                    queue,
+                    task: name,
+                    mut report,
+                } => {
+                    report.recovered = Some(format!(
+                        "filed to done/ at a restart: ccl stopped after deciding it was done at {}",
+                        report.finished
+                    ));
+                    Action::FinishTask {
+                        queue,
+                        task: name,
+                        report,
+                    }
+                }
+                other => other,
+            };
+            self.log(format!(
+                "{task}: carrying out a move decided before the restart: {redo}"
+            ));
+            self.push(redo);
+        }
+    }
+
     /// Start-up: a task in `running/` that no session owns goes back to the inbox; a
     /// session that believes it owns a task no longer in `running/` forgets it.
     fn recover_running(&mut self, obs: &Observation) {
+        // A task with a move pending is being filed (settle_moves redid it): not abandoned.
         let owned: BTreeSet<TaskRef> = self
             .state
             .sessions
             .values()
             .filter_map(|s| s.assignment.as_ref().map(|a| a.task.clone()))
+            .chain(self.state.moves.iter().filter_map(Action::running_move))
             .collect();
         for q in &obs.queues {
             for name in &q.running {

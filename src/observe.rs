@@ -41,6 +41,10 @@ pub struct Shell {
     pub(crate) touched: BTreeSet<String>,
     /// Captures actually taken from tmux (not reused), for tests and benchmarks.
     n_captures: u64,
+    /// One-shot inputs of a turn that was undone (its state could not be saved): given
+    /// to the core again with the next observation, so no request, transcript record or
+    /// failed claim is lost with the turn.
+    again: Option<Observation>,
 }
 
 /// How old a reused capture may get: past this it is taken again even though tmux
@@ -96,6 +100,7 @@ impl Shell {
             captures: BTreeMap::new(),
             touched: BTreeSet::new(),
             n_captures: 0,
+            again: None,
         }
     }
 
@@ -128,7 +133,7 @@ impl Shell {
         let requests = state::take_requests(&config.daemon.state_dir);
         let hooks_done: Vec<HookDone> = self.hooks.reap(now_ms);
         self.turns += 1;
-        Observation {
+        let mut obs = Observation {
             now_ms,
             sessions,
             registry,
@@ -137,7 +142,24 @@ impl Shell {
             requests,
             failed_claims: std::mem::take(&mut self.failed_claims),
             hooks_done,
+        };
+        if let Some(mut again) = self.again.take() {
+            again.transcripts.append(&mut obs.transcripts);
+            again.requests.append(&mut obs.requests);
+            again.failed_claims.append(&mut obs.failed_claims);
+            again.hooks_done.append(&mut obs.hooks_done);
+            obs.transcripts = again.transcripts;
+            obs.requests = again.requests;
+            obs.failed_claims = again.failed_claims;
+            obs.hooks_done = again.hooks_done;
         }
+        obs
+    }
+
+    /// The turn that saw `obs` was undone: what it alone could see comes again next turn
+    /// (tmux, registries and queues are simply observed afresh).
+    pub fn give_again(&mut self, obs: Observation) {
+        self.again = Some(obs);
     }
 
     fn observe_tmux(&mut self, config: &Config, now_ms: i64) -> Option<Vec<SessionObs>> {

@@ -67,23 +67,46 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    // Owner-only: state_dir holds conversation ids, the launch lines and claude.env.
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("cannot create {}", tmp.display()))?;
-    f.write_all(bytes)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    f.sync_all().with_context(|| format!("cannot sync {}", tmp.display()))?;
-    drop(f);
-    fs::rename(&tmp, path).with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
+    let written = (|| {
+        // Owner-only: state_dir holds conversation ids, the launch lines and claude.env.
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        f.write_all(bytes)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        f.sync_all().with_context(|| format!("cannot sync {}", tmp.display()))?;
+        drop(f);
+        fs::rename(&tmp, path).with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
+    })();
+    if written.is_err() {
+        // A full disk must not fill up further with half-written copies.
+        let _ = fs::remove_file(&tmp);
+    }
+    written?;
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// Removes temporary files an earlier daemon left in `state_dir` when it died in the
+/// middle of a save (`.state.json.tmp-PID`). Called with the lock held, so none of them
+/// belongs to a live writer.
+pub fn remove_stale_temps(state_dir: &Path) {
+    let Ok(entries) = fs::read_dir(state_dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with(".state.json.tmp-") {
+            match fs::remove_file(e.path()) {
+                Ok(()) => log::info!("removed {name}, left by a save that was cut off"),
+                Err(err) => log::warn!("cannot remove {}: {err}", e.path().display()),
+            }
+        }
+    }
 }
 
 pub fn save(path: &Path, state: &State) -> Result<()> {

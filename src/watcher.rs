@@ -503,6 +503,8 @@ impl Core {
             finished: rfc3339(self.now_ms),
             duration_ms: self.now_ms - started,
             attempts: a.attempt,
+            adopted: None,
+            recovered: None,
         };
         let kind = s.kind;
         s.activity = Activity::Free;

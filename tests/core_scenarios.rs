@@ -629,6 +629,87 @@ fn tasks_in_running_that_no_session_owns_go_back_at_start() {
     assert_eq!(requeued, ["stray.md"], "{}", render(&acts));
 }
 
+/// Which tasks ended where, and how often each was claimed: "exactly once".
+fn outcome(s: &mut Sim, task: &str) -> (usize, usize, usize, usize) {
+    let q = s.world.queue("alpha").clone();
+    let count = |v: &[String]| v.iter().filter(|n| *n == task).count();
+    (
+        count(&q.done),
+        q.failed.iter().filter(|(n, _)| n == task).count(),
+        count(&q.running),
+        q.inbox.iter().filter(|e| e.name == task).count(),
+    )
+}
+
+#[test]
+fn a_crash_between_deciding_done_and_the_move_files_the_task_at_start() {
+    let mut s = Sim::new(&Setup {
+        pool: 1,
+        dedicated: vec![],
+        ..Setup::default()
+    });
+    s.world.enqueue("alpha", "t.md");
+    // Killed right after the turn that decided "done" was saved: no move ran.
+    s.crash_when(60, "the task done", |a| matches!(a, Action::FinishTask { .. }));
+    assert_eq!(
+        outcome(&mut s, "t.md"),
+        (0, 0, 1, 0),
+        "still in running/ after the crash"
+    );
+    let after = s.run(10);
+    assert_eq!(
+        outcome(&mut s, "t.md"),
+        (1, 0, 0, 0),
+        "filed once, never requeued:\n  {}",
+        render(&after)
+    );
+    assert!(claims(&after).is_empty(), "claimed again:\n  {}", render(&after));
+    let report = after.iter().find_map(|a| match a {
+        Action::FinishTask { report, .. } => Some(report.clone()),
+        _ => None,
+    });
+    let recovered = report.and_then(|r| r.recovered).unwrap_or_default();
+    assert!(recovered.contains("restart"), "done/t.md.json says so: {recovered:?}");
+}
+
+#[test]
+fn a_crash_between_deciding_failed_and_the_move_files_the_task_at_start() {
+    let mut s = Sim::new(&Setup {
+        pool: 1,
+        dedicated: vec![],
+        task_timeout: "1m",
+        ..Setup::default()
+    });
+    s.world.busy_turns = 10_000;
+    s.world.enqueue("alpha", "endless.md");
+    s.crash_when(80, "the task failed", |a| matches!(a, Action::FailTask { .. }));
+    let after = s.run(10);
+    assert_eq!(outcome(&mut s, "endless.md"), (0, 1, 0, 0), "{}", render(&after));
+    assert!(claims(&after).is_empty(), "run again:\n  {}", render(&after));
+}
+
+#[test]
+fn a_crash_after_deciding_a_requeue_gives_the_task_back_once() {
+    let mut s = Sim::new(&Setup {
+        pool: 1,
+        dedicated: vec![],
+        ..Setup::default()
+    });
+    s.world.busy_turns = 10_000;
+    s.world.enqueue("alpha", "fragile.md");
+    s.until(10, "working", |s, _| working(s, S11));
+    s.world.kill_claude(S11);
+    s.crash_when(3, "the task given back", |a| matches!(a, Action::RequeueTask { .. }));
+    let after = s.turn();
+    let requeues = after.iter().filter(|a| matches!(a, Action::RequeueTask { .. })).count();
+    assert_eq!(requeues, 1, "{}", render(&after));
+    assert_eq!(
+        s.state().attempts.get("alpha/fragile.md"),
+        Some(&1),
+        "the attempt is counted once"
+    );
+}
+
 #[test]
 fn a_prompt_left_in_the_input_box_gets_enter_again_then_the_task_goes_back() {
     let mut s = Sim::new(&Setup {

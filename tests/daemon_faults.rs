@@ -281,3 +281,88 @@ fn a_daemon_killed_with_sigkill_leaves_no_tmux_client_behind() {
         started.elapsed()
     );
 }
+
+/// Makes every later save of `state.json` fail, as a full disk would: the file is
+/// replaced by a directory, onto which the atomic rename cannot land.
+fn break_state_saves(fleet: &Fleet) {
+    let path = fleet.state_dir().join("state.json");
+    let _ = fs::remove_file(&path);
+    fs::create_dir_all(path.join("blocked")).unwrap();
+}
+
+fn mend_state_saves(fleet: &Fleet) {
+    let path = fleet.state_dir().join("state.json");
+    if path.is_dir() {
+        fs::remove_dir_all(&path).unwrap();
+    }
+}
+
+#[test]
+fn a_turn_whose_state_cannot_be_saved_claims_nothing_and_a_crash_then_runs_no_task_twice() {
+    if !common::tmux_tier() {
+        return;
+    }
+    let spec = FleetSpec {
+        pool_min: 1,
+        pool_max: 1,
+        tick: "200ms".into(),
+        ..Default::default()
+    };
+    let mut fleet = Fleet::new("nosave", spec);
+    fleet.start(None);
+    common::wait_until("the first state save", Duration::from_secs(20), || {
+        fleet.state_dir().join("state.json").is_file().then_some(())
+    });
+    fleet.wait_log("create session ccl-auto-11", Duration::from_secs(20));
+    break_state_saves(&fleet);
+    let body = "a task while the disk is full [fake:work=300ms]";
+    let name = fleet.enqueue("q", body);
+    let from = fleet.log().len();
+    fleet.wait_log_from(from, "cannot save state", Duration::from_secs(20));
+    let log = fleet.log();
+    assert!(log[from..].contains("ERROR"), "logged at ERROR:\n{}", &log[from..]);
+    // Several turns later nothing that creates an obligation has happened.
+    fleet.wait_log_from(from, "undone so far", Duration::from_secs(5));
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until {
+        assert_eq!(fleet.tasks("q", "inbox"), vec![name.clone()], "log:\n{}", fleet.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(fleet.tasks("q", "running").is_empty());
+    assert!(
+        !fleet.log()[from..].contains("claim q/"),
+        "claimed although its state was not saved:\n{}",
+        &fleet.log()[from..]
+    );
+    assert!(fleet.received().is_empty(), "{:?}", fleet.received());
+    // No half-written copy piles up in state_dir while the disk is "full".
+    let temps = |fleet: &Fleet| -> Vec<String> {
+        fs::read_dir(fleet.state_dir())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".state.json.tmp-"))
+            .collect()
+    };
+    assert!(temps(&fleet).is_empty(), "{:?}", temps(&fleet));
+
+    // Killed while the disk is full, started again once it has room: the task runs once.
+    fleet.crash();
+    mend_state_saves(&fleet);
+    fs::write(fleet.state_dir().join(".state.json.tmp-4242"), b"{\"half").unwrap();
+    fleet.start(None);
+    fleet.wait_done("q", 1, Duration::from_secs(30));
+    fleet.stop();
+    let received: Vec<_> = fleet.received().into_iter().filter(|r| r["text"] == body).collect();
+    assert_eq!(
+        received.len(),
+        1,
+        "prompts received: {received:?}; log:\n{}",
+        fleet.log()
+    );
+    assert!(
+        temps(&fleet).is_empty(),
+        "a stale temp file was left: {:?}",
+        temps(&fleet)
+    );
+}

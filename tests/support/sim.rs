@@ -213,6 +213,9 @@ pub struct World {
     pub launches: Vec<(String, String, String, bool)>,
     /// Contract violations seen while applying actions; a turn panics on any.
     violations: Vec<String>,
+    /// Tasks the core decided are done or failed (whether or not a crash kept the move
+    /// from running): none of them may be claimed again until enqueued anew.
+    settled: BTreeSet<TaskRef>,
     next_pid: u32,
     next_mtime_ms: i64,
     captures: BTreeMap<&'static str, String>,
@@ -239,6 +242,7 @@ impl World {
             busy_turns: BUSY_TURNS,
             launches: Vec::new(),
             violations: Vec::new(),
+            settled: BTreeSet::new(),
             next_pid: 1000,
             next_mtime_ms: ms("2026-11-24T05:00:00Z"),
             captures: BTreeMap::new(),
@@ -317,6 +321,10 @@ impl World {
     }
 
     fn enqueue_entry(&mut self, queue: &str, task: &str, problem: Option<String>) {
+        self.settled.remove(&TaskRef {
+            queue: queue.into(),
+            task: task.into(),
+        });
         self.next_mtime_ms += 1_000;
         let entry = InboxEntry {
             name: task.into(),
@@ -442,6 +450,32 @@ impl World {
 
     fn violation(&mut self, what: String) {
         self.violations.push(what);
+    }
+
+    /// The rule "each task's prompt is submitted once per attempt, and its file ends in
+    /// exactly one place" as the core's decisions show it: a task decided done or failed
+    /// is never claimed again, whatever restarts come between.
+    fn note_decisions(&mut self, actions: &[Action]) {
+        for action in actions {
+            match action {
+                Action::FinishTask { queue, task, .. } | Action::FailTask { queue, task, .. } => {
+                    self.settled.insert(TaskRef {
+                        queue: queue.clone(),
+                        task: task.clone(),
+                    });
+                }
+                Action::ClaimTask { queue, task, .. } => {
+                    let t = TaskRef {
+                        queue: queue.clone(),
+                        task: task.clone(),
+                    };
+                    if self.settled.contains(&t) {
+                        self.violation(format!("{t} claimed again after it was decided done or failed"));
+                    }
+                }
+                _ => {}
+            }
+        }
     }
 
     /// Carries out one turn's actions, in order, as the shell would.
@@ -711,6 +745,7 @@ impl Sim {
         self.world.advance();
         let obs = self.world.observe(self.now_ms);
         let actions = self.core.step(&obs);
+        self.world.note_decisions(&actions);
         self.world.apply(&actions);
         let violations = std::mem::take(&mut self.world.violations);
         assert!(
@@ -767,6 +802,34 @@ impl Sim {
         self.start_state = state;
         self.start_ms = self.now_ms;
         self.turns.clear();
+    }
+
+    /// Turns until one decides something `crash_on` matches; that turn's state is kept
+    /// (the daemon saves it first) but none of its actions is carried out, and the
+    /// daemon restarts: a kill -9 between the save and the actions. Returns that turn's
+    /// actions.
+    pub fn crash_when(&mut self, max: usize, what: &str, crash_on: impl Fn(&Action) -> bool) -> Vec<Action> {
+        for _ in 0..max {
+            self.now_ms += TICK_MS;
+            self.turn_no += 1;
+            self.world.advance();
+            let obs = self.world.observe(self.now_ms);
+            let actions = self.core.step(&obs);
+            self.world.note_decisions(&actions);
+            if actions.iter().any(&crash_on) {
+                self.restart();
+                return actions;
+            }
+            self.world.apply(&actions);
+            let violations = std::mem::take(&mut self.world.violations);
+            assert!(
+                violations.is_empty(),
+                "contract violated:\n  {}",
+                violations.join("\n  ")
+            );
+            self.turns.push((self.turn_no, obs, actions));
+        }
+        panic!("not reached within {max} turns: {what}");
     }
 
     /// Every action of every recorded turn.

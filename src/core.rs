@@ -689,6 +689,56 @@ impl Core {
         self.state = state;
     }
 
+    /// Why `new` cannot replace the configuration now: work in flight in a session it
+    /// would no longer manage (a shrunk pool, a removed dedicated name) or in a queue it
+    /// removes or moves (another project). Taking such a configuration would
+    /// strand that task in `running/` with nobody to finish, fail or requeue it, so a
+    /// reload waits until the work is done. Empty: the reload may go ahead.
+    pub fn reload_blockers(&self, new: &Config) -> Vec<String> {
+        let mut out = Vec::new();
+        let in_swap = |name: &str| {
+            self.state
+                .swap
+                .as_ref()
+                .is_some_and(|s| s.members.iter().any(|m| m.session == name))
+        };
+        for (name, s) in &self.state.sessions {
+            if new.is_managed(name) {
+                continue;
+            }
+            if let Some(a) = &s.assignment {
+                out.push(format!("{name} is working on {} and would leave the pool", a.task));
+            } else if in_swap(name) {
+                out.push(format!(
+                    "{name} takes part in the swap in progress and would no longer be managed"
+                ));
+            }
+        }
+        for q in &self.config.queues {
+            let kept = new.queue(&q.name).is_some_and(|n| n.project == q.project);
+            if kept {
+                continue;
+            }
+            let tasks: Vec<String> = self
+                .state
+                .sessions
+                .values()
+                .filter_map(|s| s.assignment.as_ref().map(|a| a.task.clone()))
+                .chain(self.state.moves.iter().filter_map(Action::running_move))
+                .filter(|t| t.queue == q.name)
+                .map(|t| t.to_string())
+                .collect();
+            if !tasks.is_empty() {
+                out.push(format!(
+                    "queue {} would be removed or moved while {} in flight there",
+                    q.name,
+                    tasks.join(", ")
+                ));
+            }
+        }
+        out
+    }
+
     /// Replaces the configuration (SIGHUP reload): the state is realigned.
     pub fn set_config(&mut self, config: Config) {
         self.state.align(&config);
@@ -900,6 +950,40 @@ project = "/src/q"
             core.analyze(screen).quota.map(|q| q.pattern),
             Some("extra_limit_1".to_string())
         );
+    }
+
+    #[test]
+    fn a_reload_that_would_strand_a_task_names_what_blocks_it() {
+        let mut core = Core::new(config(), State::fresh(&config(), 7), "UTC");
+        let mut s = SessionState::new(Kind::Pool);
+        s.assignment = Some(Assignment {
+            task: TaskRef {
+                queue: "q".into(),
+                task: "t.md".into(),
+            },
+            claimed_ms: 0,
+            started_ms: Some(0),
+            attempt: 1,
+        });
+        core.state.sessions.insert("ccl-auto-12".into(), s);
+        assert!(core.reload_blockers(&config()).is_empty());
+
+        let mut shrunk = config();
+        shrunk.pool.max = 1;
+        shrunk.pool.min = 1;
+        assert_eq!(
+            core.reload_blockers(&shrunk),
+            ["ccl-auto-12 is working on q/t.md and would leave the pool"]
+        );
+        let mut no_queue = config();
+        no_queue.queues.clear();
+        assert_eq!(
+            core.reload_blockers(&no_queue),
+            ["queue q would be removed or moved while q/t.md in flight there"]
+        );
+        let mut moved = config();
+        moved.queues[0].project = "/src/elsewhere".into();
+        assert_eq!(core.reload_blockers(&moved).len(), 1);
     }
 
     #[test]

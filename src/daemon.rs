@@ -287,6 +287,30 @@ fn reload(path: &Path, core: &mut Core, recorder: Option<&mut Recorder>, turn: u
         log::warn!("reload refused: {e:#}");
         return;
     }
+    let mut busy = core.reload_blockers(&new);
+    // Files in running/ of a queue that would go: nobody could file them afterwards.
+    for q in &old.queues {
+        if new.queue(&q.name).is_some_and(|n| n.project == q.project) {
+            continue;
+        }
+        match queue::list(q, "running") {
+            Ok(names) if !names.is_empty() => busy.push(format!(
+                "queue {} would be removed or moved with {} in its running/",
+                q.name,
+                names.join(", ")
+            )),
+            Ok(_) => {}
+            Err(e) => busy.push(format!("cannot list running/ of queue {}: {e:#}", q.name)),
+        }
+    }
+    if !busy.is_empty() {
+        busy.dedup();
+        log::warn!(
+            "reload refused while work is in flight there (send SIGHUP again once it is done): {}",
+            busy.join("; ")
+        );
+        return;
+    }
     for q in &new.queues {
         if let Err(e) = queue::ensure_dirs(q) {
             log::warn!("reload refused: cannot prepare queue {}: {e:#}", q.name);

@@ -502,3 +502,66 @@ fn a_near_limit_warning_drains_the_account_and_the_next_task_runs_after_the_swap
         "no task was interrupted and continued: {received:#?}"
     );
 }
+
+#[test]
+fn sighup_that_would_strand_running_work_is_refused_until_that_work_is_done() {
+    if !common::tmux_tier() {
+        return;
+    }
+    let spec = FleetSpec {
+        pool_min: 2,
+        pool_max: 2,
+        queues: vec!["q".into(), "r".into()],
+        tick: "200ms".into(),
+        ..Default::default()
+    };
+    let mut fleet = Fleet::new("ops-shrink", spec);
+    fleet.start(None);
+    let body_r = "work in queue r [fake:work=3s]";
+    let body_q = "work in ccl-auto-12 [fake:work=3s]";
+    let in_r = fleet.enqueue_as("r", "r1.md", body_r);
+    fleet.wait_log(": task submitted", Duration::from_secs(30));
+    let in_q = fleet.enqueue_as("q", "q1.md", body_q);
+    common::wait_until("both tasks running", Duration::from_secs(30), || {
+        (fleet.tasks("q", "running").len() + fleet.tasks("r", "running").len() == 2
+            && fleet.log().matches(": task submitted").count() == 2)
+            .then_some(())
+    });
+
+    // Queue r removed and the pool shrunk to one while both run: refused, and why.
+    fleet.spec.queues = vec!["q".into()];
+    fleet.spec.pool_min = 1;
+    fleet.spec.pool_max = 1;
+    fleet.write_config("");
+    let from = fleet.log().len();
+    fleet.send_signal(libc::SIGHUP);
+    let at = fleet.wait_log_from(from, "reload refused", Duration::from_secs(10));
+    let line = fleet.log()[at..].lines().next().unwrap().to_string();
+    assert!(line.contains("queue r") && line.contains("ccl-auto-12"), "{line}");
+
+    // The work finishes where it was, each task once.
+    fleet.wait_done("r", 1, Duration::from_secs(30));
+    fleet.wait_done("q", 1, Duration::from_secs(30));
+    assert_eq!(fleet.tasks("r", "done"), [in_r]);
+    assert_eq!(fleet.tasks("q", "done"), [in_q]);
+
+    // Once nothing is in flight there, the same file is taken (the daemon may not have
+    // seen the last move through yet: ask again until it answers yes).
+    wait_until("the reload taken", Duration::from_secs(10), || {
+        let from = fleet.log().len();
+        fleet.send_signal(libc::SIGHUP);
+        let at = fleet.wait_log_from(from, "reload", Duration::from_secs(5));
+        fleet.log()[at..].starts_with("reloaded").then_some(())
+    });
+    wait_until("ccl-auto-12 no longer managed", Duration::from_secs(10), || {
+        fleet.status()["sessions"]
+            .as_array()
+            .is_some_and(|s| s.iter().all(|s| s["name"] != "ccl-auto-12"))
+            .then_some(())
+    });
+    fleet.stop();
+    for body in [body_r, body_q] {
+        let n = fleet.received().iter().filter(|r| r["text"] == body).count();
+        assert_eq!(n, 1, "{body:?} received {n} times; log:\n{}", fleet.log());
+    }
+}

@@ -169,6 +169,9 @@ fn check(config: &Config) -> Result<bool> {
             problems.push(format!("{e:#}"));
         }
     }
+    for q in &config.queues {
+        problems.extend(queue::check_dirs(q));
+    }
     for w in crate::trust::warnings(config) {
         println!("warning: {w}");
     }

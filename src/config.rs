@@ -10,9 +10,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Deserializer, Serialize};
 
+/// The longest duration a configuration may give (ten years): far beyond any sensible
+/// timeout, far below where millisecond arithmetic on timestamps could overflow.
+pub const MAX_DURATION_MS: u64 = 3650 * 86_400_000;
+
 /// A duration written as `500ms`, `2s`, `5m`, `5h` (or `1d`), kept in milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize)]
 pub struct DurationMs(pub u64);
 
 impl DurationMs {
@@ -33,9 +36,17 @@ impl DurationMs {
             "d" => 86_400_000,
             other => return Err(format!("duration '{text}' has unknown unit '{other}' (ms, s, m, h, d)")),
         };
+        // Deadlines are `now + duration` in signed milliseconds; anything near the type's
+        // range would wrap and expire at once, and nothing ccl waits for takes years.
         n.checked_mul(scale)
+            .filter(|&ms| ms <= MAX_DURATION_MS)
             .map(DurationMs)
-            .ok_or_else(|| format!("duration '{text}' is too large"))
+            .ok_or_else(|| {
+                format!(
+                    "duration '{text}' is too large (at most {}d)",
+                    MAX_DURATION_MS / 86_400_000
+                )
+            })
     }
 }
 
@@ -251,6 +262,7 @@ impl Default for RawQuota {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawDispatch {
+    settle: DurationMs,
     submit_delay: DurationMs,
     task_timeout: DurationMs,
     continue_prompt: String,
@@ -258,6 +270,7 @@ struct RawDispatch {
 impl Default for RawDispatch {
     fn default() -> Self {
         RawDispatch {
+            settle: DurationMs(2_000),
             submit_delay: DurationMs(500),
             task_timeout: DurationMs(2 * 3_600_000),
             continue_prompt: "Continue where you left off.".into(),
@@ -423,6 +436,12 @@ pub struct Quota {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Dispatch {
+    /// An inbox file is taken only once its size and mtime were the same on two scans
+    /// and its mtime is at least this old; 0 takes a file at first sight (for inboxes
+    /// written only by atomic renames). Traces from before the key replay as 0, which is
+    /// how they were recorded.
+    #[serde(default)]
+    pub settle: DurationMs,
     pub submit_delay: DurationMs,
     pub task_timeout: DurationMs,
     pub continue_prompt: String,
@@ -532,14 +551,27 @@ impl Config {
             .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
             .unwrap_or(Path::new("."));
         let base = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
-        let mut problems = Vec::new();
+        let mut problems = Problems::default();
         let config = from_raw(raw, path, &base, home, &mut problems);
-        if problems.is_empty() {
-            Ok(config)
-        } else {
-            let list: Vec<String> = problems.iter().map(|p| format!("{}: {p}", path.display())).collect();
-            Err(anyhow::anyhow!("{}", list.join("\n")))
+        if problems.list.is_empty() {
+            return Ok(config);
         }
+        // The text parsed as TOML above, so it parses here too; should it not, every
+        // problem still names the file.
+        let doc = toml_edit::ImDocument::parse(text).ok();
+        let list: Vec<String> = problems
+            .list
+            .iter()
+            .map(|(at, msg)| {
+                let (line, col) = doc
+                    .as_ref()
+                    .and_then(|d| locate(d, at))
+                    .map(|offset| line_col(text, offset))
+                    .unwrap_or((1, 1));
+                format!("{}:{line}:{col}: {msg}", path.display())
+            })
+            .collect();
+        Err(anyhow::anyhow!("{}", list.join("\n")))
     }
 
     /// Is `name` a session ccl manages (pool range or a configured dedicated name)?
@@ -566,6 +598,91 @@ impl Config {
     }
 }
 
+/// Problems found while validating, each with the key it is about: a path of table keys
+/// and array indices (`["account", "1", "home"]`), turned into a line and column once
+/// validation is over.
+#[derive(Default)]
+struct Problems {
+    list: Vec<(Vec<String>, String)>,
+}
+
+impl Problems {
+    /// A problem at the first of `places` present in the file (a rule across keys names
+    /// each key it involves; a key left at its default is not in the file), else at the
+    /// nearest table that is.
+    fn at(&mut self, places: &[&[&str]], msg: impl Into<String>) {
+        let mut keys: Vec<Vec<String>> = places
+            .iter()
+            .map(|p| p.iter().map(|k| k.to_string()).collect())
+            .collect();
+        // Only the first is kept as data; `locate` tries the others through `fallbacks`.
+        let first = keys.remove(0);
+        let mut at = first;
+        for other in keys {
+            at.push(FALLBACK.into());
+            at.extend(other);
+        }
+        self.list.push((at, msg.into()));
+    }
+}
+
+/// Separates alternative key paths inside one problem's path (not a valid TOML key
+/// produced by anything in this file, so it cannot clash with a real key).
+const FALLBACK: &str = "\0or";
+
+/// The byte offset of the value at `path` (see [`Problems::at`]) in the document: the
+/// first alternative that exists, else the deepest table on the way to the first one.
+fn locate(doc: &toml_edit::ImDocument<&str>, path: &[String]) -> Option<usize> {
+    let alternatives: Vec<&[String]> = path.split(|k| k == FALLBACK).collect();
+    for keys in &alternatives {
+        if let (Some(offset), true) = find(Node::Item(doc.as_item()), keys) {
+            return Some(offset);
+        }
+    }
+    find(Node::Item(doc.as_item()), alternatives[0]).0
+}
+
+/// A node of the parsed document: an item (table, array of tables, value), a table of an
+/// array of tables, or a value inside an array or an inline table.
+#[derive(Clone, Copy)]
+enum Node<'a> {
+    Item(&'a toml_edit::Item),
+    Table(&'a toml_edit::Table),
+    Value(&'a toml_edit::Value),
+}
+
+/// Walks `keys` from `node`: the offset of the deepest node reached that has a span, and
+/// whether every key was found.
+fn find(node: Node<'_>, keys: &[String]) -> (Option<usize>, bool) {
+    use toml_edit::{Item, Value};
+    let here = match node {
+        Node::Item(i) => i.span(),
+        Node::Table(t) => t.span(),
+        Node::Value(v) => v.span(),
+    }
+    .map(|r| r.start);
+    let Some((key, rest)) = keys.split_first() else {
+        return (here, true);
+    };
+    let index = key.parse::<usize>().ok();
+    let next = match (node, index) {
+        (Node::Item(Item::ArrayOfTables(a)), Some(i)) => a.get(i).map(Node::Table),
+        (Node::Item(Item::Value(Value::Array(a))) | Node::Value(Value::Array(a)), Some(i)) => a.get(i).map(Node::Value),
+        (Node::Item(Item::Table(t)) | Node::Table(t), _) => t.get(key).map(Node::Item),
+        (Node::Item(Item::Value(Value::InlineTable(t))) | Node::Value(Value::InlineTable(t)), _) => {
+            t.get(key).map(Node::Value)
+        }
+        _ => None,
+    };
+    match next {
+        Some(next) => {
+            let (found, all) = find(next, rest);
+            (found.or(here), all)
+        }
+        None => (here, false),
+    }
+}
+
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
@@ -574,12 +691,14 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 /// Expands `~` and resolves relative paths against the configuration file's directory.
-fn resolve(path: &str, base: &Path, home: Option<&Path>, what: &str, problems: &mut Vec<String>) -> PathBuf {
+/// `at` is the key the path came from, for problems.
+fn resolve(path: &str, base: &Path, home: Option<&Path>, at: &[&str], problems: &mut Problems) -> PathBuf {
+    let what = at.join(".");
     let expanded = if path == "~" || path.starts_with("~/") {
         match home {
             Some(h) => h.join(path.trim_start_matches('~').trim_start_matches('/')),
             None => {
-                problems.push(format!("{what}: cannot expand '~' because HOME is not set"));
+                problems.at(&[at], format!("{what}: cannot expand '~' because HOME is not set"));
                 PathBuf::from(path)
             }
         }
@@ -587,7 +706,7 @@ fn resolve(path: &str, base: &Path, home: Option<&Path>, what: &str, problems: &
         PathBuf::from(path)
     };
     if path.is_empty() {
-        problems.push(format!("{what} must not be empty"));
+        problems.at(&[at], format!("{what} must not be empty"));
     }
     let joined = if expanded.is_absolute() {
         expanded
@@ -600,9 +719,9 @@ fn resolve(path: &str, base: &Path, home: Option<&Path>, what: &str, problems: &
 /// `claude.command` as it will be run: `~` expanded and a relative path (one holding a
 /// '/') resolved against the configuration's directory, since the launch line runs in
 /// the session's working directory; a bare name stays a name looked up on PATH.
-fn claude_command(command: &str, base: &Path, home: Option<&Path>, problems: &mut Vec<String>) -> String {
+fn claude_command(command: &str, base: &Path, home: Option<&Path>, problems: &mut Problems) -> String {
     if command == "~" || command.starts_with("~/") || (command.contains('/') && !command.starts_with('/')) {
-        resolve(command, base, home, "claude.command", problems)
+        resolve(command, base, home, &["claude", "command"], problems)
             .to_string_lossy()
             .into_owned()
     } else {
@@ -625,33 +744,36 @@ fn normalize(path: &Path) -> PathBuf {
     out
 }
 
-fn from_raw(raw: RawConfig, path: &Path, base: &Path, home: Option<&Path>, problems: &mut Vec<String>) -> Config {
-    let mut res = |p: &str, what: &str| resolve(p, base, home, what, problems);
-    let state_dir = res(&raw.daemon.state_dir, "daemon.state_dir");
+fn from_raw(raw: RawConfig, path: &Path, base: &Path, home: Option<&Path>, problems: &mut Problems) -> Config {
+    let mut res = |p: &str, at: &[&str]| resolve(p, base, home, at, problems);
+    let state_dir = res(&raw.daemon.state_dir, &["daemon", "state_dir"]);
     let accounts: Vec<Account> = raw
         .account
         .iter()
-        .map(|a| Account {
+        .enumerate()
+        .map(|(i, a)| Account {
             name: a.name.clone(),
-            home: res(&a.home, &format!("account '{}' home", a.name)),
+            home: res(&a.home, &["account", &i.to_string(), "home"]),
         })
         .collect();
-    let target = res(&raw.shared.target, "shared.target");
-    let pool_workdir = res(&raw.pool.workdir, "pool.workdir");
+    let target = res(&raw.shared.target, &["shared", "target"]);
+    let pool_workdir = res(&raw.pool.workdir, &["pool", "workdir"]);
     let dedicated: Vec<Dedicated> = raw
         .dedicated
         .iter()
-        .map(|d| Dedicated {
+        .enumerate()
+        .map(|(i, d)| Dedicated {
             name: d.name.clone(),
-            workdir: res(&d.workdir, &format!("dedicated '{}' workdir", d.name)),
+            workdir: res(&d.workdir, &["dedicated", &i.to_string(), "workdir"]),
         })
         .collect();
     let queues: Vec<Queue> = raw
         .queue
         .iter()
-        .map(|q| Queue {
+        .enumerate()
+        .map(|(i, q)| Queue {
             name: q.name.clone(),
-            project: res(&q.project, &format!("queue '{}' project", q.name)),
+            project: res(&q.project, &["queue", &i.to_string(), "project"]),
         })
         .collect();
 
@@ -691,6 +813,7 @@ fn from_raw(raw: RawConfig, path: &Path, base: &Path, home: Option<&Path>, probl
             on_warning: raw.quota.on_warning,
         },
         dispatch: Dispatch {
+            settle: raw.dispatch.settle,
             submit_delay: raw.dispatch.submit_delay,
             task_timeout: raw.dispatch.task_timeout,
             continue_prompt: raw.dispatch.continue_prompt,
@@ -703,120 +826,203 @@ fn from_raw(raw: RawConfig, path: &Path, base: &Path, home: Option<&Path>, probl
 }
 
 /// Cross-field rules, all checked so the operator sees every problem at once.
-fn validate(c: &Config, problems: &mut Vec<String>) {
+fn validate(c: &Config, problems: &mut Problems) {
     if c.daemon.tick.0 == 0 {
-        problems.push("daemon.tick must be greater than 0".into());
+        problems.at(&[&["daemon", "tick"]], "daemon.tick must be greater than 0");
     }
     if c.accounts.is_empty() {
-        problems.push("at least one [[account]] is required".into());
+        problems.at(&[&["account"]], "at least one [[account]] is required");
     }
     for (i, a) in c.accounts.iter().enumerate() {
+        let n = i.to_string();
         if !valid_name(&a.name) {
-            problems.push(format!(
-                "account name '{}' must be non-empty letters, digits, '-', '_' or '.'",
-                a.name
-            ));
+            problems.at(
+                &[&["account", &n, "name"]],
+                format!(
+                    "account name '{}' must be non-empty letters, digits, '-', '_' or '.'",
+                    a.name
+                ),
+            );
         }
         if c.accounts[..i].iter().any(|b| b.name == a.name) {
-            problems.push(format!("account name '{}' is used twice", a.name));
+            problems.at(
+                &[&["account", &n, "name"]],
+                format!("account name '{}' is used twice", a.name),
+            );
         }
         if c.accounts[..i].iter().any(|b| b.home == a.home) {
-            problems.push(format!(
-                "account home {} is used by more than one account",
-                a.home.display()
-            ));
+            problems.at(
+                &[&["account", &n, "home"]],
+                format!("account home {} is used by more than one account", a.home.display()),
+            );
+        } else if let Some(b) = c.accounts[..i].iter().find(|b| same_dir(&b.home, &a.home)) {
+            // Two spellings of one directory (a symlink) would run both "accounts" under
+            // one login, and a swap between them would change nothing.
+            problems.at(
+                &[&["account", &n, "home"]],
+                format!(
+                    "account '{}' home {} is the same directory as account '{}' home {}",
+                    a.name,
+                    a.home.display(),
+                    b.name,
+                    b.home.display()
+                ),
+            );
         }
     }
     for (i, l) in c.shared.links.iter().enumerate() {
+        let at: &[&str] = &["shared", "links", &i.to_string()];
         if l.is_empty() || l.contains('/') || l == "." || l == ".." {
-            problems.push(format!("shared.links entry '{l}' must be a plain directory name"));
+            problems.at(
+                &[at],
+                format!("shared.links entry '{l}' must be a plain directory name"),
+            );
         }
         if c.shared.links[..i].contains(l) {
-            problems.push(format!("shared.links entry '{l}' is listed twice"));
+            problems.at(&[at], format!("shared.links entry '{l}' is listed twice"));
         }
     }
     if c.claude.command.trim().is_empty() {
-        problems.push("claude.command must not be empty".into());
+        problems.at(&[&["claude", "command"]], "claude.command must not be empty");
     }
-    for (k, _) in &c.claude.env {
+    // The launch line is typed into a shell: a control character in it (a newline, a
+    // bell) would end or garble the line before CLAUDE_CONFIG_DIR or the session id.
+    if has_control(&c.claude.command) {
+        problems.at(&[&["claude", "command"]], "claude.command contains a control character");
+    }
+    for (i, arg) in c.claude.args.iter().enumerate() {
+        if has_control(arg) {
+            problems.at(
+                &[&["claude", "args", &i.to_string()]],
+                format!("claude.args[{i}] contains a control character"),
+            );
+        }
+    }
+    for (k, v) in &c.claude.env {
+        let at: &[&str] = &["claude", "env", k];
         if k.is_empty()
             || !k.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
             || k.starts_with(|ch: char| ch.is_ascii_digit())
         {
-            problems.push(format!("claude.env key '{k}' is not a valid environment variable name"));
+            problems.at(
+                &[at],
+                format!("claude.env key '{k}' is not a valid environment variable name"),
+            );
         }
         if k == "CLAUDE_CONFIG_DIR" {
-            problems.push("claude.env must not set CLAUDE_CONFIG_DIR: ccl sets it per account".into());
+            problems.at(
+                &[at],
+                "claude.env must not set CLAUDE_CONFIG_DIR: ccl sets it per account",
+            );
+        }
+        if has_control(v) {
+            problems.at(&[at], format!("claude.env value of '{k}' contains a control character"));
         }
     }
     if c.pool.max < 1 {
-        problems.push("pool.max must be at least 1".into());
+        problems.at(&[&["pool", "max"], &["pool"]], "pool.max must be at least 1");
     }
     if c.pool.min > c.pool.max {
-        problems.push(format!(
-            "pool.min ({}) must not exceed pool.max ({})",
-            c.pool.min, c.pool.max
-        ));
+        problems.at(
+            &[&["pool", "min"], &["pool", "max"], &["pool"]],
+            format!("pool.min ({}) must not exceed pool.max ({})", c.pool.min, c.pool.max),
+        );
     }
-    if !valid_name(&c.pool.prefix) {
-        problems.push(format!(
-            "pool.prefix '{}' must be non-empty letters, digits, '-', '_' or '.'",
-            c.pool.prefix
-        ));
+    if c.pool.start_index.checked_add(c.pool.max).is_none() {
+        problems.at(
+            &[&["pool", "start_index"], &["pool", "max"], &["pool"]],
+            format!(
+                "pool.start_index + pool.max ({} + {}) must not exceed {}",
+                c.pool.start_index,
+                c.pool.max,
+                u32::MAX
+            ),
+        );
+    }
+    if !valid_session_name(&c.pool.prefix) {
+        problems.at(
+            &[&["pool", "prefix"]],
+            format!(
+                "pool.prefix '{}' must be non-empty letters, digits, '-' or '_' (tmux does not allow '.' or ':' in session names)",
+                c.pool.prefix
+            ),
+        );
     }
     for (i, d) in c.dedicated.iter().enumerate() {
-        if !valid_name(&d.name) {
-            problems.push(format!(
-                "dedicated name '{}' must be non-empty letters, digits, '-', '_' or '.'",
-                d.name
-            ));
+        let at: &[&str] = &["dedicated", &i.to_string(), "name"];
+        if !valid_session_name(&d.name) {
+            problems.at(
+                &[at],
+                format!(
+                    "dedicated name '{}' must be non-empty letters, digits, '-' or '_' (tmux does not allow '.' or ':' in session names)",
+                    d.name
+                ),
+            );
         }
         if c.pool.contains(&d.name) {
-            problems.push(format!(
-                "dedicated name '{}' lies inside the pool range {}{}..{}{}",
-                d.name,
-                c.pool.prefix,
-                c.pool.start_index,
-                c.pool.prefix,
-                c.pool.start_index + c.pool.max.max(1) - 1
-            ));
+            problems.at(
+                &[at],
+                format!(
+                    "dedicated name '{}' lies inside the pool range {}{}..{}{}",
+                    d.name,
+                    c.pool.prefix,
+                    c.pool.start_index,
+                    c.pool.prefix,
+                    c.pool.start_index as u64 + c.pool.max.max(1) as u64 - 1
+                ),
+            );
         }
         if c.dedicated[..i].iter().any(|e| e.name == d.name) {
-            problems.push(format!("dedicated name '{}' is listed twice", d.name));
+            problems.at(&[at], format!("dedicated name '{}' is listed twice", d.name));
         }
     }
     for (i, q) in c.queues.iter().enumerate() {
+        let n = i.to_string();
         if !valid_name(&q.name) {
-            problems.push(format!(
-                "queue name '{}' must be non-empty letters, digits, '-', '_' or '.'",
-                q.name
-            ));
+            problems.at(
+                &[&["queue", &n, "name"]],
+                format!(
+                    "queue name '{}' must be non-empty letters, digits, '-', '_' or '.'",
+                    q.name
+                ),
+            );
         }
         if c.queues[..i].iter().any(|r| r.name == q.name) {
-            problems.push(format!("queue name '{}' is used twice", q.name));
+            problems.at(
+                &[&["queue", &n, "name"]],
+                format!("queue name '{}' is used twice", q.name),
+            );
         }
-        if c.queues[..i].iter().any(|r| r.project == q.project) {
-            problems.push(format!(
-                "queue project {} is used by more than one queue",
-                q.project.display()
-            ));
+        if c.queues[..i]
+            .iter()
+            .any(|r| r.project == q.project || same_dir(&r.project, &q.project))
+        {
+            problems.at(
+                &[&["queue", &n, "project"]],
+                format!("queue project {} is used by more than one queue", q.project.display()),
+            );
         }
     }
     if c.quota.confirm_polls == 0 {
-        problems.push("quota.confirm_polls must be at least 1".into());
+        problems.at(&[&["quota", "confirm_polls"]], "quota.confirm_polls must be at least 1");
     }
     if c.dispatch.task_timeout.0 == 0 {
-        problems.push("dispatch.task_timeout must be greater than 0".into());
+        problems.at(
+            &[&["dispatch", "task_timeout"]],
+            "dispatch.task_timeout must be greater than 0",
+        );
     }
     if let Err(errors) = crate::screen::Extra::compile(
         &c.screen.extra_limit,
         &c.screen.extra_server_error,
         &c.screen.extra_warning,
     ) {
-        problems.extend(errors);
+        for e in errors {
+            problems.at(&[&["screen"]], e);
+        }
     }
     if c.hooks.timeout.0 == 0 {
-        problems.push("hooks.timeout must be greater than 0".into());
+        problems.at(&[&["hooks", "timeout"]], "hooks.timeout must be greater than 0");
     }
 }
 
@@ -826,6 +1032,25 @@ fn valid_name(name: &str) -> bool {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// A tmux session name ccl can find again: tmux replaces '.' and ':' (its target
+/// separators) with '_' when it creates a session.
+fn valid_session_name(name: &str) -> bool {
+    valid_name(name) && !name.contains('.')
+}
+
+fn has_control(text: &str) -> bool {
+    text.chars().any(char::is_control)
+}
+
+/// Whether two paths name one existing directory (through a symlink, say). Paths that do
+/// not exist yet cannot be compared and count as different.
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -930,7 +1155,84 @@ project = "/p"
         ] {
             assert!(err.contains(want), "missing {want:?} in:\n{err}");
         }
-        assert!(err.lines().all(|l| l.starts_with("/etc/ccl/ccl.toml: ")), "{err}");
+        // Every problem names its place: the key that is wrong, or for a rule across
+        // keys, one of the keys involved.
+        let place = regex::Regex::new(r"^/etc/ccl/ccl\.toml:\d+:\d+: ").unwrap();
+        assert!(err.lines().all(|l| place.is_match(l)), "{err}");
+        assert!(err.contains("ccl.toml:5:7: pool.min (5) must not exceed"), "{err}");
+        assert!(
+            err.contains("ccl.toml:14:8: dedicated name 'ops' is listed twice"),
+            "{err}"
+        );
+    }
+
+    /// Values `check` used to accept although `run` could not work with them: each is
+    /// refused by the configuration itself, naming the line and column of the value.
+    #[test]
+    fn values_that_would_break_a_running_daemon_are_refused_with_their_place() {
+        let cases = [
+            // tmux turns '.' and ':' in a session name into '_', so no pool session would
+            // ever be found under its own name.
+            ("[pool]\nprefix = \"ccl.auto-\"\n", "5:10", "pool.prefix 'ccl.auto-'"),
+            ("[pool]\nprefix = \"ccl:auto-\"\n", "5:10", "pool.prefix 'ccl:auto-'"),
+            (
+                "[[dedicated]]\nname = \"ops.main\"\nworkdir = \"/w\"\n",
+                "5:8",
+                "dedicated name 'ops.main'",
+            ),
+            // Milliseconds past i64 turned negative: every task timed out at once.
+            (
+                "[dispatch]\ntask_timeout = \"200000000000d\"\n",
+                "5:16",
+                "duration '200000000000d' is too large",
+            ),
+            ("[quota]\ndefault_reset = \"9999999999h\"\n", "5:17", "is too large"),
+            // start_index + max past u32::MAX: an empty (or wrapped) pool.
+            (
+                "[pool]\nstart_index = 4294967290\nmax = 10\nmin = 1\n",
+                "5:15",
+                "pool.start_index + pool.max",
+            ),
+            // A control character cut the launch line: Claude started without
+            // CLAUDE_CONFIG_DIR, under the wrong account.
+            (
+                "[claude]\nenv = { FOO = \"a\\u0007b\" }\n",
+                "5:15",
+                "claude.env value of 'FOO' contains a control character",
+            ),
+            (
+                "[claude]\nargs = [\"--x\", \"a\\nb\"]\n",
+                "5:16",
+                "claude.args[1] contains a control character",
+            ),
+        ];
+        for (extra, at, want) in cases {
+            let err = format!("{:#}", parse(&format!("{MINIMAL}{extra}")).unwrap_err());
+            let prefix = format!("/etc/ccl/ccl.toml:{at}: ");
+            assert!(
+                err.lines().any(|l| l.starts_with(&prefix) && l.contains(want)),
+                "{extra:?}: want {prefix}…{want}… in:\n{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn two_account_homes_that_are_one_directory_through_a_link_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let real = tmp.path().join("claude-a");
+        std::fs::create_dir(&real).unwrap();
+        std::os::unix::fs::symlink(&real, tmp.path().join("claude-b")).unwrap();
+        let text = format!(
+            "[[account]]\nname = \"a\"\nhome = \"{d}/claude-a\"\n\
+             [[account]]\nname = \"b\"\nhome = \"{d}/claude-b\"\n",
+            d = tmp.path().display()
+        );
+        let err = format!("{:#}", parse(&text).unwrap_err());
+        assert!(
+            err.starts_with("/etc/ccl/ccl.toml:6:8: account 'b' home")
+                && err.contains("is the same directory as account 'a' home"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -47,6 +47,10 @@ pub struct Observation {
     /// Claims from the previous turn that failed (another process took the file first).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failed_claims: Vec<TaskRef>,
+    /// Claims from the previous turn that failed for a reason that lasts (the inbox on
+    /// another file system, `running/` not writable): not a race, so not retried blindly.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claim_errors: Vec<ClaimError>,
     /// Hooks that ended since the last turn.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hooks_done: Vec<HookDone>,
@@ -68,6 +72,13 @@ pub struct SessionObs {
     /// entry for this session names a foreground process (or in traces from before).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claude_pid: Option<u32>,
+}
+
+/// A claim that failed for a lasting reason, with the cause as the OS gave it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClaimError {
+    pub task: TaskRef,
+    pub cause: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -547,6 +558,35 @@ pub struct State {
     /// taking the file for an abandoned task (see `dispatch::settle_moves`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub moves: Vec<Action>,
+    /// Bad inbox files already sent to `failed/`, by `queue/name`, with the size and
+    /// mtime they had: each bad file is filed and reported once, even when the move
+    /// fails and leaves it in the inbox. Forgotten once the file is gone or changes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub bad_files: BTreeMap<String, BadFile>,
+    /// Queues whose last claim failed for a lasting reason: reported once, retried now
+    /// and then, not every turn.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub claim_blocked: BTreeMap<String, ClaimBlock>,
+}
+
+/// A bad inbox file the core has filed (see [`State::bad_files`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BadFile {
+    pub len: u64,
+    pub mtime_ms: Ms,
+    /// Seen still in the inbox after it was filed, and said so.
+    #[serde(default)]
+    pub noted: bool,
+}
+
+/// Why a queue's claims fail, and when to try one again (see [`State::claim_blocked`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClaimBlock {
+    pub cause: String,
+    pub retry_ms: Ms,
+    /// A claim was sent as a retry; no error for it in the next turn means it worked.
+    #[serde(default)]
+    pub probing: bool,
 }
 
 pub const STATE_VERSION: u32 = 1;
@@ -575,6 +615,8 @@ impl State {
             id_seed: seed,
             started: false,
             moves: Vec::new(),
+            bad_files: BTreeMap::new(),
+            claim_blocked: BTreeMap::new(),
         }
     }
 
@@ -624,6 +666,8 @@ pub mod limits {
     pub const IDLE_TURNS_TO_FINISH: u32 = 2;
     /// Bad inbox files filed to `failed/` per queue per turn.
     pub const MAX_BAD_PER_TURN: usize = 16;
+    /// A queue whose claims fail for a lasting reason is tried again after this.
+    pub const CLAIM_RETRY_MS: i64 = 60_000;
     /// Width and height of the sessions ccl creates (wide, so Claude's lines don't wrap).
     pub const SESSION_WIDTH: u16 = 200;
     pub const SESSION_HEIGHT: u16 = 50;
@@ -646,6 +690,9 @@ pub struct Core {
     /// Last turn's captures with their analyses, by session, so that an unchanged
     /// screen is not analysed again (see `analyze_screen`).
     pub(crate) last_screens: BTreeMap<String, (String, Analysis)>,
+    /// Size and mtime of every inbox file at the last observation, by (queue, name): a
+    /// file is taken only once it is the same on two observations in a row.
+    pub(crate) inbox_seen: BTreeMap<(String, String), (u64, Ms)>,
     /// Per-turn scratch: the actions being built.
     pub(crate) out: Vec<Action>,
     pub(crate) now_ms: Ms,
@@ -670,6 +717,7 @@ impl Core {
             captures: BTreeMap::new(),
             commands: BTreeMap::new(),
             last_screens: BTreeMap::new(),
+            inbox_seen: BTreeMap::new(),
             out: Vec::new(),
             now_ms: 0,
         }
@@ -789,6 +837,7 @@ impl Core {
         self.handle_requests(obs);
         self.poll_quota(obs);
         self.scan_dispatch(obs);
+        self.remember_inbox(obs);
         self.check_watcher(obs);
         self.step_swap(obs);
         self.state.started = true;

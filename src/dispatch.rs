@@ -10,7 +10,8 @@
 
 use std::collections::BTreeSet;
 
-use crate::core::{limits, Action, Activity, AfterLaunch, Assignment, Core, Kind, Observation, Seen, TaskRef};
+use crate::core::{limits, Action, Activity, AfterLaunch, Assignment, BadFile, Core, Kind, Observation, Seen, TaskRef};
+use crate::queue::InboxEntry;
 use crate::sessions::Continue;
 
 impl Core {
@@ -20,6 +21,7 @@ impl Core {
             self.recover_running(obs);
         }
         self.drop_failed_claims(obs);
+        self.handle_claim_errors(obs);
         self.file_bad_tasks(obs);
 
         if self.state.swap.is_some()
@@ -58,17 +60,32 @@ impl Core {
                 if self.state.paused.is_paused(&qname) {
                     continue;
                 }
+                if self
+                    .state
+                    .claim_blocked
+                    .get(&qname)
+                    .is_some_and(|b| b.probing || self.now_ms < b.retry_ms)
+                {
+                    continue;
+                }
                 let Some(q) = obs.queues.iter().find(|q| q.name == qname) else {
                     continue;
                 };
                 let entry = q.inbox.iter().find(|e| {
                     e.problem.is_none()
+                        && self.settled(&qname, e)
+                        // A task of that name still runs: a claim could not move this
+                        // one into running/ (a move never replaces), so it waits its turn.
+                        && !q.running.contains(&e.name)
                         && !taken.contains(&TaskRef {
                             queue: qname.clone(),
                             task: e.name.clone(),
                         })
                 });
                 if let Some(e) = entry {
+                    if let Some(block) = self.state.claim_blocked.get_mut(&qname) {
+                        block.probing = true;
+                    }
                     picked = Some((
                         qi,
                         TaskRef {
@@ -99,6 +116,8 @@ impl Core {
                     .iter()
                     .filter(|e| {
                         e.problem.is_none()
+                            && self.settled(&q.name, e)
+                            && !q.running.contains(&e.name)
                             && !taken.contains(&TaskRef {
                                 queue: q.name.clone(),
                                 task: e.name.clone(),
@@ -180,37 +199,154 @@ impl Core {
         self.launch(session, &project, &id, Continue::New, AfterLaunch::Task);
     }
 
-    /// A claim that failed last turn (another process took the file): forget the task.
+    /// A claim that failed last turn because the file was gone (another process took
+    /// it first): forget the task.
     fn drop_failed_claims(&mut self, obs: &Observation) {
         for failed in &obs.failed_claims {
-            let holder = self
-                .state
-                .sessions
-                .iter()
-                .find(|(_, s)| s.assignment.as_ref().is_some_and(|a| a.task == *failed))
-                .map(|(n, _)| n.clone());
-            if let Some(name) = holder {
+            if let Some(name) = self.release_claim(failed) {
                 self.log(format!(
                     "{name}: claim of {failed} failed (taken elsewhere); session is free again"
                 ));
-                let s = self.state.sessions.get_mut(&name).expect("session exists");
-                s.assignment = None;
-                s.activity = Activity::Free;
-                s.conversation = None;
-                self.state.attempts.remove(&failed.to_string());
             }
         }
     }
 
-    /// Bad files never reach Claude: each goes to `failed/` with the reason.
+    /// A claim that failed for a lasting reason (not a lost race): the session is free
+    /// again, and the queue waits [`limits::CLAIM_RETRY_MS`] before its next claim. The
+    /// cause is reported once, not at every retry that meets it again; a retry that
+    /// works says so.
+    fn handle_claim_errors(&mut self, obs: &Observation) {
+        for err in &obs.claim_errors {
+            self.release_claim(&err.task);
+            let queue = err.task.queue.clone();
+            let retry_ms = self.now_ms + limits::CLAIM_RETRY_MS;
+            let known = self
+                .state
+                .claim_blocked
+                .get(&queue)
+                .is_some_and(|b| b.cause == err.cause);
+            if !known {
+                self.warn(format!(
+                    "queue {queue}: cannot claim {}: {}; this is not another process taking it, so claims from this queue wait and are tried again every {}s (`ccl check` looks at the queue's directories)",
+                    err.task,
+                    err.cause,
+                    limits::CLAIM_RETRY_MS / 1000
+                ));
+            }
+            self.state.claim_blocked.insert(
+                queue,
+                crate::core::ClaimBlock {
+                    cause: err.cause.clone(),
+                    retry_ms,
+                    probing: false,
+                },
+            );
+        }
+        // A retry sent last turn that met no error worked.
+        let recovered: Vec<String> = self
+            .state
+            .claim_blocked
+            .iter()
+            .filter(|(q, b)| b.probing && !obs.claim_errors.iter().any(|e| &e.task.queue == *q))
+            .map(|(q, _)| q.clone())
+            .collect();
+        for q in recovered {
+            self.state.claim_blocked.remove(&q);
+            self.log(format!("queue {q}: claims from queue {q} work again"));
+        }
+    }
+
+    /// The session holding a claim that did not happen is free again.
+    fn release_claim(&mut self, task: &TaskRef) -> Option<String> {
+        let holder = self
+            .state
+            .sessions
+            .iter()
+            .find(|(_, s)| s.assignment.as_ref().is_some_and(|a| a.task == *task))
+            .map(|(n, _)| n.clone())?;
+        let s = self.state.sessions.get_mut(&holder).expect("session exists");
+        s.assignment = None;
+        s.activity = Activity::Free;
+        s.conversation = None;
+        self.state.attempts.remove(&task.to_string());
+        Some(holder)
+    }
+
+    /// Whether an inbox file is quiet enough to take: the same size and mtime as at the
+    /// last observation, and its mtime at least `dispatch.settle` old. A file written in
+    /// steps (`cat > inbox/x`, an editor saving in place, a slow copy) is otherwise taken
+    /// half-written: failed as empty, or sent as a truncated prompt. With a settle of 0
+    /// every file counts as quiet (inboxes fed only by atomic renames).
+    pub(crate) fn settled(&self, queue: &str, e: &InboxEntry) -> bool {
+        let settle_ms = i64::try_from(self.config.dispatch.settle.0).unwrap_or(i64::MAX);
+        if settle_ms == 0 {
+            return true;
+        }
+        let same = self.inbox_seen.get(&(queue.to_string(), e.name.clone())) == Some(&(e.len, e.mtime_ms));
+        same && self.now_ms.saturating_sub(e.mtime_ms) >= settle_ms
+    }
+
+    /// Keeps this observation's inbox stamps for [`Core::settled`] next turn, and
+    /// forgets filed bad files that are gone from the inbox or changed.
+    pub(crate) fn remember_inbox(&mut self, obs: &Observation) {
+        self.inbox_seen = obs
+            .queues
+            .iter()
+            .flat_map(|q| {
+                q.inbox
+                    .iter()
+                    .map(|e| ((q.name.clone(), e.name.clone()), (e.len, e.mtime_ms)))
+            })
+            .collect();
+        let present: BTreeSet<String> = obs
+            .queues
+            .iter()
+            .flat_map(|q| q.inbox.iter().map(|e| format!("{}/{}", q.name, e.name)))
+            .collect();
+        // A queue that could not be listed this turn says nothing about its files.
+        let observed: BTreeSet<&str> = obs.queues.iter().map(|q| q.name.as_str()).collect();
+        self.state.bad_files.retain(|key, _| {
+            let queue = key.split('/').next().unwrap_or_default();
+            present.contains(key) || !observed.contains(queue)
+        });
+    }
+
+    /// Bad files never reach Claude: each goes to `failed/` with the reason, once. One
+    /// whose move failed (the shell logged why) stays in the inbox and is said once to
+    /// be left there; it is looked at again when it changes.
     fn file_bad_tasks(&mut self, obs: &Observation) {
         for q in &obs.queues {
-            for e in q
+            let bad: Vec<&InboxEntry> = q
                 .inbox
                 .iter()
-                .filter(|e| e.problem.is_some())
-                .take(limits::MAX_BAD_PER_TURN)
-            {
+                .filter(|e| e.problem.is_some() && self.settled(&q.name, e))
+                .collect();
+            let mut n_filed = 0;
+            for e in bad {
+                let key = format!("{}/{}", q.name, e.name);
+                if let Some(filed) = self.state.bad_files.get_mut(&key) {
+                    if (filed.len, filed.mtime_ms) == (e.len, e.mtime_ms) {
+                        if !filed.noted {
+                            filed.noted = true;
+                            self.warn(format!(
+                                "{key}: could not be moved to failed/ (see the error above); left in the inbox, and looked at again once it changes"
+                            ));
+                        }
+                        continue;
+                    }
+                }
+                if n_filed == limits::MAX_BAD_PER_TURN {
+                    break;
+                }
+                n_filed += 1;
+                self.state.bad_files.insert(
+                    key,
+                    BadFile {
+                        len: e.len,
+                        mtime_ms: e.mtime_ms,
+                        noted: false,
+                    },
+                );
                 let reason = e.problem.clone().unwrap_or_default();
                 self.push(Action::FailTask {
                     queue: q.name.clone(),

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use anyhow::{bail, Context, Result};
 
 use crate::config::Config;
-use crate::core::{limits, Action, Level, TaskRef};
+use crate::core::{limits, Action, ClaimError, Level, TaskRef};
 use crate::observe::Shell;
 use crate::sessions::is_claude_name;
 use crate::tmux::NewSession;
@@ -46,10 +46,20 @@ impl Shell {
                         log::warn!("failed: {action}: {e:#}");
                         if let Action::ClaimTask { session, queue, task } = action {
                             skip.insert(session.clone());
-                            self.failed_claims.push(TaskRef {
+                            let task = TaskRef {
                                 queue: queue.clone(),
                                 task: task.clone(),
-                            });
+                            };
+                            // The core retries a lost race at once, but waits out a
+                            // failure that lasts, and reports that one once.
+                            if queue::is_race(&e) {
+                                self.failed_claims.push(task);
+                            } else {
+                                self.claim_errors.push(ClaimError {
+                                    task,
+                                    cause: format!("{e:#}"),
+                                });
+                            }
                         }
                     }
                 },
@@ -129,7 +139,8 @@ impl Shell {
             }
             Action::ClaimTask { queue, task, .. } => {
                 if !queue::claim(queue_of(queue)?, task)? {
-                    bail!("{queue}/{task} is no longer in the inbox");
+                    return Err(std::io::Error::from(std::io::ErrorKind::NotFound))
+                        .with_context(|| format!("{queue}/{task} is no longer in the inbox"));
                 }
                 Ok(())
             }

@@ -18,7 +18,9 @@ use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 
 use crate::config::Config;
-use crate::core::{Core, HookDone, Observation, QueueObs, RegistrySeen, SessionObs, TaskRef, TranscriptSeen};
+use crate::core::{
+    ClaimError, Core, HookDone, Observation, QueueObs, RegistrySeen, SessionObs, TaskRef, TranscriptSeen,
+};
 use crate::hooks::Hooks;
 use crate::tmux::{PaneInfo, Tmux};
 use crate::transcript::{self, TranscriptReader};
@@ -31,6 +33,7 @@ pub struct Shell {
     pub(crate) transcripts: TranscriptReader,
     pub(crate) seen_transcripts: BTreeSet<PathBuf>,
     pub(crate) failed_claims: Vec<TaskRef>,
+    pub(crate) claim_errors: Vec<ClaimError>,
     pub(crate) hooks: Hooks,
     pub(crate) turns: u64,
     /// Per queue: verdicts on inbox files, so unchanged files are not re-read each turn.
@@ -94,6 +97,7 @@ impl Shell {
             transcripts: TranscriptReader::default(),
             seen_transcripts: BTreeSet::new(),
             failed_claims: Vec::new(),
+            claim_errors: Vec::new(),
             hooks: Hooks::default(),
             turns: 0,
             inbox_caches: Default::default(),
@@ -141,6 +145,7 @@ impl Shell {
             queues,
             requests,
             failed_claims: std::mem::take(&mut self.failed_claims),
+            claim_errors: std::mem::take(&mut self.claim_errors),
             hooks_done,
         };
         if let Some(mut again) = self.again.take() {

@@ -59,6 +59,10 @@ pub struct InboxEntry {
     pub name: String,
     /// Modification time (of the entry itself, not a link's target), ms since the epoch.
     pub mtime_ms: i64,
+    /// Size in bytes: with the mtime, how the core tells a file still being written
+    /// from a quiet one.
+    #[serde(default)]
+    pub len: u64,
     /// Why this file cannot be a task; None when it can.
     pub problem: Option<String>,
 }
@@ -165,6 +169,7 @@ pub fn scan_inbox_with(q: &Queue, cache: &mut InboxCache) -> Result<Vec<InboxEnt
         entries.push(InboxEntry {
             name,
             mtime_ms: mtime_ms(&meta),
+            len: meta.len(),
             problem,
         });
     }
@@ -254,6 +259,77 @@ pub fn read_running(q: &Queue, name: &str) -> Result<String> {
 pub fn claim(q: &Queue, name: &str) -> Result<bool> {
     check_name(q, name)?;
     move_task(q, "inbox", "running", name)
+}
+
+/// Whether a failed claim lost a race (the file gone, or a file of that name already in
+/// `running/`) rather than failed for a reason that lasts (another file system, no
+/// permission, a full disk).
+pub fn is_race(err: &anyhow::Error) -> bool {
+    err.chain()
+        .filter_map(|e| e.downcast_ref::<io::Error>())
+        .any(|e| matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::AlreadyExists))
+}
+
+/// What would keep the daemon from moving tasks through this queue, one line each: a
+/// project that does not exist, a queue directory that is not a directory or not
+/// writable, or queue directories on different file systems (a task moves between them
+/// by rename, which cannot cross file systems). A queue directory not created yet is
+/// fine: `ccl run` creates it.
+pub fn check_dirs(q: &Queue) -> Vec<String> {
+    let mut problems = Vec::new();
+    if !q.project.is_dir() {
+        problems.push(format!(
+            "queue '{}': project {} is not a directory",
+            q.name,
+            q.project.display()
+        ));
+        return problems;
+    }
+    let mut devices: Vec<(&str, u64)> = Vec::new();
+    for state in STATES {
+        let dir = q.dir(state);
+        let meta = match fs::metadata(&dir) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                problems.push(format!("queue '{}': cannot stat {}: {e}", q.name, dir.display()));
+                continue;
+            }
+        };
+        if !meta.is_dir() {
+            problems.push(format!("queue '{}': {} is not a directory", q.name, dir.display()));
+            continue;
+        }
+        if let Err(e) = writable(&dir) {
+            problems.push(format!("queue '{}': {} is not writable: {e}", q.name, dir.display()));
+        }
+        devices.push((state, meta.dev()));
+    }
+    if let Some(&(first, dev)) = devices.first() {
+        for &(state, other) in &devices[1..] {
+            if other != dev {
+                problems.push(format!(
+                    "queue '{}': {} and {} are on different file systems, so a task cannot be moved between them",
+                    q.name,
+                    q.dir(first).display(),
+                    q.dir(state).display()
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// access(2) for writing and searching: the permission check the kernel would make for
+/// a rename into `dir`.
+fn writable(dir: &Path) -> io::Result<()> {
+    let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).map_err(io::Error::other)?;
+    // SAFETY: a valid NUL-terminated path; access(2) reads nothing else.
+    if unsafe { libc::access(path.as_ptr(), libc::W_OK | libc::X_OK) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Finishes a task: `running/NAME` -> `done/NAME`, then writes `done/NAME.json` (pretty
@@ -509,12 +585,16 @@ fn move_task(q: &Queue, from: &str, to: &str, name: &str) -> Result<bool> {
             sync_dir(&from_dir);
             Ok(true)
         }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => bail!(
-            "queue '{}': cannot move {} to {to}/: {} already exists (not overwriting it)",
-            q.name,
-            src.display(),
-            dst.display()
-        ),
+        // Kept as an io error, so a caller can tell this (another task of the same name
+        // got there first) from a failure that lasts.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e).with_context(|| {
+            format!(
+                "queue '{}': cannot move {} to {to}/: {} already exists (not overwriting it)",
+                q.name,
+                src.display(),
+                dst.display()
+            )
+        }),
         // The destination directory exists (created above), so a missing path is the
         // source unless the lstat says otherwise.
         Err(e) if e.kind() == io::ErrorKind::NotFound && fs::symlink_metadata(&src).is_err() => Ok(false),
@@ -879,6 +959,58 @@ mod tests {
         assert_eq!(where_is(&q, "t.md"), ["running"]);
         assert_eq!(scan_inbox(&q).unwrap(), []);
         assert_eq!(read_running(&q, "t.md").unwrap(), "fix the bug\n");
+    }
+
+    /// An inbox on another file system than `running/` (here: a symlink to a directory
+    /// on tmpfs). Returns None where no second file system is at hand.
+    fn inbox_elsewhere(q: &Queue) -> Option<tempfile::TempDir> {
+        let elsewhere = tempfile::tempdir_in("/dev/shm").ok()?;
+        let dev = |p: &Path| fs::metadata(p).map(|m| m.dev()).ok();
+        if dev(elsewhere.path()) == dev(&q.dir("running")) {
+            return None;
+        }
+        fs::remove_dir(q.dir("inbox")).unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), q.dir("inbox")).unwrap();
+        Some(elsewhere)
+    }
+
+    #[test]
+    fn a_claim_across_file_systems_is_a_lasting_error_and_check_finds_it() {
+        let (_tmp, q) = queue();
+        assert_eq!(check_dirs(&q), Vec::<String>::new());
+        let Some(_elsewhere) = inbox_elsewhere(&q) else {
+            eprintln!("skipped: /dev/shm is not a separate file system here");
+            return;
+        };
+        put(&q, "inbox", "t.md", b"task");
+        let err = claim(&q, "t.md").unwrap_err();
+        assert!(!is_race(&err), "{err:#}");
+        assert!(format!("{err:#}").contains("cross-device"), "{err:#}");
+        assert_eq!(where_is(&q, "t.md"), ["inbox"]);
+
+        let problems = check_dirs(&q);
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[0].contains("are on different file systems"), "{problems:?}");
+    }
+
+    #[test]
+    fn a_lost_race_is_told_from_a_lasting_error() {
+        let (_tmp, q) = queue();
+        // Gone: another process claimed it first.
+        assert!(!claim(&q, "gone.md").unwrap());
+        // In the way: a task of that name got into running/ first.
+        put(&q, "inbox", "t.md", b"new");
+        put(&q, "running", "t.md", b"old");
+        assert!(is_race(&claim(&q, "t.md").unwrap_err()));
+        // A queue directory that is a file cannot take any task.
+        fs::remove_dir(q.dir("done")).unwrap();
+        fs::write(q.dir("done"), b"").unwrap();
+        assert!(!is_race(&finish(&q, "t.md", &serde_json::json!({})).unwrap_err()));
+        let problems = check_dirs(&q);
+        assert!(
+            problems.len() == 1 && problems[0].ends_with("/done is not a directory"),
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub struct Header {
     pub start_ms: i64,
 }
 
+// Most lines are turns, so boxing the big variant would only add an allocation per line.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Line {
     Turn {

@@ -8,7 +8,8 @@
 //! shell with the resume hint, task actions move names between inbox, running, done and
 //! failed. Every turn also checks the contract's invariants (only managed sessions are
 //! touched, nothing is pasted into a shell, a dedicated session never gets a task or
-//! `/exit`), so each scenario checks them for free. Turns can be written as a trace with
+//! `/exit`, a task's prompt is pasted once per attempt), so each scenario checks them
+//! for free. Turns can be written as a trace with
 //! `trace::Recorder` for the golden tests.
 #![allow(dead_code)]
 
@@ -17,8 +18,8 @@ use std::path::{Path, PathBuf};
 
 use ccl::config::Config;
 use ccl::core::{
-    Action, Activity, Core, Observation, QueueObs, RegistrySeen, Request, RequestKind, SessionObs, State, TaskRef,
-    TranscriptSeen,
+    Action, Activity, ClaimError, Core, Observation, QueueObs, RegistrySeen, Request, RequestKind, SessionObs, State,
+    TaskRef, TranscriptSeen,
 };
 use ccl::queue::InboxEntry;
 use ccl::trace::{self, Header, Recorder};
@@ -72,6 +73,8 @@ pub struct Setup {
     pub cooldown: &'static str,
     pub confirm_polls: u32,
     pub task_timeout: &'static str,
+    /// `dispatch.settle`: how long an inbox file must be quiet before it is taken.
+    pub settle: &'static str,
 }
 
 impl Default for Setup {
@@ -84,6 +87,7 @@ impl Default for Setup {
             cooldown: "5m",
             confirm_polls: 2,
             task_timeout: "2h",
+            settle: "2s",
         }
     }
 }
@@ -116,8 +120,8 @@ impl Setup {
             self.cooldown, self.confirm_polls
         );
         text += &format!(
-            "[dispatch]\nsubmit_delay = \"500ms\"\ntask_timeout = \"{}\"\ncontinue_prompt = \"{CONTINUE_PROMPT}\"\n",
-            self.task_timeout
+            "[dispatch]\nsettle = \"{}\"\nsubmit_delay = \"500ms\"\ntask_timeout = \"{}\"\ncontinue_prompt = \"{CONTINUE_PROMPT}\"\n",
+            self.settle, self.task_timeout
         );
         Config::parse(&text, Path::new("/etc/ccl.toml"), Some(Path::new("/home/dev")))
             .unwrap_or_else(|e| panic!("simulated configuration: {e:#}\n{text}"))
@@ -205,6 +209,13 @@ pub struct World {
     pub requests: Vec<Request>,
     pub transcripts: Vec<TranscriptSeen>,
     failed_claims: Vec<TaskRef>,
+    claim_errors: Vec<ClaimError>,
+    /// Claims fail with this lasting cause while set (the inbox on another file system).
+    pub claim_error: Option<String>,
+    /// Inbox files that cannot be moved to `failed/` (the shell's move fails).
+    pub unfileable: BTreeSet<String>,
+    /// Exactly once: prompts pasted per running task since it was claimed.
+    pastes: BTreeMap<TaskRef, u32>,
     pub replies: Vec<(String, bool, String)>,
     pub logs: Vec<String>,
     /// Turns a submitted prompt keeps Claude busy (unless the pane says otherwise).
@@ -214,8 +225,13 @@ pub struct World {
     /// Contract violations seen while applying actions; a turn panics on any.
     violations: Vec<String>,
     /// Tasks the core decided are done or failed (whether or not a crash kept the move
-    /// from running): none of them may be claimed again until enqueued anew.
-    settled: BTreeSet<TaskRef>,
+    /// from running), with the generation of the file: none of them may be claimed again.
+    settled: BTreeMap<TaskRef, u32>,
+    /// Per task name, how many files of that name were written into the inbox: a file
+    /// dropped under the name of an earlier task is a new task, not that one again.
+    generations: BTreeMap<TaskRef, u32>,
+    /// The generation of the file of that name in `running/`.
+    running_gen: BTreeMap<TaskRef, u32>,
     next_pid: u32,
     next_mtime_ms: i64,
     captures: BTreeMap<&'static str, String>,
@@ -237,12 +253,18 @@ impl World {
             requests: Vec::new(),
             transcripts: Vec::new(),
             failed_claims: Vec::new(),
+            claim_errors: Vec::new(),
+            claim_error: None,
+            unfileable: BTreeSet::new(),
+            pastes: BTreeMap::new(),
             replies: Vec::new(),
             logs: Vec::new(),
             busy_turns: BUSY_TURNS,
             launches: Vec::new(),
             violations: Vec::new(),
-            settled: BTreeSet::new(),
+            settled: BTreeMap::new(),
+            generations: BTreeMap::new(),
+            running_gen: BTreeMap::new(),
             next_pid: 1000,
             next_mtime_ms: ms("2026-11-24T05:00:00Z"),
             captures: BTreeMap::new(),
@@ -329,9 +351,38 @@ impl World {
         let entry = InboxEntry {
             name: task.into(),
             mtime_ms: self.next_mtime_ms,
+            len: 100,
             problem,
         };
+        self.new_file(queue, task);
         self.queue(queue).inbox.push(entry);
+    }
+
+    /// A file written under a name a finished task had is a new task (a script that
+    /// drops `fix-tests.md` every night): it may be claimed like any other.
+    fn new_file(&mut self, queue: &str, task: &str) {
+        *self
+            .generations
+            .entry(TaskRef {
+                queue: queue.into(),
+                task: task.into(),
+            })
+            .or_default() += 1;
+    }
+
+    /// A file in the inbox is written to (created if new) at `mtime_ms`: it now holds
+    /// `len` bytes, and `problem` is what a scan would say of it now.
+    pub fn write(&mut self, queue: &str, task: &str, len: u64, mtime_ms: i64, problem: Option<&str>) {
+        let entry = InboxEntry {
+            name: task.into(),
+            mtime_ms,
+            len,
+            problem: problem.map(String::from),
+        };
+        self.new_file(queue, task);
+        let q = self.queue(queue);
+        q.inbox.retain(|e| e.name != task);
+        q.inbox.push(entry);
     }
 
     pub fn queue(&mut self, name: &str) -> &mut QueueDirs {
@@ -444,6 +495,7 @@ impl World {
             queues,
             requests: std::mem::take(&mut self.requests),
             failed_claims: std::mem::take(&mut self.failed_claims),
+            claim_errors: std::mem::take(&mut self.claim_errors),
             hooks_done: Vec::new(),
         }
     }
@@ -459,19 +511,29 @@ impl World {
         for action in actions {
             match action {
                 Action::FinishTask { queue, task, .. } | Action::FailTask { queue, task, .. } => {
-                    self.settled.insert(TaskRef {
+                    let t = TaskRef {
                         queue: queue.clone(),
                         task: task.clone(),
-                    });
+                    };
+                    let from_inbox = matches!(action, Action::FailTask { from, .. } if from == "inbox");
+                    let gen = if from_inbox {
+                        self.generations.get(&t)
+                    } else {
+                        self.running_gen.get(&t).or(self.generations.get(&t))
+                    };
+                    let gen = gen.copied().unwrap_or(0);
+                    self.settled.insert(t, gen);
                 }
                 Action::ClaimTask { queue, task, .. } => {
                     let t = TaskRef {
                         queue: queue.clone(),
                         task: task.clone(),
                     };
-                    if self.settled.contains(&t) {
+                    let gen = self.generations.get(&t).copied().unwrap_or(0);
+                    if self.settled.get(&t) == Some(&gen) {
                         self.violation(format!("{t} claimed again after it was decided done or failed"));
                     }
+                    self.running_gen.insert(t, gen);
                 }
                 _ => {}
             }
@@ -500,6 +562,7 @@ impl World {
                     self.violation(format!("dedicated session {s} got: {action}"));
                 }
             }
+            self.check_exactly_once(action);
             match action {
                 Action::CreateSession { session, workdir, .. } => {
                     if self.panes.contains_key(session) {
@@ -539,9 +602,22 @@ impl World {
                     }
                 }
                 Action::ClaimTask { session, queue, task } => {
+                    let t = TaskRef {
+                        queue: queue.clone(),
+                        task: task.clone(),
+                    };
+                    if let Some(cause) = self.claim_error.clone() {
+                        // As the shell does for an error that is not a lost race.
+                        self.claim_errors.push(ClaimError { task: t, cause });
+                        skip.insert(session.clone());
+                        continue;
+                    }
                     let q = self.queue(queue);
-                    if q.take("inbox", task) {
+                    // A rename never replaces: a task of that name still running stays.
+                    let in_the_way = q.running.contains(task);
+                    if !in_the_way && q.take("inbox", task) {
                         q.running.push(task.clone());
+                        self.pastes.insert(t, 0);
                     } else {
                         // As the shell does: the claim failed, so the session's remaining
                         // actions this turn are skipped and the core hears of it next turn.
@@ -566,6 +642,10 @@ impl World {
                     from,
                     reason,
                 } => {
+                    if from == "inbox" && self.unfileable.contains(task) {
+                        // The shell's move failed (and it logged why); the file stays.
+                        continue;
+                    }
                     let q = self.queue(queue);
                     if q.take(from, task) {
                         q.failed.push((task.clone(), reason.clone()));
@@ -580,6 +660,7 @@ impl World {
                         q.inbox.push(InboxEntry {
                             name: task.clone(),
                             mtime_ms,
+                            len: 100,
                             problem: None,
                         });
                     } else {
@@ -590,6 +671,33 @@ impl World {
                 Action::RunHook { .. } => {}
                 Action::Log { message, .. } => self.logs.push(message.clone()),
             }
+        }
+    }
+
+    /// The contract's "each task's prompt is submitted once per attempt": a task's body
+    /// is pasted only while it is in `running/`, and at most once per claim.
+    fn check_exactly_once(&mut self, action: &Action) {
+        match action {
+            Action::PasteTask { queue, task, .. } => {
+                let t = TaskRef {
+                    queue: queue.clone(),
+                    task: task.clone(),
+                };
+                match self.pastes.get_mut(&t) {
+                    Some(n) if *n == 0 => *n = 1,
+                    Some(_) => self.violation(format!("prompt of {t} pasted twice in one attempt")),
+                    None => self.violation(format!("prompt of {t} pasted while it is not running")),
+                }
+            }
+            Action::FinishTask { queue, task, .. }
+            | Action::FailTask { queue, task, .. }
+            | Action::RequeueTask { queue, task, .. } => {
+                self.pastes.remove(&TaskRef {
+                    queue: queue.clone(),
+                    task: task.clone(),
+                });
+            }
+            _ => {}
         }
     }
 

@@ -32,20 +32,34 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the daemon in the foreground until SIGINT/SIGTERM
+    #[command(
+        after_help = "Examples:\n  ccl run\n  ccl run --record /tmp/ccl.trace   # then: ccl replay --verbose /tmp/ccl.trace\n  tmux new -d -s ccl 'ccl run'"
+    )]
     Run {
-        /// Write a replayable trace (JSON Lines) to FILE
+        /// Write a replayable trace (JSON Lines, one line per turn) to FILE
         #[arg(long, value_name = "FILE")]
         record: Option<PathBuf>,
     },
-    /// Check the configuration, every account's shared links, tmux and the claude command
+    /// Check the configuration, every account's shared links, tmux, the claude command and
+    /// every queue's project; prints every problem, not just the first
+    #[command(after_help = "Examples:\n  ccl check\n  ccl -c ~/ccl-test.toml check")]
     Check,
     /// Show each account's shared links; --fix creates what is missing (never rewrites)
+    #[command(
+        after_help = "Examples:\n  ccl links          # what is linked, missing or divergent\n  ccl links --fix    # create what is safe; prints commands for the rest"
+    )]
     Links {
+        /// Create missing links and target directories; never rewrites a divergent link
+        /// and never moves data
         #[arg(long)]
         fix: bool,
     },
     /// Accounts, sessions and queues
+    #[command(
+        after_help = "Examples:\n  ccl status\n  ccl status --watch\n  ccl status --json | jq '.sessions[] | select(.task != null)'"
+    )]
     Status {
+        /// Print JSON instead of tables (stable: fields are only ever added)
         #[arg(long)]
         json: bool,
         /// Redraw every tick until interrupted
@@ -53,14 +67,28 @@ pub enum Command {
         watch: bool,
     },
     /// Write a task (FILE or stdin) atomically into QUEUE's inbox; prints its name
-    Enqueue { queue: String, file: Option<PathBuf> },
+    #[command(
+        after_help = "Examples:\n  ccl enqueue filesecure fix-login.md\n  echo 'Add a --dry-run flag to the sync command' | ccl enqueue filesecure -"
+    )]
+    Enqueue {
+        /// The queue's name, as in its [[queue]] entry
+        queue: String,
+        /// The task file (its text is the prompt); '-' or nothing reads standard input
+        file: Option<PathBuf>,
+    },
     /// Ask the running daemon to swap accounts now
+    #[command(after_help = "Examples:\n  ccl swap            # to the next available account\n  ccl swap --to second")]
     Swap {
+        /// The account to swap to (default: the next available one in failover order)
         #[arg(long, value_name = "ACCOUNT")]
         to: Option<String>,
     },
     /// Classify one pane capture (FILE or stdin) and print JSON
+    #[command(
+        after_help = "Examples:\n  tmux capture-pane -p -t =ccl-auto-11: | ccl classify\n  ccl classify --now 2026-11-24T08:00:00Z --tz Europe/Berlin screen.txt"
+    )]
     Classify {
+        /// A pane capture (plain text); nothing reads standard input
         file: Option<PathBuf>,
         /// Evaluate reset times as of this instant (RFC 3339; default now)
         #[arg(long)]
@@ -70,21 +98,65 @@ pub enum Command {
         tz: Option<String>,
     },
     /// Re-run the decision core over a recorded trace and compare actions
-    Replay { trace: PathBuf },
+    #[command(after_help = "Examples:\n  ccl replay /tmp/ccl.trace\n  ccl replay --verbose /tmp/ccl.trace | less")]
+    Replay {
+        /// A trace written by `ccl run --record FILE`
+        trace: PathBuf,
+        /// Print every turn and each of its decisions (actions), not only the verdict
+        #[arg(long, short)]
+        verbose: bool,
+    },
     /// Stop dispatching from one queue (or all); running tasks finish
-    Pause { queue: Option<String> },
+    #[command(after_help = "Examples:\n  ccl pause filesecure\n  ccl pause            # every queue")]
+    Pause {
+        /// The queue to pause (default: all)
+        queue: Option<String>,
+    },
     /// Restart dispatching from one queue (or all)
-    Resume { queue: Option<String> },
+    #[command(after_help = "Examples:\n  ccl resume filesecure\n  ccl resume           # every queue")]
+    Resume {
+        /// The queue to resume (default: all)
+        queue: Option<String>,
+    },
     /// Write a commented starter configuration to ~/.config/ccl/ccl.toml (never overwrites),
     /// with an [[account]] for each Claude home found (~/.claude, ~/.claude-*)
+    #[command(
+        after_help = "Examples:\n  ccl init && ccl links --fix && ccl check\n  XDG_CONFIG_HOME=/tmp/cfg ccl init"
+    )]
     Init,
     /// A self-contained demonstration on a private tmux server; needs no Claude account
+    #[command(
+        after_help = "Examples:\n  ccl demo\n  ccl demo --keep     # keep its directory and tmux server to look around"
+    )]
     Demo {
         /// Keep the demo's directory and tmux server for inspection
         #[arg(long)]
         keep: bool,
     },
+    /// Print a shell completion script
+    #[command(
+        after_help = "Examples:\n  ccl completions bash > ~/.local/share/bash-completion/completions/ccl\n  ccl completions zsh > ~/.zfunc/_ccl\n  ccl completions fish > ~/.config/fish/completions/ccl.fish"
+    )]
+    Completions {
+        /// The shell to complete for
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff)
+    #[command(after_help = "Examples:\n  ccl man | man -l -\n  ccl man > ~/.local/share/man/man1/ccl.1")]
+    Man,
 }
+
+/// The command was interrupted (SIGINT/SIGTERM): exit code 130, as a shell reports it.
+#[derive(Debug)]
+pub struct Interrupted(pub String);
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Interrupted {}
 
 /// An error that maps to exit code 2.
 #[derive(Debug)]
@@ -138,7 +210,7 @@ pub fn run(cli: Cli) -> Result<bool> {
             };
             classify(file.as_deref(), now.as_deref(), tz.as_deref(), &extra)
         }
-        Command::Replay { trace } => replay(&trace),
+        Command::Replay { trace, verbose } => replay(&trace, verbose),
         Command::Pause { queue } => request(&config()?, RequestKind::Pause { queue }),
         Command::Resume { queue } => request(&config()?, RequestKind::Resume { queue }),
         Command::Init => {
@@ -146,6 +218,18 @@ pub fn run(cli: Cli) -> Result<bool> {
             crate::init::run(&searched, home.as_deref())
         }
         Command::Demo { keep } => crate::demo::run(keep),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "ccl", &mut std::io::stdout());
+            Ok(true)
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd)
+                .render(&mut std::io::stdout())
+                .context("cannot write the man page")?;
+            Ok(true)
+        }
     }
 }
 
@@ -156,7 +240,7 @@ fn check(config: &Config) -> Result<bool> {
     for f in links::problems(&findings) {
         problems.push(format!("link: {f}"));
     }
-    match crate::tmux::version() {
+    match crate::tmux::version().and_then(|v| crate::tmux::check_version(&v).map(|()| v)) {
         Ok(v) => println!("tmux: {v}"),
         Err(e) => problems.push(format!("tmux: {e:#}")),
     }
@@ -217,9 +301,10 @@ pub fn resolve_command(command: &str) -> Result<PathBuf> {
         .with_context(|| format!("command '{command}' not found on PATH"))
 }
 
+/// The bytes of `file`, or of standard input when it is absent or `-`.
 fn read_input(file: Option<&Path>) -> Result<Vec<u8>> {
     let mut body = Vec::new();
-    match file {
+    match file.filter(|f| *f != Path::new("-")) {
         Some(f) => {
             body = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
         }
@@ -240,7 +325,10 @@ fn enqueue(config: &Config, name: &str, file: Option<&Path>) -> Result<bool> {
         ))
     })?;
     let body = read_input(file)?;
-    let hint = file.and_then(|f| f.file_name()).and_then(|n| n.to_str());
+    let hint = file
+        .filter(|f| *f != Path::new("-"))
+        .and_then(|f| f.file_name())
+        .and_then(|n| n.to_str());
     match queue::enqueue(q, &body, hint) {
         Ok(task) => {
             println!("{task}");
@@ -325,9 +413,32 @@ fn classify(file: Option<&Path>, now: Option<&str>, tz: Option<&str>, extra: &sc
     Ok(true)
 }
 
-fn replay(path: &Path) -> Result<bool> {
+fn replay(path: &Path, verbose: bool) -> Result<bool> {
     let t = trace::read(path).map_err(UsageError)?;
-    match trace::replay(&t).0 {
+    let (verdict, all) = trace::replay(&t);
+    if verbose {
+        // Every turn that was replayed (all of them up to a divergence), each action on its
+        // own indented line.
+        let mut replayed = all.iter();
+        for line in &t.lines {
+            match line {
+                trace::Line::Reload { turn, .. } => println!("turn {turn}: configuration reloaded"),
+                trace::Line::Turn { turn, observation, .. } => {
+                    let Some(actions) = replayed.next() else { break };
+                    println!(
+                        "turn {turn} at {}: {} action{}",
+                        util::rfc3339(observation.now_ms),
+                        actions.len(),
+                        if actions.len() == 1 { "" } else { "s" }
+                    );
+                    for a in actions {
+                        println!("  {a}");
+                    }
+                }
+            }
+        }
+    }
+    match verdict {
         trace::Replay::AllMatch { turns } => {
             println!("{turns} turns, all actions match");
             Ok(true)
@@ -587,5 +698,27 @@ fn status(config: &Config, as_json: bool, watch: bool) -> Result<bool> {
         print!("\x1b[H\x1b[2J{text}");
         std::io::stdout().flush()?;
         std::thread::sleep(Duration::from_millis(config.daemon.tick.0.max(200)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_argument_has_help_and_every_command_an_example() {
+        let cmd = <Cli as clap::CommandFactory>::command();
+        for sub in cmd.get_subcommands() {
+            assert!(sub.get_about().is_some(), "ccl {} has no description", sub.get_name());
+            let after = sub.get_after_help().map(|h| h.to_string()).unwrap_or_default();
+            assert!(after.starts_with("Examples:"), "ccl {} has no examples", sub.get_name());
+            for arg in sub.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" || arg.is_global_set() {
+                    continue;
+                }
+                assert!(arg.get_help().is_some(), "ccl {} {id} has no help text", sub.get_name());
+            }
+        }
     }
 }

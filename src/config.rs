@@ -542,9 +542,13 @@ impl Config {
     /// Parses `text` as if read from `path`; `home` expands `~`.
     pub fn parse(text: &str, path: &Path, home: Option<&Path>) -> Result<Config> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+            let start = e.span().map(|s| s.start);
+            let (line, col) = start.map(|s| line_col(text, s)).unwrap_or((1, 1));
             let msg = e.message().replace('`', "'");
-            anyhow::anyhow!("{}:{line}:{col}: {msg}", path.display())
+            match start.and_then(|s| key_of_value_at(text, s)) {
+                Some(key) => anyhow::anyhow!("{}:{line}:{col}: {key}: {msg}", path.display()),
+                None => anyhow::anyhow!("{}:{line}:{col}: {msg}", path.display()),
+            }
         })?;
         let base = path
             .parent()
@@ -681,6 +685,30 @@ fn find(node: Node<'_>, keys: &[String]) -> (Option<usize>, bool) {
         }
         None => (here, false),
     }
+}
+
+/// The dotted key (`daemon.tick`) whose value starts at `offset`, when `offset` lies
+/// after the `=` of a `key = value` line: a value error then names its key as well as its
+/// place. The table is the nearest `[table]` or `[[table]]` header above.
+fn key_of_value_at(text: &str, offset: usize) -> Option<String> {
+    let before = text.get(..offset)?;
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let (key, _) = before[line_start..].split_once('=')?;
+    let key = key.trim().trim_matches('"');
+    if key.is_empty() || key.starts_with('#') || key.starts_with('[') {
+        return None;
+    }
+    let table = before[..line_start].lines().rev().find_map(|l| {
+        let l = l.trim();
+        l.strip_prefix("[[")
+            .and_then(|t| t.split_once("]]"))
+            .or_else(|| l.strip_prefix('[').and_then(|t| t.split_once(']')))
+            .map(|(t, _)| t.trim().to_string())
+    });
+    Some(match table {
+        Some(t) => format!("{t}.{key}"),
+        None => key.to_string(),
+    })
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {

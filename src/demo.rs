@@ -176,6 +176,9 @@ pub fn run(keep: bool) -> Result<bool> {
     for line in report.into_iter().chain(cleaned) {
         println!("{line}");
     }
+    if matches!(outcome, Outcome::Interrupted) {
+        return Err(crate::cli::Interrupted("demo interrupted; cleaned up".into()).into());
+    }
     Ok(matches!(outcome, Outcome::Finished))
 }
 

@@ -25,6 +25,8 @@ fn main() -> ExitCode {
             eprintln!("ccl: {e:#}");
             if e.downcast_ref::<ccl::cli::UsageError>().is_some() {
                 ExitCode::from(2)
+            } else if e.downcast_ref::<ccl::cli::Interrupted>().is_some() {
+                ExitCode::from(130)
             } else {
                 ExitCode::from(1)
             }

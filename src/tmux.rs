@@ -398,6 +398,34 @@ pub fn version() -> Result<String> {
     Ok(version)
 }
 
+/// The oldest tmux ccl supports: control-mode and format features it relies on
+/// (`#{window_activity}` in `list-panes`, `new-session -e`) are there from 3.2 on.
+pub const MIN_VERSION: (u32, u32) = (3, 2);
+
+/// Fails when `tmux -V` output names a version older than [`MIN_VERSION`]. Builds whose
+/// version cannot be read (`tmux master`) pass: they are newer than any release.
+pub fn check_version(text: &str) -> Result<()> {
+    let v = text.trim().strip_prefix("tmux ").unwrap_or(text.trim());
+    let v = v.strip_prefix("next-").unwrap_or(v);
+    let mut parts = v.splitn(2, '.');
+    let major = parts.next().and_then(|m| m.parse::<u32>().ok());
+    let minor: Option<u32> = parts.next().and_then(|m| {
+        let digits: String = m.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    });
+    if let (Some(major), Some(minor)) = (major, minor) {
+        if (major, minor) < MIN_VERSION {
+            bail!(
+                "{} is older than {}.{}, the oldest ccl supports",
+                text.trim(),
+                MIN_VERSION.0,
+                MIN_VERSION.1
+            );
+        }
+    }
+    Ok(())
+}
+
 // The rules below are shared with the control-mode backend (`tmux_control.rs`), so that
 // both backends accept, refuse and report exactly alike.
 
@@ -548,6 +576,25 @@ pub(crate) fn trim_trailing_blank_lines<S: std::borrow::Borrow<str>>(lines: &[S]
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tmux_older_than_3_2_is_refused_and_newer_or_unreadable_versions_pass() {
+        for old in ["tmux 3.1c", "tmux 2.9a", "tmux 3.0", "tmux next-3.1"] {
+            let err = check_version(old).unwrap_err().to_string();
+            assert!(err.contains("is older than 3.2"), "{old}: {err}");
+        }
+        for ok in [
+            "tmux 3.2",
+            "tmux 3.2a",
+            "tmux 3.3a",
+            "tmux 3.10",
+            "tmux next-3.6",
+            "tmux master",
+            "tmux 4.0",
+        ] {
+            assert!(check_version(ok).is_ok(), "{ok}");
+        }
+    }
 
     fn row(session: &str, window: u8, pane: u8, pid: u32, dead: u8, command: &str) -> String {
         format!("{session}\t{window}\t{pane}\t{pid}\t{dead}\t120\t40\t1795500000\t{command}\n")

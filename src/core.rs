@@ -72,6 +72,11 @@ pub struct SessionObs {
     /// entry for this session names a foreground process (or in traces from before).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claude_pid: Option<u32>,
+    /// The pane's foreground process (the leader of the terminal's foreground process
+    /// group), read for dedicated sessions whose command is Claude: the process a swap
+    /// stops when Claude's registry names none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub foreground_pid: Option<u32>,
 }
 
 /// A claim that failed for a lasting reason, with the cause as the OS gave it.
@@ -173,11 +178,14 @@ pub enum Action {
         session: String,
         keys: Vec<String>,
     },
-    /// SIGTERM to the Claude process running in the session's pane (found among the
-    /// pane's descendants): how a dedicated session's Claude is stopped for a swap, since
-    /// the operator's sessions are never typed `/exit`.
+    /// SIGTERM to exactly one process, `pid`: the Claude running the session's
+    /// conversation (from Claude's registry entry naming the pane, else the pane's
+    /// foreground process). How a dedicated session's Claude is stopped for a swap, since
+    /// the operator's sessions are never typed `/exit`; no other process in the pane is
+    /// signalled. The shell checks again that `pid` is a Claude under that pane.
     StopClaude {
         session: String,
+        pid: u32,
     },
     /// `inbox/TASK` → `running/TASK`; on failure the shell skips the session's remaining
     /// actions this turn and reports the task in the next observation's `failed_claims`.
@@ -228,7 +236,7 @@ impl Action {
             | Action::PasteText { session, .. }
             | Action::PasteTask { session, .. }
             | Action::SendKeys { session, .. }
-            | Action::StopClaude { session }
+            | Action::StopClaude { session, .. }
             | Action::ClaimTask { session, .. } => Some(session),
             _ => None,
         }
@@ -269,7 +277,7 @@ impl fmt::Display for Action {
             }
             Action::PasteTask { session, queue, task } => write!(f, "paste task {queue}/{task} into {session}"),
             Action::SendKeys { session, keys } => write!(f, "send {} to {session}", keys.join(" ")),
-            Action::StopClaude { session } => write!(f, "stop claude in {session} (SIGTERM)"),
+            Action::StopClaude { session, pid } => write!(f, "stop claude in {session} (SIGTERM to pid {pid})"),
             Action::ClaimTask { session, queue, task } => write!(f, "claim {queue}/{task} for {session}"),
             Action::FinishTask { queue, task, report } => {
                 write!(
@@ -513,6 +521,10 @@ pub struct SwapMember {
     pub cwd: Option<PathBuf>,
     pub had_task: bool,
     pub stopped: bool,
+    /// A dedicated session whose Claude could not be stopped: left running as it is
+    /// (the operator's session is never killed) and not relaunched.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub left_running: bool,
 }
 
 /// Everything ccl must remember across restarts; saved to `state.json` after every turn
@@ -687,6 +699,9 @@ pub struct Core {
     pub(crate) captures: BTreeMap<String, String>,
     /// Per-turn scratch: each managed pane's foreground command, for messages.
     pub(crate) commands: BTreeMap<String, String>,
+    /// Per-turn scratch: the pid of the Claude running each managed session's
+    /// conversation, where this turn's observation names one (see `handle_sessions`).
+    pub(crate) claude_pids: BTreeMap<String, u32>,
     /// Last turn's captures with their analyses, by session, so that an unchanged
     /// screen is not analysed again (see `analyze_screen`).
     pub(crate) last_screens: BTreeMap<String, (String, Analysis)>,
@@ -716,6 +731,7 @@ impl Core {
             screens: BTreeMap::new(),
             captures: BTreeMap::new(),
             commands: BTreeMap::new(),
+            claude_pids: BTreeMap::new(),
             last_screens: BTreeMap::new(),
             inbox_seen: BTreeMap::new(),
             out: Vec::new(),
@@ -833,6 +849,7 @@ impl Core {
             .into_iter()
             .filter_map(|(name, analysis)| Some((name.clone(), (captures.remove(&name)?, analysis))))
             .collect();
+        self.claude_pids.clear();
         self.handle_sessions(obs);
         self.handle_requests(obs);
         self.poll_quota(obs);

@@ -116,24 +116,25 @@ impl Shell {
                 let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
                 self.tmux.send_keys(session, &keys)
             }
-            Action::StopClaude { session } => {
+            Action::StopClaude { session, pid } => {
                 let panes = self.tmux.list_sessions()?;
                 let pane = panes
                     .iter()
                     .find(|p| p.session == *session)
                     .with_context(|| format!("session '{session}' is gone"))?;
+                // The core chose the pid from last observation; check it is still a Claude
+                // under this very pane (not a reused pid, not another session's process)
+                // before anything is signalled.
                 let registered = registry_pids(config, session);
-                let pids = procs::claude_descendants(
+                procs::check_claude_under_pane(
+                    *pid,
                     pane.pane_pid,
                     |comm| is_claude_name(comm, &config.claude.command),
                     &registered,
-                );
-                if pids.is_empty() {
-                    bail!("no claude process found under the pane of '{session}'");
-                }
-                for pid in pids {
-                    // SAFETY: a plain kill(2) of a process we just found under the pane.
-                    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+                )?;
+                // SAFETY: a plain kill(2) of one process just checked to be that Claude.
+                if unsafe { libc::kill(*pid as i32, libc::SIGTERM) } != 0 {
+                    bail!("cannot signal pid {pid}: {}", std::io::Error::last_os_error());
                 }
                 Ok(())
             }

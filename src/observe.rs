@@ -197,6 +197,13 @@ impl Shell {
             } else {
                 None
             };
+            // Only dedicated sessions are ever stopped by signal, and only Claude: a few
+            // /proc reads, not one per pane of the fleet.
+            let foreground_pid = (config.dedicated.iter().any(|d| d.name == p.session)
+                && !p.dead
+                && crate::sessions::is_claude_name(&p.current_command, &config.claude.command))
+            .then(|| procs::foreground_pid(p.pane_pid))
+            .flatten();
             out.push(SessionObs {
                 name: p.session,
                 pane_pid: p.pane_pid,
@@ -204,6 +211,7 @@ impl Shell {
                 dead: p.dead,
                 capture,
                 claude_pid: None,
+                foreground_pid,
             });
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));

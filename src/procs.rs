@@ -1,5 +1,6 @@
 //! What runs in a pane, from `/proc`: which Claude process is in the foreground of a
-//! pane's terminal, and which Claude processes sit under a pane (to stop them).
+//! pane's terminal, the pane's foreground process, and whether a pid about to be sent a
+//! stop signal is still a Claude under that pane.
 //!
 //! A `claude.command` may have any name (a wrapper script, `cc`, an `npx` shim), and a
 //! wrapper that does not `exec` leaves its interpreter as the pane's foreground command,
@@ -57,42 +58,48 @@ pub fn foreground_claude(pane_pid: u32, candidates: &[u32]) -> Option<u32> {
         .find(|pid| stat(*pid).is_some_and(|s| s.tty_nr == pane.tty_nr && s.pgrp == pane.tpgid))
 }
 
-/// Claude processes below `root` in the process tree, nearest first: those named as a
-/// Claude (`is_claude_name`) or listed in `registry_pids`. Only the nearest generation
-/// that holds one is returned, so a Claude's own children are never signalled.
-pub fn claude_descendants(root: u32, is_claude_name: impl Fn(&str) -> bool, registry_pids: &[u32]) -> Vec<u32> {
-    let mut procs: Vec<(u32, Stat)> = Vec::new();
-    if let Ok(dir) = fs::read_dir("/proc") {
-        for e in dir.flatten() {
-            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
-                continue;
-            };
-            if let Some(s) = stat(pid) {
-                procs.push((pid, s));
-            }
-        }
+/// Most parent links followed from a pid up to its pane (a Claude under a wrapper or two
+/// is a few levels down; a loop in a corrupt /proc read ends here).
+const MAX_PROCESS_DEPTH: usize = 16;
+
+/// Ok when `pid` runs under the pane's process `pane_pid` and is a Claude: named as one
+/// (`is_claude_name`) or listed in `registry_pids`. Checked right before a stop signal,
+/// since the pid was chosen from the previous observation and may since have been
+/// reused.
+pub fn check_claude_under_pane(
+    pid: u32,
+    pane_pid: u32,
+    is_claude_name: impl Fn(&str) -> bool,
+    registry_pids: &[u32],
+) -> anyhow::Result<()> {
+    let Some(me) = stat(pid) else {
+        anyhow::bail!("pid {pid} is gone");
+    };
+    if !is_claude_name(&me.comm) && !registry_pids.contains(&pid) {
+        anyhow::bail!("pid {pid} is '{}', not claude: not signalled", me.comm);
     }
-    let mut frontier = vec![root];
-    let mut found = Vec::new();
-    let mut depth = 0;
-    while !frontier.is_empty() && depth < 16 {
-        let next: Vec<u32> = procs
-            .iter()
-            .filter(|(_, s)| frontier.contains(&s.ppid))
-            .map(|(p, _)| *p)
-            .collect();
-        for (pid, s) in procs.iter().filter(|(p, _)| next.contains(p)) {
-            if is_claude_name(&s.comm) || registry_pids.contains(pid) {
-                found.push(*pid);
-            }
+    let mut parent = me.ppid;
+    for _ in 0..MAX_PROCESS_DEPTH {
+        if parent == pane_pid {
+            return Ok(());
         }
-        if !found.is_empty() {
+        if parent <= 1 {
             break;
         }
-        frontier = next;
-        depth += 1;
+        parent = stat(parent).map(|s| s.ppid).unwrap_or(0);
     }
-    found
+    anyhow::bail!("pid {pid} does not run under the pane (pid {pane_pid}): not signalled")
+}
+
+/// The leader of the foreground process group of the terminal the pane's process
+/// `pane_pid` runs on: with job control, the command the shell started in the foreground
+/// (Claude, when it runs there). `None` when the shell itself is in the foreground.
+pub fn foreground_pid(pane_pid: u32) -> Option<u32> {
+    let pane = stat(pane_pid)?;
+    if pane.tty_nr == 0 {
+        return None;
+    }
+    u32::try_from(pane.tpgid).ok().filter(|&p| p > 0 && p != pane_pid)
 }
 
 #[cfg(test)]

@@ -167,6 +167,14 @@ impl Core {
                     state.account = Some(r.account.clone());
                 }
             }
+            // The one process a swap may signal: the Claude whose registry entry names
+            // this pane (seen in its foreground), else the pane's foreground process while
+            // a Claude-named command is in front.
+            let claude_named = pane.is_some_and(|p| is_claude_name(&p.command, &self.config.claude.command));
+            let pid = pane.and_then(|p| p.claude_pid.or(p.foreground_pid.filter(|_| claude_named)));
+            if let Some(pid) = pid.filter(|_| state.claude_in_front()) {
+                self.claude_pids.insert(name.clone(), pid);
+            }
             if seen == Seen::Shell && state.conversation.is_none() && *kind == Kind::Dedicated {
                 if let Some(hint) = self.screens.get(name).and_then(|a| a.resume_hint.clone()) {
                     state.conversation = Some(hint);

@@ -66,6 +66,7 @@ impl Core {
                 cwd: s.cwd.clone(),
                 had_task: s.assignment.is_some(),
                 stopped: false,
+                left_running: false,
             });
             s.activity = Activity::Stopping {
                 deadline_ms: self.now_ms + limits::STOP_TIMEOUT_MS,
@@ -179,6 +180,19 @@ impl Core {
             Seen::Absent | Seen::Dead => return true,
             _ => {}
         }
+        if self.now_ms >= deadline_ms && m.kind == Kind::Dedicated {
+            // The operator's session is never killed, and nothing else in it is signalled:
+            // their Claude stays as it is, under the old account, for them to deal with.
+            self.needs_attention(
+                &name,
+                &format!(
+                    "needs attention: claude did not stop within {}s for the swap; left running, not relaunched",
+                    limits::STOP_TIMEOUT_MS / 1000
+                ),
+            );
+            m.left_running = true;
+            return true;
+        }
         if self.now_ms >= deadline_ms {
             let workdir = self.workdir_of(&name);
             self.warn(format!(
@@ -207,11 +221,20 @@ impl Core {
                 session: name.clone(),
                 keys: vec!["Escape".into()],
             }),
-            // The operator's session is never typed `/exit`: its Claude gets SIGTERM.
-            _ if dedicated && !exit_sent => {
-                self.push(Action::StopClaude { session: name.clone() });
-                exit_now = true;
-            }
+            // The operator's session is never typed `/exit`: its Claude, and only that
+            // process, gets SIGTERM. Without a pid for it this turn, nothing is signalled.
+            _ if dedicated && !exit_sent => match self.claude_pids.get(&name).copied() {
+                Some(pid) => {
+                    self.push(Action::StopClaude {
+                        session: name.clone(),
+                        pid,
+                    });
+                    exit_now = true;
+                }
+                None => self.log(format!(
+                    "{name}: no claude process known for its conversation yet; nothing signalled"
+                )),
+            },
             _ if dedicated => {}
             // A busy turn ignores /exit: Escape first.
             Seen::Busy => self.push(Action::SendKeys {
@@ -262,6 +285,9 @@ impl Core {
             return;
         };
         s.activity = Activity::Free;
+        if m.left_running {
+            return;
+        }
         s.limit_pending = false;
         s.account = None;
         if s.seen == Seen::Absent {
@@ -449,6 +475,7 @@ mod tests {
                 cwd: Some("/src/q".into()),
                 had_task: true,
                 stopped,
+                left_running: false,
             }],
         });
         let mut core = Core::new(config, state, "UTC");
@@ -544,6 +571,7 @@ mod tests {
             cwd: None,
             had_task: true,
             stopped: false,
+            left_running: false,
         };
         let mut exits_at = |core: &mut Core, now_ms: i64| {
             core.now_ms = now_ms;

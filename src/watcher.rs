@@ -667,6 +667,7 @@ mod tests {
             dead: false,
             capture: Some(capture.into()),
             claude_pid: None,
+            foreground_pid: None,
         };
         Observation {
             now_ms,

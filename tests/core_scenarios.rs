@@ -245,6 +245,10 @@ fn a_hit_in_a_dedicated_session_counts_and_is_logged_with_its_facts() {
 fn a_swap_moves_every_conversation_to_the_next_account() {
     let mut s = Sim::new(&Setup::default());
     operator_sessions(&mut s);
+    // The operator's own background jobs in their sessions (the simulator fails the turn
+    // should any of them be signalled).
+    s.world.background_job(OPS);
+    s.world.background_job(NOTES);
     start_work(&mut s, &[S11, S12]);
     let ids = [(S11, conversation(&s, S11)), (S12, conversation(&s, S12))];
     s.world.hit(S11, "limit_five_hour");
@@ -279,7 +283,12 @@ fn a_swap_moves_every_conversation_to_the_next_account() {
 
     // The operator's session with a known id: SIGTERM, then its own conversation resumed.
     let ops = on(&acts, OPS);
-    assert!(matches!(ops[0], Action::StopClaude { .. }), "{ops:?}");
+    let ops_claude = s.world.pane(OPS).claude_pid();
+    assert!(
+        matches!(ops[0], Action::StopClaude { pid, .. } if *pid == ops_claude),
+        "exactly the Claude its registry entry names: {ops:?}"
+    );
+    assert!(render(&acts).contains(&format!("stop claude in ccl-1-ops (SIGTERM to pid {ops_claude})")));
     assert_eq!(
         typed(&acts, OPS),
         [format!(
@@ -289,9 +298,10 @@ fn a_swap_moves_every_conversation_to_the_next_account() {
     assert!(!ops.iter().any(|a| matches!(a, Action::PasteText { .. })));
 
     // The one whose id is unknown stays at its shell, and the log says why.
+    let notes_claude = s.world.pane(NOTES).claude_pid();
     assert!(
-        matches!(on(&acts, NOTES)[..], [Action::StopClaude { .. }]),
-        "{}",
+        matches!(on(&acts, NOTES)[..], [Action::StopClaude { pid, .. }] if *pid == notes_claude),
+        "no registry entry: the pane's foreground Claude: {}",
         render(&acts)
     );
     assert!(logs(&acts)
@@ -877,4 +887,33 @@ fn resuming_one_queue_after_pausing_all_resumes_that_queue_only() {
     s.until(10, "beta's task claimed", |s, _| {
         !s.world.queues["beta"].running.is_empty()
     });
+}
+
+/// A dedicated Claude that ignores SIGTERM is left running for the operator: the swap
+/// neither kills their session (with their background jobs) nor types into it.
+#[test]
+fn a_dedicated_claude_that_will_not_stop_is_left_running_never_killed() {
+    let mut s = Sim::new(&Setup::default());
+    operator_sessions(&mut s);
+    s.world.background_job(OPS);
+    s.world.pane(OPS).ignores_term = true;
+    s.run(2);
+    let ops_pid = s.world.pane(OPS).pid;
+    s.world.hit(NOTES, "limit_five_hour");
+    let acts = s.until(40, "the swap ends", |_, a| swap_done(a));
+    let ops = on(&acts, OPS);
+    assert!(
+        ops.iter().all(|a| matches!(a, Action::StopClaude { .. })) && ops.len() == 1,
+        "one SIGTERM to its Claude and nothing else: {}",
+        render(&acts)
+    );
+    assert_eq!(s.world.pane(OPS).pid, ops_pid, "the operator's session is the same one");
+    assert_eq!(s.world.pane(OPS).screen, Screen::Idle);
+    assert!(
+        logs(&acts)
+            .iter()
+            .any(|l| l.starts_with("ccl-1-ops: needs attention: claude did not stop")),
+        "{}",
+        render(&acts)
+    );
 }

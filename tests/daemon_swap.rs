@@ -315,3 +315,93 @@ fn a_restart_after_sigterm_adopts_every_session_and_finishes_the_running_task_on
     assert_eq!(report["conversation"], pool_id.as_str(), "{report}");
     assert_eq!(fleet.registry_conversation("a", "ops"), Some(ops_id));
 }
+
+/// The pids of the processes named `name` whose parent is `parent` (from /proc).
+fn children_named(parent: u32, name: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let ppid: Option<u32> = stat[close + 1..].split_whitespace().nth(1).and_then(|p| p.parse().ok());
+        if &stat[open + 1..close] == name && ppid == Some(parent) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+fn alive(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    unsafe { libc::kill(pid as i32, 0) == 0 }
+}
+
+/// The operator runs background jobs in their dedicated session (a dev server is a
+/// `node`; some tool is called `claude`): a swap stops their Claude, exactly that one
+/// process (its pid in the log), and every background job lives on.
+#[test]
+fn a_swap_signals_only_the_operators_claude_and_their_background_jobs_live_on() {
+    if !common::tmux_tier() {
+        return;
+    }
+    let spec = FleetSpec {
+        pool_min: 1,
+        pool_max: 1,
+        dedicated: vec!["ops".into()],
+        ..Default::default()
+    };
+    let mut fleet = Fleet::new("swap-bg-jobs", spec);
+    let jobs = fleet.root.join("jobs");
+    std::fs::create_dir_all(&jobs).unwrap();
+    let sleep = ["/bin/sleep", "/usr/bin/sleep"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("a sleep binary");
+    for name in ["node", "claude"] {
+        std::fs::copy(sleep, jobs.join(name)).unwrap();
+    }
+    fleet.new_session("ops", &fleet.root.join("work/ops"));
+    let line = format!("{0}/node 600 & {0}/claude 600 &", jobs.display());
+    fleet.tmux(&["send-keys", "-t", "=ops:", "-l", &line]);
+    fleet.tmux(&["send-keys", "-t", "=ops:", "Enter"]);
+    let shell = fleet.pane_pid("ops").unwrap();
+    let background: Vec<u32> = wait_until("both background jobs", Duration::from_secs(10), || {
+        let mut pids = children_named(shell, "node");
+        pids.extend(children_named(shell, "claude"));
+        (pids.len() == 2).then_some(pids)
+    });
+    fleet.start_claude_in("ops", "a");
+    let claude: Vec<u32> = children_named(shell, "claude")
+        .into_iter()
+        .filter(|p| !background.contains(p))
+        .collect();
+    assert_eq!(claude.len(), 1, "the operator's Claude: {claude:?}");
+
+    fleet.start_with_env(None, DEBUG);
+    fleet.wait_turns(2, Duration::from_secs(10));
+    let out = fleet.ccl_timeout(&["swap", "--to", "b"], Duration::from_secs(40));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    let log = fleet.log();
+    let survivors: Vec<bool> = background.iter().map(|&p| alive(p)).collect();
+    for &pid in &background {
+        // SAFETY: ending the sleepers this test started.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+    fleet.stop();
+    assert_eq!(out.status.code(), Some(0), "{said}\n{log}");
+    assert_eq!(
+        survivors,
+        [true, true],
+        "the operator's background jobs survive the swap\n{log}"
+    );
+    assert!(
+        log.contains(&format!("stop claude in ops (SIGTERM to pid {})", claude[0])),
+        "the log names the one pid signalled:\n{log}"
+    );
+}

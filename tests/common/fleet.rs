@@ -555,6 +555,12 @@ impl Fleet {
     /// own session), waits for its idle screen, and returns its conversation id.
     pub fn start_claude_by_hand(&self, name: &str, account: &str, cwd: &Path) -> String {
         self.new_session(name, cwd);
+        self.start_claude_in(name, account)
+    }
+
+    /// Starts the fake Claude by hand at the shell of the existing session `name`, as
+    /// [`Fleet::start_claude_by_hand`] does.
+    pub fn start_claude_in(&self, name: &str, account: &str) -> String {
         let line = format!(
             "CLAUDE_CONFIG_DIR={} FAKE_CLAUDE_LOG={} FAKE_CLAUDE_WORK_MS={} {} --dangerously-skip-permissions",
             self.home(account).display(),

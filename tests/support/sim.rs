@@ -8,8 +8,9 @@
 //! shell with the resume hint, task actions move names between inbox, running, done and
 //! failed. Every turn also checks the contract's invariants (only managed sessions are
 //! touched, nothing is pasted into a shell, a dedicated session never gets a task or
-//! `/exit`, a task's prompt is pasted once per attempt), so each scenario checks them
-//! for free. Turns can be written as a trace with
+//! `/exit`, a task's prompt is pasted once per attempt, a signal reaches only the Claude
+//! that runs the pane's conversation), so each scenario checks them for free. Turns can
+//! be written as a trace with
 //! `trace::Recorder` for the golden tests.
 #![allow(dead_code)]
 
@@ -168,6 +169,19 @@ pub struct Pane {
     pub swallow_enters: u32,
     /// The next prompt makes Claude busy this many turns (then [`BUSY_TURNS`] again).
     pub next_busy: Option<u32>,
+    /// Pids of the operator's background jobs in this pane (a dev server, a watcher,
+    /// some named `node` or `claude`): nothing ccl does may reach them.
+    pub background: Vec<u32>,
+    /// This Claude ignores SIGTERM (hung, or trapping it).
+    pub ignores_term: bool,
+}
+
+impl Pane {
+    /// The pid of the Claude running in the pane (a child of its shell; far from the
+    /// pane pids, so a pid meant for one pane never matches another).
+    pub fn claude_pid(&self) -> u32 {
+        self.pid + 50_000
+    }
 }
 
 /// A queue's four directories, in memory.
@@ -290,6 +304,8 @@ impl World {
                 registry: true,
                 swallow_enters: 0,
                 next_busy: None,
+                background: Vec::new(),
+                ignores_term: false,
             },
         );
     }
@@ -309,6 +325,13 @@ impl World {
         self.panes
             .get_mut(name)
             .unwrap_or_else(|| panic!("no pane {name} in the world"))
+    }
+
+    /// The operator starts a background job in a pane (`npm run dev &`); its pid.
+    pub fn background_job(&mut self, name: &str) -> u32 {
+        let pid = self.pid() + 90_000;
+        self.pane(name).background.push(pid);
+        pid
     }
 
     /// Shows a corpus screen in a pane whose Claude is running.
@@ -438,13 +461,17 @@ impl World {
             // Like the shell, only managed sessions are captured.
             let capture = managed.then(|| self.capture_of(&name));
             let p = &self.panes[&name];
+            let dedicated = self.config.dedicated.iter().any(|d| d.name == name);
             sessions.push(SessionObs {
                 name: name.clone(),
                 pane_pid: p.pid,
                 command: if p.screen.claude() { "claude" } else { "bash" }.into(),
                 dead: false,
                 capture,
-                claude_pid: None,
+                // As the shell reports them: the registry's Claude in the pane's foreground,
+                // and for dedicated sessions the foreground process itself.
+                claude_pid: (managed && p.registry && p.screen.claude()).then(|| Pane::claude_pid(p)),
+                foreground_pid: (dedicated && p.screen.claude()).then(|| Pane::claude_pid(p)),
             });
             if let (true, true, true, Some(id), Some(account)) =
                 (managed, p.registry, p.screen.claude(), &p.conversation, &p.account)
@@ -453,7 +480,7 @@ impl World {
                     session: name.clone(),
                     account: account.clone(),
                     entry: RegistryEntry {
-                        pid: p.pid + 1,
+                        pid: Pane::claude_pid(p),
                         session_id: id.clone(),
                         cwd: p.cwd.clone(),
                         status: Some(
@@ -592,14 +619,32 @@ impl World {
                         self.key(session, key);
                     }
                 }
-                Action::StopClaude { session } => {
-                    if let Some(p) = self.panes.get_mut(session) {
-                        if p.screen.claude() {
-                            p.screen = Screen::Shell { hint: None };
-                            p.account = None;
-                            p.conversation = None;
-                        }
+                Action::StopClaude { session, pid } => {
+                    // A signal reaches only the conversation's Claude: never the shell,
+                    // an operator's background process, or a Claude in another pane.
+                    let Some(p) = self.panes.get_mut(session) else {
+                        self.violations
+                            .push(format!("signal to pid {pid} for missing {session}"));
+                        continue;
+                    };
+                    if !p.screen.claude() || *pid != Pane::claude_pid(p) {
+                        let what = if p.background.contains(pid) {
+                            "an operator's background process"
+                        } else if *pid == p.pid {
+                            "the pane's shell"
+                        } else {
+                            "not the conversation's claude"
+                        };
+                        self.violations
+                            .push(format!("SIGTERM to pid {pid} in {session}: {what}"));
+                        continue;
                     }
+                    if p.ignores_term {
+                        continue;
+                    }
+                    p.screen = Screen::Shell { hint: None };
+                    p.account = None;
+                    p.conversation = None;
                 }
                 Action::ClaimTask { session, queue, task } => {
                     let t = TaskRef {

@@ -76,6 +76,25 @@ pub enum Command {
         /// The task file (its text is the prompt); '-' or nothing reads standard input
         file: Option<PathBuf>,
     },
+    /// One task's record: state, session, account, attempts, times, result, conversation,
+    /// transcript, and why it failed
+    #[command(
+        after_help = "Examples:\n  ccl show filesecure 20261124-091500-fix-login.md\n  ccl show filesecure ~/src/filesecure/.agent-queue/failed/20261124-091500-fix-login.md"
+    )]
+    Show {
+        /// The queue's name, as in its [[queue]] entry
+        queue: String,
+        /// The task's file name (as `ccl enqueue` printed it), or a path to it
+        task: String,
+    },
+    /// Put a failed task back in the inbox; its old .error is kept as history
+    #[command(after_help = "Examples:\n  ccl retry filesecure 20261124-091500-fix-login.md")]
+    Retry {
+        /// The queue's name, as in its [[queue]] entry
+        queue: String,
+        /// The failed task's file name, or a path to it
+        task: String,
+    },
     /// Ask the running daemon to swap accounts now
     #[command(after_help = "Examples:\n  ccl swap            # to the next available account\n  ccl swap --to second")]
     Swap {
@@ -194,6 +213,18 @@ pub fn run(cli: Cli) -> Result<bool> {
         Command::Status { json, watch } => status(&config()?, json, watch),
         Command::Enqueue { queue, file } => enqueue(&config()?, &queue, file.as_deref()),
         Command::Swap { to } => request(&config()?, RequestKind::Swap { to }),
+        Command::Show { queue, task } => {
+            let c = config()?;
+            let q = queue_named(&c, &queue)?;
+            print!("{}", crate::tasks::show(&c, q, &task)?);
+            Ok(true)
+        }
+        Command::Retry { queue, task } => {
+            let c = config()?;
+            let q = queue_named(&c, &queue)?;
+            println!("{}", crate::tasks::retry(q, &task)?);
+            Ok(true)
+        }
         Command::Classify { file, now, tz } => {
             // The configuration's extra wordings apply when there is one to read.
             let extra = match found() {
@@ -315,6 +346,17 @@ fn read_input(file: Option<&Path>) -> Result<Vec<u8>> {
         }
     }
     Ok(body)
+}
+
+/// The queue called `name`, or a usage error naming the configuration.
+fn queue_named<'a>(config: &'a Config, name: &str) -> Result<&'a config::Queue> {
+    config.queue(name).ok_or_else(|| {
+        UsageError(anyhow::anyhow!(
+            "no queue named '{name}' in {}",
+            config.source.display()
+        ))
+        .into()
+    })
 }
 
 fn enqueue(config: &Config, name: &str, file: Option<&Path>) -> Result<bool> {

@@ -354,14 +354,13 @@ impl Core {
                     from: "inbox".into(),
                     reason: reason.clone(),
                 });
-                self.hook(
-                    "on_task_failed",
-                    vec![
-                        ("CCL_QUEUE", q.name.clone()),
-                        ("CCL_TASK", e.name.clone()),
-                        ("CCL_ERROR", reason),
-                    ],
-                );
+                let mut env = vec![
+                    ("CCL_QUEUE", q.name.clone()),
+                    ("CCL_TASK", e.name.clone()),
+                    ("CCL_ERROR", reason),
+                ];
+                env.extend(self.task_file_vars(&q.name, &e.name, "failed"));
+                self.hook("on_task_failed", env);
             }
         }
     }

@@ -24,6 +24,7 @@ pub mod screen;
 pub mod sessions;
 pub mod state;
 pub mod swap;
+pub mod tasks;
 pub mod tmux;
 pub mod tmux_control;
 pub mod trace;

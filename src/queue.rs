@@ -365,6 +365,62 @@ pub fn fail(q: &Queue, from: &str, name: &str, reason: &str) -> Result<()> {
     write_atomic(q, &q.dir("failed"), &sidecar, text.as_bytes())
 }
 
+/// Most earlier reasons one task keeps (`failed/.NAME.error.N`); a task retried more
+/// often than this needs a look, not another retry.
+pub const MAX_RETRIES: u32 = 100;
+
+/// A failed task back to the inbox (`ccl retry`): `failed/NAME.error` is first renamed to
+/// the first free `failed/.NAME.error.N` (a dotfile, so listings and counts leave it out)
+/// and kept as history, then `failed/NAME` -> `inbox/NAME`. Nothing is overwritten or
+/// deleted. Returns the history file's name, if there was a reason to keep.
+pub fn retry(q: &Queue, name: &str) -> Result<Option<String>> {
+    check_name(q, name)?;
+    let failed = q.dir("failed");
+    if !failed.join(name).is_file() {
+        bail!(
+            "queue '{}': {} is not a failed task",
+            q.name,
+            failed.join(name).display()
+        );
+    }
+    check_project(q)?;
+    let error = failed.join(format!("{name}{FAILED_SIDECAR}"));
+    let mut kept = None;
+    if error.symlink_metadata().is_ok() {
+        for n in 1..=MAX_RETRIES {
+            let history = format!(".{name}{FAILED_SIDECAR}.{n}");
+            match rename_noreplace(&error, &failed.join(&history)) {
+                Ok(()) => {
+                    kept = Some(history);
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(e).with_context(|| format!("queue '{}': cannot keep {}", q.name, error.display()))
+                }
+            }
+        }
+        if kept.is_none() {
+            bail!("queue '{}': {name} was retried {MAX_RETRIES} times already", q.name);
+        }
+        sync_dir(&failed);
+    }
+    move_existing(q, "failed", "inbox", name)?;
+    Ok(kept)
+}
+
+/// The reasons of a task's earlier failures kept by [`retry`], oldest first.
+pub fn failure_history(q: &Queue, name: &str) -> Vec<(String, String)> {
+    let failed = q.dir("failed");
+    (1..=MAX_RETRIES)
+        .map(|n| format!(".{name}{FAILED_SIDECAR}.{n}"))
+        .map_while(|h| {
+            let text = fs::read_to_string(failed.join(&h)).ok()?;
+            Some((h, text))
+        })
+        .collect()
+}
+
 /// Puts a task back: `running/NAME` -> `inbox/NAME`. A rename keeps the file's mtime, so
 /// the task keeps its place in line.
 pub fn requeue(q: &Queue, name: &str) -> Result<()> {

@@ -231,10 +231,12 @@ impl Core {
             s.attention = Some(reason.trim_start_matches("needs attention: ").to_string());
         }
         self.warn(format!("{name}: {reason}"));
-        self.hook(
-            "on_needs_attention",
-            vec![("CCL_SESSION", name.to_string()), ("CCL_REASON", reason.to_string())],
-        );
+        let mut env = vec![("CCL_SESSION", name.to_string()), ("CCL_REASON", reason.to_string())];
+        if let Some(account) = self.state.sessions.get(name).and_then(|s| s.account.clone()) {
+            env.push(("CCL_ACCOUNT", account));
+        }
+        env.extend(self.conversation_vars(name));
+        self.hook("on_needs_attention", env);
     }
 
     /// Pool sessions below `min` or that vanished are (re)created; dead panes are replaced.

@@ -509,19 +509,23 @@ impl Core {
         let kind = s.kind;
         s.activity = Activity::Free;
         self.state.attempts.remove(&a.task.to_string());
+        let (account, attempts, duration_ms) = (report.account.clone(), report.attempts, report.duration_ms);
         self.push(Action::FinishTask {
             queue: a.task.queue.clone(),
             task: a.task.task.clone(),
             report,
         });
-        self.hook(
-            "on_task_done",
-            vec![
-                ("CCL_SESSION", name.to_string()),
-                ("CCL_QUEUE", a.task.queue.clone()),
-                ("CCL_TASK", a.task.task.clone()),
-            ],
-        );
+        let mut env = vec![
+            ("CCL_SESSION", name.to_string()),
+            ("CCL_QUEUE", a.task.queue.clone()),
+            ("CCL_TASK", a.task.task.clone()),
+            ("CCL_ACCOUNT", account),
+            ("CCL_ATTEMPTS", attempts.to_string()),
+            ("CCL_DURATION_S", (duration_ms / 1000).to_string()),
+        ];
+        env.extend(self.task_file_vars(&a.task.queue, &a.task.task, "done"));
+        env.extend(self.conversation_vars(name));
+        self.hook("on_task_done", env);
         self.recycle(name, kind);
     }
 
@@ -564,15 +568,58 @@ impl Core {
             from: "running".into(),
             reason: reason.into(),
         });
-        self.hook(
-            "on_task_failed",
-            vec![
-                ("CCL_SESSION", name.to_string()),
-                ("CCL_QUEUE", task.queue.clone()),
-                ("CCL_TASK", task.task.clone()),
-                ("CCL_ERROR", reason.to_string()),
-            ],
-        );
+        let mut env = vec![
+            ("CCL_SESSION", name.to_string()),
+            ("CCL_QUEUE", task.queue.clone()),
+            ("CCL_TASK", task.task.clone()),
+            ("CCL_ERROR", reason.to_string()),
+        ];
+        if let Some(account) = self.state.sessions.get(name).and_then(|s| s.account.clone()) {
+            env.push(("CCL_ACCOUNT", account));
+        }
+        env.extend(self.task_file_vars(&task.queue, &task.task, "failed"));
+        env.extend(self.conversation_vars(name));
+        self.hook("on_task_failed", env);
+    }
+
+    /// `CCL_PROJECT`, `CCL_TASK_FILE` (where the task's file now is) and, for a task
+    /// filed to `done/` or `failed/`, `CCL_RESULT_FILE` or `CCL_ERROR_FILE`.
+    pub(crate) fn task_file_vars(&self, queue: &str, task: &str, to: &str) -> Vec<(&'static str, String)> {
+        let Some(q) = self.config.queue(queue) else {
+            return Vec::new();
+        };
+        let path = |p: std::path::PathBuf| p.to_string_lossy().into_owned();
+        let mut env = vec![
+            ("CCL_PROJECT", path(q.project.clone())),
+            ("CCL_TASK_FILE", path(q.dir(to).join(task))),
+        ];
+        match to {
+            "done" => env.push(("CCL_RESULT_FILE", path(q.dir(to).join(format!("{task}.json"))))),
+            "failed" => env.push(("CCL_ERROR_FILE", path(q.dir(to).join(format!("{task}.error"))))),
+            _ => {}
+        }
+        env
+    }
+
+    /// `CCL_CONVERSATION` and `CCL_TRANSCRIPT` (where Claude writes that conversation's
+    /// transcript, in the shared `projects/`), when the session has a conversation.
+    pub(crate) fn conversation_vars(&self, name: &str) -> Vec<(&'static str, String)> {
+        let Some(s) = self.state.sessions.get(name) else {
+            return Vec::new();
+        };
+        let (Some(id), Some(cwd)) = (&s.conversation, &s.cwd) else {
+            return Vec::new();
+        };
+        let projects = self.config.shared.target.join("projects");
+        vec![
+            ("CCL_CONVERSATION", id.clone()),
+            (
+                "CCL_TRANSCRIPT",
+                crate::transcript::transcript_path(&projects, cwd, id)
+                    .to_string_lossy()
+                    .into_owned(),
+            ),
+        ]
     }
 
     fn died(&mut self, name: &str, reason: &str) {

@@ -41,7 +41,9 @@ fn completions_for_bash_zsh_and_fish_name_every_subcommand() {
         let out = ccl(home.path(), &["completions", shell]);
         assert_eq!(out.status.code(), Some(0), "{shell}: {}", stderr(&out));
         let text = stdout(&out);
-        for sub in ["run", "check", "enqueue", "status", "swap", "replay", "init"] {
+        for sub in [
+            "run", "check", "enqueue", "status", "swap", "replay", "init", "show", "retry",
+        ] {
             assert!(text.contains(sub), "{shell} completions lack {sub}");
         }
     }

@@ -146,15 +146,25 @@ impl Shell {
                 Ok(())
             }
             Action::FinishTask { queue, task, report } => {
-                queue::finish(queue_of(queue)?, task, &serde_json::to_value(report)?)
+                let filed = queue::finish(queue_of(queue)?, task, &serde_json::to_value(report)?)?;
+                log_renamed(queue, task, "done", filed);
+                Ok(())
             }
             Action::FailTask {
                 queue,
                 task,
                 from,
                 reason,
-            } => queue::fail(queue_of(queue)?, from, task, reason),
-            Action::RequeueTask { queue, task, .. } => queue::requeue(queue_of(queue)?, task),
+            } => {
+                let filed = queue::fail(queue_of(queue)?, from, task, reason)?;
+                log_renamed(queue, task, "failed", filed);
+                Ok(())
+            }
+            Action::RequeueTask { queue, task, .. } => {
+                let filed = queue::requeue(queue_of(queue)?, task)?;
+                log_renamed(queue, task, "inbox", filed);
+                Ok(())
+            }
             Action::Reply { id, ok, message } => state::write_reply(&config.daemon.state_dir, id, *ok, message),
             Action::RunHook { event, command, env } => {
                 let dir = config.daemon.state_dir.join("hooks");
@@ -195,4 +205,12 @@ fn registry_pids(config: &Config, session: &str) -> Vec<u32> {
         .filter(|e| e.tmux_session.as_deref() == Some(session))
         .map(|e| e.pid)
         .collect()
+}
+
+/// A task filed under another name (its own was taken by an earlier task, or too long for
+/// its sidecar) says so in the log, next to the action's own line.
+fn log_renamed(queue: &str, task: &str, dir: &str, filed: Option<String>) {
+    if let Some(new) = filed {
+        log::info!("{queue}/{task}: {dir}/{task} is taken or too long; filed as {dir}/{new}, the earlier file kept");
+    }
 }

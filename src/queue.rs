@@ -7,7 +7,8 @@
 //! newline and tab (a carriage return or an escape would act as keys once pasted into a
 //! pane); a task file moves between directories only by `rename`, so it is never in two
 //! at once; a move never replaces an existing file (a task from an earlier run with the
-//! same name is kept, and the move fails loudly); and no task file is ever deleted.
+//! same name is kept, and the new one is filed next to it under a numbered name that its
+//! record names); and no task file is ever deleted.
 //! Everything that becomes visible under a final name (new tasks, sidecars) is written to
 //! a dotfile first, synced, and renamed, so a reader never sees half a file.
 
@@ -40,6 +41,12 @@ pub const STATES: [&str; 4] = ["inbox", "running", "done", "failed"];
 
 /// The longest single file name Linux file systems allow.
 const FS_NAME_MAX_BYTES: usize = 255;
+
+/// Numbered names tried when filing a task whose name is taken at its destination.
+const MAX_RENAME_ATTEMPTS: usize = 1_000;
+
+/// Longest extension kept when a name gets a number (`fix-tests.md` → `fix-tests-2.md`).
+const MAX_EXT_BYTES: usize = 16;
 
 /// Characters of an enqueue hint kept in the task name.
 const MAX_HINT_CHARS: usize = 64;
@@ -333,24 +340,30 @@ fn writable(dir: &Path) -> io::Result<()> {
 }
 
 /// Finishes a task: `running/NAME` -> `done/NAME`, then writes `done/NAME.json` (pretty
-/// JSON, atomically). Refuses before moving anything when either destination exists.
-pub fn finish(q: &Queue, name: &str, meta: &serde_json::Value) -> Result<()> {
+/// JSON, atomically). When `NAME` or its record is taken in `done/` (an earlier task of
+/// the same name), the earlier one is kept and this one is filed next to it under the
+/// first free `STEM-N.EXT`, its record saying `"renamed_from": NAME`. Ok(Some(new name))
+/// when renamed.
+pub fn finish(q: &Queue, name: &str, meta: &serde_json::Value) -> Result<Option<String>> {
     check_name(q, name)?;
-    let sidecar = format!("{name}{DONE_SIDECAR}");
-    check_sidecar_free(q, "done", &sidecar)?;
-    // Rendered before the move so nothing can fail between the move and the write but
-    // the write itself.
-    let mut text = serde_json::to_string_pretty(meta)
+    let filed = move_to_free_name(q, "running", "done", name, DONE_SIDECAR)?;
+    let mut meta = meta.clone();
+    if let (Some(_), Some(fields)) = (&filed, meta.as_object_mut()) {
+        fields.insert("renamed_from".into(), name.into());
+    }
+    let mut text = serde_json::to_string_pretty(&meta)
         .with_context(|| format!("queue '{}': cannot render the record of {name}", q.name))?;
     text.push('\n');
-    move_existing(q, "running", "done", name)?;
-    write_atomic(q, &q.dir("done"), &sidecar, text.as_bytes())
+    let sidecar = format!("{}{DONE_SIDECAR}", filed.as_deref().unwrap_or(name));
+    write_atomic(q, &q.dir("done"), &sidecar, text.as_bytes())?;
+    Ok(filed)
 }
 
 /// Fails a task: `FROM/NAME` -> `failed/NAME` (FROM is `inbox` or `running`), then writes
-/// `failed/NAME.error` with the reason and a newline (atomically). Refuses before moving
-/// anything when either destination exists.
-pub fn fail(q: &Queue, from: &str, name: &str, reason: &str) -> Result<()> {
+/// `failed/NAME.error` with the reason and a newline (atomically). Filed under another
+/// name as [`finish`] does when `NAME` or its sidecar is taken, or when `NAME.error`
+/// would be too long a file name; the sidecar then says what it was renamed from.
+pub fn fail(q: &Queue, from: &str, name: &str, reason: &str) -> Result<Option<String>> {
     if from != "inbox" && from != "running" {
         bail!(
             "queue '{}': a task fails from inbox or running, not from '{from}'",
@@ -358,11 +371,16 @@ pub fn fail(q: &Queue, from: &str, name: &str, reason: &str) -> Result<()> {
         );
     }
     check_name(q, name)?;
-    let sidecar = format!("{name}{FAILED_SIDECAR}");
-    check_sidecar_free(q, "failed", &sidecar)?;
-    let text = format!("{}\n", reason.trim_end_matches('\n'));
-    move_existing(q, from, "failed", name)?;
-    write_atomic(q, &q.dir("failed"), &sidecar, text.as_bytes())
+    let filed = move_to_free_name(q, from, "failed", name, FAILED_SIDECAR)?;
+    let mut text = format!("{}\n", reason.trim_end_matches('\n'));
+    if filed.is_some() {
+        text.push_str(&format!(
+            "(renamed from {name}: that name was taken in failed/ or too long for this file)\n"
+        ));
+    }
+    let sidecar = format!("{}{FAILED_SIDECAR}", filed.as_deref().unwrap_or(name));
+    write_atomic(q, &q.dir("failed"), &sidecar, text.as_bytes())?;
+    Ok(filed)
 }
 
 /// Most earlier reasons one task keeps (`failed/.NAME.error.N`); a task retried more
@@ -422,10 +440,76 @@ pub fn failure_history(q: &Queue, name: &str) -> Vec<(String, String)> {
 }
 
 /// Puts a task back: `running/NAME` -> `inbox/NAME`. A rename keeps the file's mtime, so
-/// the task keeps its place in line.
-pub fn requeue(q: &Queue, name: &str) -> Result<()> {
+/// the task keeps its place in line. When a new file of that name was dropped into the
+/// inbox meanwhile, both are kept: this one goes back as `STEM-N.EXT`.
+pub fn requeue(q: &Queue, name: &str) -> Result<Option<String>> {
     check_name(q, name)?;
-    move_existing(q, "running", "inbox", name)
+    move_to_free_name(q, "running", "inbox", name, "")
+}
+
+/// Moves `FROM/NAME` into `TO/` under `NAME` when both it and `NAME` + `sidecar` are
+/// free there and fit in a file name, else under the first such `STEM-N.EXT` (N from 2,
+/// the stem shortened as needed). Ok(Some(new name)) when renamed. The rename never
+/// replaces anything, so a name taken between the look and the move is skipped too.
+fn move_to_free_name(q: &Queue, from: &str, to: &str, name: &str, sidecar: &str) -> Result<Option<String>> {
+    let from_dir = q.dir(from);
+    let to_dir = q.dir(to);
+    let src = from_dir.join(name);
+    fs::create_dir_all(&to_dir).with_context(|| format!("queue '{}': cannot create {}", q.name, to_dir.display()))?;
+    for n in 1..=MAX_RENAME_ATTEMPTS {
+        let Some(candidate) = numbered_name(name, n, sidecar.len()) else {
+            continue;
+        };
+        let mut files = vec![candidate.clone()];
+        if !sidecar.is_empty() {
+            files.push(format!("{candidate}{sidecar}"));
+        }
+        let in_the_way = files.iter().any(|file| fs::symlink_metadata(to_dir.join(file)).is_ok());
+        if in_the_way {
+            continue;
+        }
+        match rename_noreplace(&src, &to_dir.join(&candidate)) {
+            Ok(()) => {
+                sync_dir(&to_dir);
+                sync_dir(&from_dir);
+                return Ok((n > 1 || candidate != name).then_some(candidate));
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && fs::symlink_metadata(&src).is_err() => {
+                bail!("queue '{}': {} does not exist", q.name, src.display())
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("queue '{}': cannot move {} to {to}/", q.name, src.display()))
+            }
+        }
+    }
+    bail!(
+        "queue '{}': no free name for {name} in {} after {MAX_RENAME_ATTEMPTS} attempts",
+        q.name,
+        to_dir.display()
+    )
+}
+
+/// `NAME` itself for n = 1, else `STEM-n.EXT` (or `NAME-n` without an extension), with
+/// the stem cut (at a character boundary) so that the name plus `sidecar_len` bytes fits
+/// in a file name. None when n = 1 and `NAME` does not fit.
+fn numbered_name(name: &str, n: usize, sidecar_len: usize) -> Option<String> {
+    let budget = FS_NAME_MAX_BYTES - sidecar_len;
+    if n == 1 {
+        return (name.len() <= budget).then(|| name.to_string());
+    }
+    // An extension is what follows the last dot, unless the dot starts the name or the
+    // "extension" is long enough to be part of the name proper.
+    let (stem, ext) = match name.rfind('.') {
+        Some(dot) if dot > 0 && name.len() - dot <= MAX_EXT_BYTES => name.split_at(dot),
+        _ => (name, ""),
+    };
+    let suffix = format!("-{n}{ext}");
+    let mut cut = budget.saturating_sub(suffix.len()).min(stem.len());
+    while !stem.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    Some(format!("{}{suffix}", &stem[..cut]))
 }
 
 /// Writes a new task into the inbox and returns its name. The body is checked first (Err
@@ -500,28 +584,6 @@ fn check_state(q: &Queue, state: &str) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// The sidecar must be free before the task moves: finding out afterwards would leave a
-/// task in `done/` or `failed/` without its record, or overwrite another task's file.
-fn check_sidecar_free(q: &Queue, state: &str, sidecar: &str) -> Result<()> {
-    let path = q.dir(state).join(sidecar);
-    if sidecar.len() > FS_NAME_MAX_BYTES {
-        bail!(
-            "queue '{}': cannot record {}: the name is too long",
-            q.name,
-            path.display()
-        );
-    }
-    match fs::symlink_metadata(&path) {
-        Ok(_) => bail!(
-            "queue '{}': {} already exists (not overwriting it)",
-            q.name,
-            path.display()
-        ),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("queue '{}': cannot stat {}", q.name, path.display())),
-    }
 }
 
 /// Editor backups, partial downloads and our own temp files (dotfiles) are not tasks.
@@ -614,19 +676,6 @@ fn read_names(q: &Queue, state: &str) -> Result<BTreeSet<String>> {
     Ok(names)
 }
 
-/// Like [`move_task`], but a missing source is an error: only a claim can lose a race.
-fn move_existing(q: &Queue, from: &str, to: &str, name: &str) -> Result<()> {
-    if move_task(q, from, to, name)? {
-        Ok(())
-    } else {
-        bail!(
-            "queue '{}': {} does not exist",
-            q.name,
-            q.dir(from).join(name).display()
-        )
-    }
-}
-
 /// `FROM/NAME` -> `TO/NAME` by rename, never replacing an existing file. Ok(false) when
 /// the source does not exist.
 fn move_task(q: &Queue, from: &str, to: &str, name: &str) -> Result<bool> {
@@ -634,7 +683,9 @@ fn move_task(q: &Queue, from: &str, to: &str, name: &str) -> Result<bool> {
     let to_dir = q.dir(to);
     let src = from_dir.join(name);
     let dst = to_dir.join(name);
-    fs::create_dir_all(&to_dir).with_context(|| format!("queue '{}': cannot create {}", q.name, to_dir.display()))?;
+    // Flattened to text: "exists" here means a file where the directory should be, which
+    // lasts, and must not read as a lost race (see `is_race`).
+    fs::create_dir_all(&to_dir).map_err(|e| anyhow!("queue '{}': cannot create {}: {e}", q.name, to_dir.display()))?;
     match rename_noreplace(&src, &dst) {
         Ok(()) => {
             sync_dir(&to_dir);
@@ -1059,12 +1110,12 @@ mod tests {
         put(&q, "running", "t.md", b"old");
         assert!(is_race(&claim(&q, "t.md").unwrap_err()));
         // A queue directory that is a file cannot take any task.
-        fs::remove_dir(q.dir("done")).unwrap();
-        fs::write(q.dir("done"), b"").unwrap();
-        assert!(!is_race(&finish(&q, "t.md", &serde_json::json!({})).unwrap_err()));
+        fs::remove_dir_all(q.dir("running")).unwrap();
+        fs::write(q.dir("running"), b"").unwrap();
+        assert!(!is_race(&claim(&q, "t.md").unwrap_err()));
         let problems = check_dirs(&q);
         assert!(
-            problems.len() == 1 && problems[0].ends_with("/done is not a directory"),
+            problems.len() == 1 && problems[0].ends_with("/running is not a directory"),
             "{problems:?}"
         );
     }
@@ -1112,8 +1163,9 @@ mod tests {
             }
         );
 
+        // Finished once: it is no longer in running/ to be finished again.
         let err = format!("{:#}", finish(&q, "t.md", &meta).unwrap_err());
-        assert!(err.contains("already exists"), "{err}");
+        assert!(err.contains("does not exist"), "{err}");
     }
 
     #[test]
@@ -1289,9 +1341,9 @@ mod tests {
         for bad in ["", ".", "..", "../inbox/x.md", "sub/x.md", "/etc/passwd"] {
             let errors = [
                 claim(&q, bad).map(|_| ()),
-                finish(&q, bad, &meta),
-                fail(&q, "inbox", bad, "why"),
-                requeue(&q, bad),
+                finish(&q, bad, &meta).map(|_| ()),
+                fail(&q, "inbox", bad, "why").map(|_| ()),
+                requeue(&q, bad).map(|_| ()),
                 read_running(&q, bad).map(|_| ()),
             ];
             for err in errors {
@@ -1304,6 +1356,94 @@ mod tests {
     }
 
     #[test]
+    fn a_reused_name_is_filed_next_to_the_earlier_record_which_is_kept() {
+        let (_tmp, q) = queue();
+        put(&q, "done", "fix-tests.md", b"monday");
+        put(&q, "done", "fix-tests.md.json", b"{\"day\": \"monday\"}\n");
+        for (day, want) in [("tuesday", "fix-tests-2.md"), ("wednesday", "fix-tests-3.md")] {
+            put(&q, "running", "fix-tests.md", day.as_bytes());
+            let filed = finish(&q, "fix-tests.md", &serde_json::json!({"day": day})).unwrap();
+            assert_eq!(filed.as_deref(), Some(want));
+            assert_eq!(fs::read(q.dir("done").join(want)).unwrap(), day.as_bytes());
+            let record: serde_json::Value =
+                serde_json::from_slice(&fs::read(q.dir("done").join(format!("{want}.json"))).unwrap()).unwrap();
+            assert_eq!(record, serde_json::json!({"day": day, "renamed_from": "fix-tests.md"}));
+        }
+        // The earlier record is untouched.
+        assert_eq!(fs::read(q.dir("done").join("fix-tests.md")).unwrap(), b"monday");
+        assert_eq!(
+            fs::read(q.dir("done").join("fix-tests.md.json")).unwrap(),
+            b"{\"day\": \"monday\"}\n"
+        );
+        assert_eq!(
+            list(&q, "done").unwrap(),
+            ["fix-tests-2.md", "fix-tests-3.md", "fix-tests.md"]
+        );
+        assert_eq!(list(&q, "running").unwrap(), Vec::<String>::new());
+
+        // The same for failed/, from the inbox (a reused bad name) and from running/.
+        put(&q, "failed", "bad.md", b"");
+        put(&q, "failed", "bad.md.error", b"empty task\n");
+        put(&q, "inbox", "bad.md", b"");
+        assert_eq!(
+            fail(&q, "inbox", "bad.md", "empty task").unwrap().as_deref(),
+            Some("bad-2.md")
+        );
+        let why = fs::read_to_string(q.dir("failed").join("bad-2.md.error")).unwrap();
+        assert!(
+            why.starts_with("empty task\n") && why.contains("renamed from bad.md"),
+            "{why:?}"
+        );
+        assert_eq!(fs::read(q.dir("failed").join("bad.md.error")).unwrap(), b"empty task\n");
+
+        // A sidecar left without its task is in the way too: never overwritten.
+        put(&q, "done", "orphan.md.json", b"{}\n");
+        put(&q, "running", "orphan.md", b"x");
+        assert_eq!(
+            finish(&q, "orphan.md", &serde_json::json!({})).unwrap().as_deref(),
+            Some("orphan-2.md")
+        );
+        assert_eq!(fs::read(q.dir("done").join("orphan.md.json")).unwrap(), b"{}\n");
+
+        // A name without an extension gets the suffix at its end.
+        put(&q, "done", "TODO", b"old");
+        put(&q, "running", "TODO", b"new");
+        assert_eq!(
+            finish(&q, "TODO", &serde_json::json!({})).unwrap().as_deref(),
+            Some("TODO-2")
+        );
+    }
+
+    #[test]
+    fn a_name_too_long_for_its_sidecar_is_filed_under_a_shorter_one() {
+        let (_tmp, q) = queue();
+        for len in [250, 255] {
+            let name = format!("{}.md", "n".repeat(len - 3));
+            put(&q, "inbox", &name, b"task");
+            let filed = fail(&q, "inbox", &name, "file name is longer than 200 bytes")
+                .unwrap()
+                .unwrap();
+            assert!(filed.len() + ".error".len() <= 255, "{filed}");
+            assert!(filed.ends_with(".md"), "{filed}");
+            assert_eq!(fs::read(q.dir("failed").join(&filed)).unwrap(), b"task");
+            let why = fs::read_to_string(q.dir("failed").join(format!("{filed}.error"))).unwrap();
+            assert!(why.contains(&format!("renamed from {name}")), "{why:?}");
+            assert_eq!(where_is(&q, &name), Vec::<&str>::new());
+        }
+        assert_eq!(list(&q, "failed").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_task_requeued_onto_a_new_file_of_its_name_keeps_both() {
+        let (_tmp, q) = queue();
+        put(&q, "running", "t.md", b"first");
+        put(&q, "inbox", "t.md", b"second");
+        assert_eq!(requeue(&q, "t.md").unwrap().as_deref(), Some("t-2.md"));
+        assert_eq!(fs::read(q.dir("inbox").join("t.md")).unwrap(), b"second");
+        assert_eq!(fs::read(q.dir("inbox").join("t-2.md")).unwrap(), b"first");
+    }
+
+    #[test]
     fn an_existing_destination_is_never_overwritten() {
         let (_tmp, q) = queue();
         put(&q, "inbox", "t.md", b"new");
@@ -1313,26 +1453,14 @@ mod tests {
         assert_eq!(fs::read(q.dir("inbox").join("t.md")).unwrap(), b"new");
         assert_eq!(fs::read(q.dir("running").join("t.md")).unwrap(), b"old");
 
-        let err = format!("{:#}", requeue(&q, "t.md").unwrap_err());
-        assert!(err.contains("already exists"), "{err}");
-        assert_eq!(where_is(&q, "t.md"), ["inbox", "running"]);
-
+        // An earlier task's record in done/ or failed/, or a new file of the name in
+        // the inbox, is kept: the task moves in next to it (see
+        // a_reused_name_is_filed_next_to_the_earlier_record_which_is_kept).
         put(&q, "done", "t.md", b"earlier run");
-        let err = format!("{:#}", finish(&q, "t.md", &serde_json::json!({})).unwrap_err());
-        assert!(err.contains("already exists"), "{err}");
+        assert!(finish(&q, "t.md", &serde_json::json!({})).unwrap().is_some());
         assert_eq!(fs::read(q.dir("done").join("t.md")).unwrap(), b"earlier run");
-        assert_eq!(fs::read(q.dir("running").join("t.md")).unwrap(), b"old");
-
-        // A sidecar in the way stops the move before it happens.
-        put(&q, "failed", "t.md.error", b"an earlier reason\n");
-        let err = format!("{:#}", fail(&q, "running", "t.md", "why").unwrap_err());
-        assert!(err.contains("t.md.error already exists"), "{err}");
-        assert_eq!(fs::read(q.dir("running").join("t.md")).unwrap(), b"old");
-        assert_eq!(
-            fs::read(q.dir("failed").join("t.md.error")).unwrap(),
-            b"an earlier reason\n"
-        );
-        assert!(!q.dir("failed").join("t.md").exists());
+        assert_eq!(fs::read(q.dir("done").join("t-2.md")).unwrap(), b"old");
+        assert_eq!(fs::read(q.dir("inbox").join("t.md")).unwrap(), b"new");
     }
 
     #[test]

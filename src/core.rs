@@ -54,6 +54,10 @@ pub struct Observation {
     /// Hooks that ended since the last turn.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hooks_done: Vec<HookDone>,
+    /// Configured working directories (`pool.workdir`, each dedicated `workdir`) that do
+    /// not exist this turn: no session is created in one, nor anywhere else instead.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_dirs: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -702,6 +706,8 @@ pub struct Core {
     /// Per-turn scratch: the pid of the Claude running each managed session's
     /// conversation, where this turn's observation names one (see `handle_sessions`).
     pub(crate) claude_pids: BTreeMap<String, u32>,
+    /// Per-turn scratch: `Observation::missing_dirs`.
+    pub(crate) missing_dirs: BTreeSet<PathBuf>,
     /// Last turn's captures with their analyses, by session, so that an unchanged
     /// screen is not analysed again (see `analyze_screen`).
     pub(crate) last_screens: BTreeMap<String, (String, Analysis)>,
@@ -732,6 +738,7 @@ impl Core {
             captures: BTreeMap::new(),
             commands: BTreeMap::new(),
             claude_pids: BTreeMap::new(),
+            missing_dirs: BTreeSet::new(),
             last_screens: BTreeMap::new(),
             inbox_seen: BTreeMap::new(),
             out: Vec::new(),
@@ -850,6 +857,7 @@ impl Core {
             .filter_map(|(name, analysis)| Some((name.clone(), (captures.remove(&name)?, analysis))))
             .collect();
         self.claude_pids.clear();
+        self.missing_dirs = obs.missing_dirs.iter().cloned().collect();
         self.handle_sessions(obs);
         self.handle_requests(obs);
         self.poll_quota(obs);

@@ -75,19 +75,12 @@ impl Shell {
         };
         match action {
             Action::CreateSession { session, workdir, .. } => {
-                let cwd = if workdir.is_dir() {
-                    workdir.clone()
-                } else {
-                    let home = std::env::var_os("HOME")
-                        .map(std::path::PathBuf::from)
-                        .unwrap_or_else(|| "/".into());
-                    log::warn!(
-                        "{session}: workdir {} does not exist; starting in {}",
-                        workdir.display(),
-                        home.display()
-                    );
-                    home
-                };
+                // Never a fallback to another directory: the core learns of a missing
+                // workdir through `Observation::missing_dirs` and marks the session.
+                if !workdir.is_dir() {
+                    bail!("workdir {} does not exist: '{session}' not created", workdir.display());
+                }
+                let cwd = workdir.clone();
                 self.tmux.new_session(&NewSession {
                     name: session.clone(),
                     cwd,

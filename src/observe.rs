@@ -136,6 +136,13 @@ impl Shell {
         let queues = self.observe_queues(config);
         let requests = state::take_requests(&config.daemon.state_dir);
         let hooks_done: Vec<HookDone> = self.hooks.reap(now_ms);
+        let missing_dirs = std::iter::once(&config.pool.workdir)
+            .chain(config.dedicated.iter().map(|d| &d.workdir))
+            .filter(|dir| !dir.is_dir())
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
         self.turns += 1;
         let mut obs = Observation {
             now_ms,
@@ -147,6 +154,7 @@ impl Shell {
             failed_claims: std::mem::take(&mut self.failed_claims),
             claim_errors: std::mem::take(&mut self.claim_errors),
             hooks_done,
+            missing_dirs,
         };
         if let Some(mut again) = self.again.take() {
             again.transcripts.append(&mut obs.transcripts);

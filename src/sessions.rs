@@ -201,6 +201,10 @@ impl Core {
             .get(name)
             .map(|a| a.input.as_deref().unwrap_or("").is_empty() && !a.pasted_placeholder)
             .unwrap_or(true);
+        // A pool session that cannot be created for want of its workdir stays marked.
+        let uncreatable = matches!(seen, Seen::Absent | Seen::Dead)
+            && self.state.sessions.get(name).is_some_and(|s| s.kind == Kind::Pool)
+            && self.workdir_missing(&self.config.pool.workdir);
         let state = self.state.sessions.get_mut(name).expect("session state exists");
         match screen_reason {
             Some(reason) => {
@@ -217,7 +221,7 @@ impl Core {
                     Seen::Idle => input_clear,
                     _ => false,
                 };
-                if cleared && state.attention.is_some() && matches!(state.activity, Activity::Free) {
+                if cleared && !uncreatable && state.attention.is_some() && matches!(state.activity, Activity::Free) {
                     state.attention = None;
                     self.log(format!("{name}: no longer needs attention"));
                 }
@@ -266,22 +270,52 @@ impl Core {
             _ => None,
         };
         let Some(reason) = reason else { return };
+        if self.workdir_missing(workdir) {
+            // Checked before the dead pane is cleared away: nothing changes until the
+            // directory is back.
+            self.create_session(name, workdir, reason);
+            return;
+        }
         if seen == Seen::Dead {
             self.push(Action::KillSession {
                 session: name.into(),
                 reason: reason.into(),
             });
         }
-        self.push(Action::CreateSession {
-            session: name.into(),
-            workdir: workdir.to_path_buf(),
-            reason: reason.into(),
-        });
+        self.create_session(name, workdir, reason);
         let state = self.state.sessions.get_mut(name).expect("session state exists");
         state.conversation = None;
         state.account = None;
         state.cwd = None;
         state.pane_pid = None;
+    }
+
+    /// Whether this turn's observation says `workdir` does not exist.
+    pub(crate) fn workdir_missing(&self, workdir: &Path) -> bool {
+        self.missing_dirs.contains(workdir)
+    }
+
+    /// Creates a pool session in `workdir`, unless that directory does not exist: then
+    /// nothing is created (never in another directory instead) and the session needs the
+    /// operator until it is back. True when the session was created.
+    pub(crate) fn create_session(&mut self, name: &str, workdir: &Path, reason: &str) -> bool {
+        if self.workdir_missing(workdir) {
+            let why = format!(
+                "workdir {} does not exist; the session is not created until it does",
+                workdir.display()
+            );
+            let shown = snippet(&why, limits::SNIPPET_CHARS);
+            if self.state.sessions.get(name).and_then(|s| s.attention.as_deref()) != Some(shown.as_str()) {
+                self.needs_attention(name, &format!("needs attention: {shown}"));
+            }
+            return false;
+        }
+        self.push(Action::CreateSession {
+            session: name.into(),
+            workdir: workdir.to_path_buf(),
+            reason: reason.into(),
+        });
+        true
     }
 
     /// Types a launch line into a session at its shell and tracks the launch.

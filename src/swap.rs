@@ -203,11 +203,7 @@ impl Core {
                 session: name.clone(),
                 reason: "claude did not stop for the swap".into(),
             });
-            self.push(Action::CreateSession {
-                session: name.clone(),
-                workdir,
-                reason: "recreated for the swap".into(),
-            });
+            self.create_session(&name, &workdir, "recreated for the swap");
             return true;
         }
         let input_empty = self

@@ -186,11 +186,7 @@ impl Core {
                         session: name.into(),
                         reason: "claude did not start".into(),
                     });
-                    self.push(Action::CreateSession {
-                        session: name.into(),
-                        workdir,
-                        reason: "recreated after a launch that never became ready".into(),
-                    });
+                    self.create_session(name, &workdir, "recreated after a launch that never became ready");
                     self.give_back(name, "claude did not start", true);
                 } else {
                     self.needs_attention(name, &why);
@@ -460,11 +456,7 @@ impl Core {
                     session: name.into(),
                     reason: "claude did not exit in time".into(),
                 });
-                self.push(Action::CreateSession {
-                    session: name.into(),
-                    workdir,
-                    reason: "recycled after /exit timed out".into(),
-                });
+                self.create_session(name, &workdir, "recycled after /exit timed out");
                 let s = self.state.sessions.get_mut(name).expect("session exists");
                 s.activity = Activity::Free;
                 s.conversation = None;

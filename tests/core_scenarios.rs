@@ -917,3 +917,38 @@ fn a_dedicated_claude_that_will_not_stop_is_left_running_never_killed() {
         render(&acts)
     );
 }
+
+/// The pool's workdir is gone: a vanished pool session is not recreated (and never in
+/// another directory instead); it needs the operator, said once, until the directory is
+/// back, and then it is created there.
+#[test]
+fn a_missing_pool_workdir_is_a_needs_attention_never_a_session_elsewhere() {
+    let mut s = Sim::new(&Setup::default());
+    s.run(2);
+    s.world.missing_dirs.insert("/pool".into());
+    s.world.panes.remove(S11);
+    let acts = s.run(5);
+    assert!(
+        !acts.iter().any(|a| matches!(a, Action::CreateSession { .. })),
+        "{}",
+        render(&acts)
+    );
+    let said: Vec<&str> = logs(&acts)
+        .into_iter()
+        .filter(|l| l.starts_with("ccl-auto-11: needs attention: workdir /pool does not exist"))
+        .collect();
+    assert_eq!(said.len(), 1, "said once: {}", render(&acts));
+    assert!(s.state().sessions[S11]
+        .attention
+        .as_deref()
+        .is_some_and(|a| a.contains("/pool does not exist")));
+    s.world.missing_dirs.clear();
+    let acts = s.run(2);
+    assert!(
+        acts.iter()
+            .any(|a| matches!(a, Action::CreateSession { session, workdir, .. } if session == S11 && workdir.as_path() == std::path::Path::new("/pool"))),
+        "{}",
+        render(&acts)
+    );
+    assert_eq!(s.state().sessions[S11].attention, None);
+}

@@ -623,3 +623,54 @@ fn claude_env_values_reach_claude_but_no_log_trace_or_pane_and_state_is_private(
     assert_eq!(mode(&trace), 0o600, "trace");
     assert_eq!(mode(&fleet.state_dir().join("claude.env")), 0o600, "claude.env");
 }
+
+/// The pool's workdir does not exist: no pool session is started anywhere else (such as
+/// `$HOME`); `ccl status` shows the session needing attention with the reason, and once
+/// the directory exists the session is created in it.
+#[test]
+fn a_missing_pool_workdir_is_refused_visibly_never_a_session_in_home() {
+    if !common::tmux_tier() {
+        return;
+    }
+    let spec = FleetSpec {
+        pool_min: 1,
+        pool_max: 1,
+        ..Default::default()
+    };
+    let mut fleet = Fleet::new("missing-workdir", spec);
+    let pool = fleet.root.join("pool");
+    fs::remove_dir(&pool).unwrap();
+    fleet.start_with_env(None, DEBUG);
+    fleet.wait_turns(3, Duration::from_secs(10));
+    let names: Vec<String> = fleet.panes().into_iter().map(|(n, _, _)| n).collect();
+    assert!(
+        !names.contains(&"ccl-auto-11".to_string()),
+        "created anyway: {names:?}\n{}",
+        fleet.log()
+    );
+    let status = fleet.status();
+    let session = status["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "ccl-auto-11")
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        session["attention"]
+            .as_str()
+            .is_some_and(|a| a.contains("does not exist")),
+        "{status:#}"
+    );
+    fs::create_dir(&pool).unwrap();
+    wait_until(
+        "ccl-auto-11 created in the pool workdir",
+        Duration::from_secs(10),
+        || {
+            let path = fleet.tmux_raw(&["display-message", "-p", "-t", "=ccl-auto-11:", "#{pane_current_path}"]);
+            (path.status.success() && String::from_utf8_lossy(&path.stdout).trim() == pool.to_string_lossy())
+                .then_some(())
+        },
+    );
+    fleet.stop();
+}

@@ -236,6 +236,8 @@ pub struct World {
     pub busy_turns: u32,
     /// Every launch line typed: (session, account, conversation, resumed).
     pub launches: Vec<(String, String, String, bool)>,
+    /// Configured working directories that do not exist (the operator removed one).
+    pub missing_dirs: BTreeSet<PathBuf>,
     /// Contract violations seen while applying actions; a turn panics on any.
     violations: Vec<String>,
     /// Tasks the core decided are done or failed (whether or not a crash kept the move
@@ -276,6 +278,7 @@ impl World {
             busy_turns: BUSY_TURNS,
             launches: Vec::new(),
             violations: Vec::new(),
+            missing_dirs: BTreeSet::new(),
             settled: BTreeMap::new(),
             generations: BTreeMap::new(),
             running_gen: BTreeMap::new(),
@@ -524,6 +527,7 @@ impl World {
             failed_claims: std::mem::take(&mut self.failed_claims),
             claim_errors: std::mem::take(&mut self.claim_errors),
             hooks_done: Vec::new(),
+            missing_dirs: self.missing_dirs.iter().cloned().collect(),
         }
     }
 
@@ -594,6 +598,14 @@ impl World {
                 Action::CreateSession { session, workdir, .. } => {
                     if self.panes.contains_key(session) {
                         self.violation(format!("created {session}, which exists"));
+                    }
+                    if self.missing_dirs.contains(workdir) {
+                        // The shell refuses it (no fallback directory): nothing is created.
+                        self.violation(format!(
+                            "created {session} in {}, which does not exist",
+                            workdir.display()
+                        ));
+                        continue;
                     }
                     self.shell(session, &workdir.to_string_lossy());
                 }

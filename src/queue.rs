@@ -676,6 +676,19 @@ fn read_names(q: &Queue, state: &str) -> Result<BTreeSet<String>> {
     Ok(names)
 }
 
+/// Like [`move_task`], but a missing source is an error: only a claim can lose a race.
+fn move_existing(q: &Queue, from: &str, to: &str, name: &str) -> Result<()> {
+    if move_task(q, from, to, name)? {
+        Ok(())
+    } else {
+        bail!(
+            "queue '{}': {} does not exist",
+            q.name,
+            q.dir(from).join(name).display()
+        )
+    }
+}
+
 /// `FROM/NAME` -> `TO/NAME` by rename, never replacing an existing file. Ok(false) when
 /// the source does not exist.
 fn move_task(q: &Queue, from: &str, to: &str, name: &str) -> Result<bool> {

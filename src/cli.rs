@@ -530,6 +530,7 @@ pub fn status_json(config: &Config, st: Option<&State>, daemon_pid: Option<u32>,
                 "conversation": s.conversation,
                 "task": s.assignment.as_ref().map(|a| a.task.to_string()),
                 "attention": s.attention,
+                "adopted": s.assignment.as_ref().and_then(|a| a.adopted.clone()),
             }))
         })
         .collect();
@@ -544,6 +545,7 @@ pub fn status_json(config: &Config, st: Option<&State>, daemon_pid: Option<u32>,
                 "project": q.project,
                 "inbox": c.inbox, "running": c.running, "done": c.done, "failed": c.failed,
                 "paused": st.is_some_and(|s| s.paused.is_paused(&q.name)),
+                "held": st.map(|s| s.held.iter().filter(|(t, _)| t.queue == q.name).map(|(t, _)| t.task.clone()).collect::<Vec<_>>()).unwrap_or_default(),
             })
         })
         .collect();
@@ -668,13 +670,16 @@ pub fn render_status(v: &serde_json::Value) -> String {
                 "attention",
             ]
             .iter()
-            .map(|k| util::snippet(&s(&x[*k]), 60))
+            .map(|k| match *k {
+                "task" if x["adopted"].is_string() => format!("{} (adopted)", util::snippet(&s(&x[*k]), 60)),
+                _ => util::snippet(&s(&x[*k]), 60),
+            })
             .collect(),
         );
     }
     out.push('\n');
     out.push_str(&table(&rows));
-    let mut rows = vec![["QUEUE", "INBOX", "RUNNING", "DONE", "FAILED", "PAUSED"]
+    let mut rows = vec![["QUEUE", "INBOX", "RUNNING", "DONE", "FAILED", "HELD", "PAUSED"]
         .map(String::from)
         .to_vec()];
     for q in v["queues"].as_array().into_iter().flatten() {
@@ -689,6 +694,7 @@ pub fn render_status(v: &serde_json::Value) -> String {
             s(&q["running"]),
             s(&q["done"]),
             s(&q["failed"]),
+            q["held"].as_array().map_or(0, Vec::len).to_string(),
             paused.into(),
         ]);
     }

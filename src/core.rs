@@ -58,6 +58,31 @@ pub struct Observation {
     /// not exist this turn: no session is created in one, nor anywhere else instead.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missing_dirs: Vec<PathBuf>,
+    /// What the conversations of pool sessions that carry no task were started with, for
+    /// a core that has tasks in `running/` nobody owns (see [`Core::wants_work_seen`]):
+    /// how a task whose record `state.json` lost is found still being worked on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub work_seen: Vec<WorkSeen>,
+}
+
+/// A pool session whose Claude (per its registry entry) works in a queue's project, and
+/// what its conversation's first prompt is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkSeen {
+    pub session: String,
+    pub queue: String,
+    pub prompt: FirstPrompt,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FirstPrompt {
+    /// No prompt in its transcript yet (or no transcript yet): it may be about to get one.
+    Pending,
+    /// The body of this task in the queue's `running/`.
+    Task { task: String },
+    /// Something that is no task in `running/`.
+    Other,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -355,6 +380,9 @@ pub struct Assignment {
     #[serde(default)]
     pub started_ms: Option<Ms>,
     pub attempt: u32,
+    /// Set when the task was adopted at start from a session found working on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopted: Option<String>,
 }
 
 /// What ccl is doing with a session (the multi-turn state machine). What the pane shows
@@ -583,6 +611,10 @@ pub struct State {
     /// and then, not every turn.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub claim_blocked: BTreeMap<String, ClaimBlock>,
+    /// Tasks in `running/` nobody owns, held back from the inbox because a pool Claude in
+    /// their project may be about to show it works on them (since when).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<(TaskRef, Ms)>,
 }
 
 /// A bad inbox file the core has filed (see [`State::bad_files`]).
@@ -633,6 +665,7 @@ impl State {
             moves: Vec::new(),
             bad_files: BTreeMap::new(),
             claim_blocked: BTreeMap::new(),
+            held: Vec::new(),
         }
     }
 
@@ -678,6 +711,9 @@ pub mod limits {
     pub const EXIT_RETRY_MS: i64 = 5_000;
     /// Attempts per task before it is failed.
     pub const MAX_ATTEMPTS: u32 = 3;
+    /// A task in `running/` nobody owns is held back from the inbox at most this long
+    /// while a pool Claude in its project has no first prompt yet.
+    pub const HOLD_UNOWNED_MS: i64 = 120_000;
     /// Idle turns after a finished turn before a task counts as done.
     pub const IDLE_TURNS_TO_FINISH: u32 = 2;
     /// Bad inbox files filed to `failed/` per queue per turn.
@@ -831,6 +867,13 @@ impl Core {
                 _ => None,
             })
             .collect()
+    }
+
+    /// Whether the shell should report [`Observation::work_seen`]: at start, and while a
+    /// task is held. Reading first prompts costs a transcript read per session, so it is
+    /// asked for only while the answer can change a decision.
+    pub fn wants_work_seen(&self) -> bool {
+        !self.state.started || !self.state.held.is_empty()
     }
 
     /// The next instant the core wants a turn for (a paste waiting for its Enter); the
@@ -1038,6 +1081,7 @@ project = "/src/q"
             claimed_ms: 0,
             started_ms: Some(0),
             attempt: 1,
+            adopted: None,
         });
         core.state.sessions.insert("ccl-auto-12".into(), s);
         assert!(core.reload_blockers(&config()).is_empty());

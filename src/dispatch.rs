@@ -10,7 +10,9 @@
 
 use std::collections::BTreeSet;
 
-use crate::core::{limits, Action, Activity, AfterLaunch, Assignment, BadFile, Core, Kind, Observation, Seen, TaskRef};
+use crate::core::{
+    limits, Action, Activity, AfterLaunch, Assignment, BadFile, Core, FirstPrompt, Kind, Observation, Seen, TaskRef,
+};
 use crate::queue::InboxEntry;
 use crate::sessions::Continue;
 
@@ -19,6 +21,8 @@ impl Core {
         self.settle_moves(obs);
         if !self.state.started {
             self.recover_running(obs);
+        } else if !self.state.held.is_empty() {
+            self.recheck_held(obs);
         }
         self.drop_failed_claims(obs);
         self.handle_claim_errors(obs);
@@ -195,6 +199,7 @@ impl Core {
             claimed_ms: self.now_ms,
             started_ms: None,
             attempt,
+            adopted: None,
         });
         self.launch(session, &project, &id, Continue::New, AfterLaunch::Task);
     }
@@ -412,6 +417,106 @@ impl Core {
         }
     }
 
+    /// Tasks held at start: each turn, adopted once a session shows it works on it,
+    /// back to the inbox once no session may (or the hold ran out), forgotten when the
+    /// file left `running/`.
+    fn recheck_held(&mut self, obs: &Observation) {
+        let held = std::mem::take(&mut self.state.held);
+        for (t, since_ms) in held {
+            let running = obs
+                .queues
+                .iter()
+                .find(|q| q.name == t.queue)
+                .is_none_or(|q| q.running.contains(&t.task));
+            if running {
+                self.place_unowned(t, since_ms, obs);
+            }
+        }
+    }
+
+    /// A task in `running/` with no owner: adopted by the pool session whose Claude is
+    /// working on it (its conversation began with the task's body), held while a pool
+    /// Claude in its project has no prompt yet (it may be the one, about to show it),
+    /// else back to the inbox. Requeueing a task a Claude still works on would run it
+    /// twice, which is what losing `state.json` used to do.
+    fn place_unowned(&mut self, t: TaskRef, held_since_ms: i64, obs: &Observation) {
+        let free = |core: &Core, session: &str| {
+            core.state.sessions.get(session).is_some_and(|s| {
+                s.kind == Kind::Pool
+                    && s.assignment.is_none()
+                    && s.claude_in_front()
+                    && matches!(s.activity, Activity::Free)
+            })
+        };
+        let working = obs.work_seen.iter().find(|w| {
+            w.queue == t.queue
+                && matches!(&w.prompt, FirstPrompt::Task { task } if *task == t.task)
+                && free(self, &w.session)
+        });
+        if let Some(w) = working {
+            let session = w.session.clone();
+            return self.adopt(&session, t);
+        }
+        let maybe: Vec<String> = obs
+            .work_seen
+            .iter()
+            .filter(|w| w.queue == t.queue && w.prompt == FirstPrompt::Pending && free(self, &w.session))
+            .map(|w| w.session.clone())
+            .collect();
+        let fresh = held_since_ms == self.now_ms;
+        if !maybe.is_empty() && self.now_ms - held_since_ms < limits::HOLD_UNOWNED_MS {
+            if fresh {
+                self.log(format!(
+                    "{t}: in running/ with no record of its session; held while {} may show it works on it",
+                    maybe.join(", ")
+                ));
+            }
+            self.state.held.push((t, held_since_ms));
+            return;
+        }
+        let reason = if fresh {
+            "no session is working on it (recovered at start)".to_string()
+        } else {
+            format!(
+                "no session showed it works on it within {}s of the start (recovered at start)",
+                (self.now_ms - held_since_ms) / 1000
+            )
+        };
+        self.push(Action::RequeueTask {
+            queue: t.queue.clone(),
+            task: t.task.clone(),
+            reason,
+        });
+    }
+
+    /// Takes `task` as the work of `session`, whose Claude was found working on it.
+    fn adopt(&mut self, session: &str, task: TaskRef) {
+        let key = task.to_string();
+        let attempt = self.state.attempts.get(&key).copied().unwrap_or(1).max(1);
+        self.state.attempts.insert(key, attempt);
+        let now_ms = self.now_ms;
+        let how = format!(
+            "adopted from {session} at {}: ccl had no record of it, and that session's Claude was working on it",
+            crate::util::rfc3339(now_ms)
+        );
+        self.log(format!(
+            "{session}: {task}: its Claude is working on it (its conversation began with the task); adopted, not requeued"
+        ));
+        let s = self.state.sessions.get_mut(session).expect("session exists");
+        s.assignment = Some(Assignment {
+            task,
+            claimed_ms: now_ms,
+            started_ms: Some(now_ms),
+            attempt,
+            adopted: Some(how),
+        });
+        s.activity = Activity::Working {
+            since_ms: now_ms,
+            turn_ended: false,
+            idle_turns: 0,
+        };
+    }
+
     /// Start-up: a task in `running/` that no session owns goes back to the inbox; a
     /// session that believes it owns a task no longer in `running/` forgets it.
     fn recover_running(&mut self, obs: &Observation) {
@@ -423,20 +528,21 @@ impl Core {
             .filter_map(|s| s.assignment.as_ref().map(|a| a.task.clone()))
             .chain(self.state.moves.iter().filter_map(Action::running_move))
             .collect();
-        for q in &obs.queues {
-            for name in &q.running {
-                let t = TaskRef {
+        // Held before a restart or not, every unowned task is looked at afresh.
+        self.state.held.clear();
+        let unowned: Vec<TaskRef> = obs
+            .queues
+            .iter()
+            .flat_map(|q| {
+                q.running.iter().map(|name| TaskRef {
                     queue: q.name.clone(),
                     task: name.clone(),
-                };
-                if !owned.contains(&t) {
-                    self.push(Action::RequeueTask {
-                        queue: q.name.clone(),
-                        task: name.clone(),
-                        reason: "no session is working on it (recovered at start)".into(),
-                    });
-                }
-            }
+                })
+            })
+            .filter(|t| !owned.contains(t))
+            .collect();
+        for t in unowned {
+            self.place_unowned(t, self.now_ms, obs);
         }
         let names: Vec<String> = self.state.sessions.keys().cloned().collect();
         for name in names {

@@ -19,7 +19,8 @@ use std::path::PathBuf;
 
 use crate::config::Config;
 use crate::core::{
-    ClaimError, Core, HookDone, Observation, QueueObs, RegistrySeen, SessionObs, TaskRef, TranscriptSeen,
+    ClaimError, Core, FirstPrompt, HookDone, Observation, QueueObs, RegistrySeen, SessionObs, TaskRef, TranscriptSeen,
+    WorkSeen,
 };
 use crate::hooks::Hooks;
 use crate::tmux::{PaneInfo, Tmux};
@@ -134,6 +135,11 @@ impl Shell {
         }
         let transcripts = self.observe_transcripts(core);
         let queues = self.observe_queues(config);
+        let work_seen = if core.wants_work_seen() {
+            observe_work(core, &registry, &queues)
+        } else {
+            Vec::new()
+        };
         let requests = state::take_requests(&config.daemon.state_dir);
         let hooks_done: Vec<HookDone> = self.hooks.reap(now_ms);
         let missing_dirs = std::iter::once(&config.pool.workdir)
@@ -155,6 +161,7 @@ impl Shell {
             claim_errors: std::mem::take(&mut self.claim_errors),
             hooks_done,
             missing_dirs,
+            work_seen,
         };
         if let Some(mut again) = self.again.take() {
             again.transcripts.append(&mut obs.transcripts);
@@ -272,6 +279,63 @@ impl Shell {
         }
         out
     }
+}
+
+/// For each pool session that carries no task and whose Claude works in the project of a
+/// queue with files in `running/`: its conversation's first prompt, matched against the
+/// bodies of those files (read once per turn per queue).
+fn observe_work(core: &Core, registry: &[RegistrySeen], queues: &[QueueObs]) -> Vec<WorkSeen> {
+    let config = core.config();
+    let projects = config.shared.target.join("projects");
+    let mut bodies: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    let mut out = Vec::new();
+    for r in registry {
+        let carries = core
+            .state()
+            .sessions
+            .get(&r.session)
+            .is_some_and(|s| s.assignment.is_some());
+        if carries || !config.pool.contains(&r.session) {
+            continue;
+        }
+        let Some(q) = config.queues.iter().find(|q| q.project == r.entry.cwd) else {
+            continue;
+        };
+        let Some(running) = queues.iter().find(|o| o.name == q.name).map(|o| &o.running) else {
+            continue;
+        };
+        if running.is_empty() {
+            continue;
+        }
+        let path = transcript::locate_transcript(&projects, &r.entry.cwd, &r.entry.session_id)
+            .unwrap_or_else(|| transcript::transcript_path(&projects, &r.entry.cwd, &r.entry.session_id));
+        let prompt = match transcript::first_prompt(&path) {
+            Ok(Some(text)) => {
+                let bodies = bodies.entry(q.name.clone()).or_insert_with(|| {
+                    running
+                        .iter()
+                        .filter_map(|name| queue::read_running(q, name).ok().map(|b| (name.clone(), b)))
+                        .collect()
+                });
+                match bodies.iter().find(|(_, body)| transcript::prompt_is(&text, body)) {
+                    Some((name, _)) => FirstPrompt::Task { task: name.clone() },
+                    None => FirstPrompt::Other,
+                }
+            }
+            Ok(None) => FirstPrompt::Pending,
+            Err(e) => {
+                // Unreadable is not proof of anything: treated as "no prompt yet".
+                log::warn!("cannot read transcript {}: {e:#}", path.display());
+                FirstPrompt::Pending
+            }
+        };
+        out.push(WorkSeen {
+            session: r.session.clone(),
+            queue: q.name.clone(),
+            prompt,
+        });
+    }
+    out
 }
 
 /// Registry entries of running Claudes that sit in managed sessions.

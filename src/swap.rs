@@ -456,6 +456,7 @@ mod tests {
             claimed_ms: 0,
             started_ms,
             attempt: 1,
+            adopted: None,
         });
         state.sessions.insert("ccl-auto-11".into(), s);
         state.swap = Some(Swap {

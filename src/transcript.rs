@@ -121,6 +121,34 @@ pub enum Signal {
     UserPrompt { text: String },
 }
 
+/// The first prompt of the conversation in transcript `path` (read from its start, at
+/// most [`MAX_READ_BYTES`]); `Ok(None)` while it has none (or does not exist yet).
+pub fn first_prompt(path: &Path) -> anyhow::Result<Option<String>> {
+    if metadata_if_exists(path)?.is_none() {
+        return Ok(None);
+    }
+    let file =
+        crate::untrusted::open_regular(path).with_context(|| format!("opening transcript {}", path.display()))?;
+    let mut buf = Vec::new();
+    file.take(MAX_READ_BYTES)
+        .read_to_end(&mut buf)
+        .with_context(|| format!("reading transcript {}", path.display()))?;
+    Ok(String::from_utf8_lossy(&buf)
+        .lines()
+        .filter_map(parse_line)
+        .find_map(|r| match r.signal {
+            Signal::UserPrompt { text } => Some(text),
+            _ => None,
+        }))
+}
+
+/// Whether a prompt as a transcript holds it (bounded to [`MAX_SIGNAL_TEXT_BYTES`]) is
+/// `body`, the text ccl pasted.
+pub fn prompt_is(text: &str, body: &str) -> bool {
+    let (text, body) = (text.trim(), body.trim());
+    text == body || (text.len() + 8 >= MAX_SIGNAL_TEXT_BYTES && body.starts_with(text))
+}
+
 /// One transcript record that carries a [`Signal`]. `uuid` identifies the record, so a consumer
 /// can take each signal exactly once even if a file is read again from the start.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

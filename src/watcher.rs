@@ -495,7 +495,7 @@ impl Core {
             finished: rfc3339(self.now_ms),
             duration_ms: self.now_ms - started,
             attempts: a.attempt,
-            adopted: None,
+            adopted: a.adopted.clone(),
             recovered: None,
         };
         let kind = s.kind;
@@ -692,6 +692,7 @@ mod tests {
             claimed_ms: launched_ms,
             started_ms: None,
             attempt: 1,
+            adopted: None,
         });
         state.sessions.insert("ccl-auto-11".into(), s);
         state.started = true;

@@ -723,6 +723,72 @@ fn a_crash_after_deciding_a_requeue_gives_the_task_back_once() {
 }
 
 #[test]
+fn a_lost_state_adopts_the_session_still_working_on_its_task() {
+    let mut s = Sim::new(&Setup {
+        dedicated: vec![],
+        ..Setup::default()
+    });
+    s.world.report_work = true;
+    start_work(&mut s, &[S11, S12]);
+    s.restart_without_state();
+    let first = s.turn();
+    let requeued: Vec<&Action> = first
+        .iter()
+        .filter(|a| matches!(a, Action::RequeueTask { .. }))
+        .collect();
+    assert!(requeued.is_empty(), "requeued work in progress:\n  {}", render(&first));
+    for (session, task) in [(S11, "task-1.md"), (S12, "task-2.md")] {
+        let a = s.state().sessions[session].assignment.clone().expect("adopted");
+        assert_eq!(a.task.task, task);
+        assert!(a.adopted.unwrap_or_default().contains("adopted from"));
+    }
+    // Each task then finishes where it ran, once, with the adoption on its record.
+    s.world.pane(S11).screen = Screen::Finished;
+    s.world.pane(S12).screen = Screen::Finished;
+    let acts = s.until(10, "both done", |s, _| s.world.queues["alpha"].done.len() == 2);
+    assert!(claims(&acts).is_empty(), "run again:\n  {}", render(&acts));
+    let adopted = acts
+        .iter()
+        .filter(|a| matches!(a, Action::FinishTask { report, .. } if report.adopted.is_some()))
+        .count();
+    assert_eq!(adopted, 2, "{}", render(&acts));
+}
+
+#[test]
+fn a_lost_state_holds_a_task_while_a_claude_in_its_project_has_no_prompt_yet() {
+    let mut s = Sim::new(&Setup {
+        pool: 1,
+        dedicated: vec![],
+        ..Setup::default()
+    });
+    s.world.report_work = true;
+    // Killed after the launch, before the paste: Claude is up in the project, the task
+    // is in running/, and state.json is gone.
+    s.world.enqueue("alpha", "t.md");
+    s.until(10, "launched", |s, _| s.world.launches.len() == 1);
+    s.restart_without_state();
+    let held = s.run(3);
+    assert!(
+        !held.iter().any(|a| matches!(a, Action::RequeueTask { .. })),
+        "{}",
+        render(&held)
+    );
+    assert!(
+        logs(&held).iter().any(|l| l.contains("held while ccl-auto-11")),
+        "{}",
+        render(&held)
+    );
+    // That Claude goes away without ever taking it: the task goes back, and runs once.
+    s.world.kill_claude(S11);
+    let acts = s.until(10, "requeued", |_, a| {
+        a.iter().any(|a| matches!(a, Action::RequeueTask { .. }))
+    });
+    assert!(logs(&acts).iter().all(|l| !l.contains("adopted")));
+    s.world.busy_turns = 2;
+    s.until(40, "done", |s, _| s.world.queues["alpha"].done.len() == 1);
+}
+
+#[test]
 fn a_prompt_left_in_the_input_box_gets_enter_again_then_the_task_goes_back() {
     let mut s = Sim::new(&Setup {
         dedicated: vec![],

@@ -366,3 +366,45 @@ fn a_turn_whose_state_cannot_be_saved_claims_nothing_and_a_crash_then_runs_no_ta
         temps(&fleet)
     );
 }
+
+#[test]
+fn a_lost_or_corrupt_state_adopts_the_task_a_session_still_works_on() {
+    if !common::tmux_tier() {
+        return;
+    }
+    let spec = FleetSpec {
+        pool_min: 2,
+        pool_max: 2,
+        tick: "200ms".into(),
+        ..Default::default()
+    };
+    let mut fleet = Fleet::new("adopt", spec);
+    fleet.start(None);
+    let body = "a long task outliving its record [fake:work=5s]";
+    let name = fleet.enqueue("q", body);
+    fleet.wait_log(": task submitted", Duration::from_secs(30));
+    fleet.crash();
+    // The record is gone: corrupt, so the daemon sets it aside and starts from scratch.
+    fs::write(fleet.state_dir().join("state.json"), b"{\"version\": 1, \"act").unwrap();
+    let from = fleet.log().len();
+    fleet.start(None);
+    fleet.wait_log_from(from, "is corrupt", Duration::from_secs(10));
+    fleet.wait_log_from(from, "adopted, not requeued", Duration::from_secs(10));
+    let status = fleet.status();
+    let carrying: Vec<&serde_json::Value> = status["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["task"].is_string())
+        .collect();
+    assert_eq!(carrying.len(), 1, "{status:#}");
+    assert!(carrying[0]["adopted"].is_string(), "status says adopted: {status:#}");
+    fleet.wait_done("q", 1, Duration::from_secs(30));
+    fleet.stop();
+    let log = fleet.log();
+    assert!(!log[from..].contains("back to inbox"), "requeued:\n{log}");
+    let n = fleet.received().iter().filter(|r| r["text"] == body).count();
+    assert_eq!(n, 1, "the prompt reached Claude {n} times; log:\n{log}");
+    let report = fleet.report("q", &name);
+    assert!(report["adopted"].is_string(), "done/{name}.json: {report:#}");
+}

@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 
 use ccl::config::Config;
 use ccl::core::{
-    Action, Activity, ClaimError, Core, Observation, QueueObs, RegistrySeen, Request, RequestKind, SessionObs, State,
-    TaskRef, TranscriptSeen,
+    Action, Activity, ClaimError, Core, FirstPrompt, Observation, QueueObs, RegistrySeen, Request, RequestKind,
+    SessionObs, State, TaskRef, TranscriptSeen, WorkSeen,
 };
 use ccl::queue::InboxEntry;
 use ccl::trace::{self, Header, Recorder};
@@ -174,6 +174,8 @@ pub struct Pane {
     pub background: Vec<u32>,
     /// This Claude ignores SIGTERM (hung, or trapping it).
     pub ignores_term: bool,
+    /// The task whose body began this pane's conversation (what its transcript shows).
+    pub first_task: Option<TaskRef>,
 }
 
 impl Pane {
@@ -234,6 +236,9 @@ pub struct World {
     pub logs: Vec<String>,
     /// Turns a submitted prompt keeps Claude busy (unless the pane says otherwise).
     pub busy_turns: u32,
+    /// Report `work_seen` whenever the core asks for it, as the shell does (off by
+    /// default so the golden traces' observations stay as they were recorded).
+    pub report_work: bool,
     /// Every launch line typed: (session, account, conversation, resumed).
     pub launches: Vec<(String, String, String, bool)>,
     /// Configured working directories that do not exist (the operator removed one).
@@ -276,6 +281,7 @@ impl World {
             replies: Vec::new(),
             logs: Vec::new(),
             busy_turns: BUSY_TURNS,
+            report_work: false,
             launches: Vec::new(),
             violations: Vec::new(),
             missing_dirs: BTreeSet::new(),
@@ -309,6 +315,7 @@ impl World {
                 next_busy: None,
                 background: Vec::new(),
                 ignores_term: false,
+                first_task: None,
             },
         );
     }
@@ -455,6 +462,35 @@ impl World {
         }
     }
 
+    /// What the shell's `observe_work` would report: pool panes with Claude and a
+    /// registry entry in a queue's project, when that queue has files in `running/`.
+    fn work_seen(&self) -> Vec<WorkSeen> {
+        let mut out = Vec::new();
+        for (name, p) in &self.panes {
+            if !self.config.pool.contains(name) || !p.registry || !p.screen.claude() || p.conversation.is_none() {
+                continue;
+            }
+            let Some(q) = self.config.queues.iter().find(|q| q.project == p.cwd) else {
+                continue;
+            };
+            let running = &self.queues[&q.name].running;
+            if running.is_empty() {
+                continue;
+            }
+            let prompt = match &p.first_task {
+                None => FirstPrompt::Pending,
+                Some(t) if t.queue == q.name && running.contains(&t.task) => FirstPrompt::Task { task: t.task.clone() },
+                Some(_) => FirstPrompt::Other,
+            };
+            out.push(WorkSeen {
+                session: name.clone(),
+                queue: q.name.clone(),
+                prompt,
+            });
+        }
+        out
+    }
+
     fn observe(&mut self, now_ms: i64) -> Observation {
         let names: Vec<String> = self.panes.keys().cloned().collect();
         let mut sessions = Vec::new();
@@ -528,6 +564,7 @@ impl World {
             claim_errors: std::mem::take(&mut self.claim_errors),
             hooks_done: Vec::new(),
             missing_dirs: self.missing_dirs.iter().cloned().collect(),
+            work_seen: Vec::new(),
         }
     }
 
@@ -614,6 +651,12 @@ impl World {
                 }
                 Action::TypeLine { session, line } => self.type_line(session, line),
                 Action::PasteText { session, .. } | Action::PasteTask { session, .. } => {
+                    if let (Action::PasteTask { queue, task, .. }, Some(p)) = (action, self.panes.get_mut(session)) {
+                        p.first_task.get_or_insert(TaskRef {
+                            queue: queue.clone(),
+                            task: task.clone(),
+                        });
+                    }
                     let Some(p) = self.panes.get_mut(session) else {
                         self.violation(format!("paste into missing {session}"));
                         continue;
@@ -777,6 +820,9 @@ impl World {
                             .push(format!("launch with unknown home in {session}: {line}"));
                     };
                     p.account = Some(account.clone());
+                    if p.conversation.as_deref() != Some(l.id.as_str()) {
+                        p.first_task = None;
+                    }
                     p.conversation = Some(l.id.clone());
                     p.cwd = l.cwd.into();
                     p.screen = match (l.resume, self.banners.get(&l.id)) {
@@ -908,7 +954,10 @@ impl Sim {
         self.now_ms += TICK_MS;
         self.turn_no += 1;
         self.world.advance();
-        let obs = self.world.observe(self.now_ms);
+        let mut obs = self.world.observe(self.now_ms);
+        if self.world.report_work && self.core.wants_work_seen() {
+            obs.work_seen = self.world.work_seen();
+        }
         let actions = self.core.step(&obs);
         self.world.note_decisions(&actions);
         self.world.apply(&actions);
@@ -978,7 +1027,10 @@ impl Sim {
             self.now_ms += TICK_MS;
             self.turn_no += 1;
             self.world.advance();
-            let obs = self.world.observe(self.now_ms);
+            let mut obs = self.world.observe(self.now_ms);
+            if self.world.report_work && self.core.wants_work_seen() {
+                obs.work_seen = self.world.work_seen();
+            }
             let actions = self.core.step(&obs);
             self.world.note_decisions(&actions);
             if actions.iter().any(&crash_on) {
@@ -995,6 +1047,16 @@ impl Sim {
             self.turns.push((self.turn_no, obs, actions));
         }
         panic!("not reached within {max} turns: {what}");
+    }
+
+    /// The daemon restarts with its `state.json` lost (deleted, or corrupt and set
+    /// aside): a fresh state, the world as it is.
+    pub fn restart_without_state(&mut self) {
+        let state = State::fresh(self.core.config(), SEED + 1);
+        self.core = Core::new(self.core.config().clone(), state.clone(), TZ);
+        self.start_state = state;
+        self.start_ms = self.now_ms;
+        self.turns.clear();
     }
 
     /// Every action of every recorded turn.
@@ -1150,6 +1212,7 @@ pub fn dedicated_marked_working(task: &str) -> ccl::core::SessionState {
         claimed_ms: ms(START) - 120_000,
         started_ms: Some(ms(START) - 60_000),
         attempt: 1,
+        adopted: None,
     });
     ops
 }

@@ -299,6 +299,7 @@ impl Demo {
             .args(["-x", SESSION_WIDTH, "-y", SESSION_HEIGHT, "-c"])
             .arg(self.root.join("operator"))
             .env("HOME", self.root.join("home"))
+            .envs(xdg_inside(&self.root.join("home")))
             .env("SHELL", "/bin/sh")
             .env_remove("TMUX")
             .env_remove("TMUX_PANE")
@@ -359,6 +360,7 @@ impl Demo {
             .arg(&self.config_path)
             .arg("run")
             .env("HOME", self.root.join("home"))
+            .envs(xdg_inside(&self.root.join("home")))
             .env("SHELL", "/bin/sh")
             .env("RUST_LOG", "info")
             .env_remove("TMUX")
@@ -886,6 +888,17 @@ fn write_trust(home: &Path, config: &Config) -> Result<()> {
     });
     let path = home.join(".claude.json");
     fs::write(&path, serde_json::to_vec_pretty(&body)?).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The XDG base directories inside `home`: with `HOME`, the demo's panes and daemon
+/// write nothing (shell history, caches, Claude's files) into the user's own home.
+fn xdg_inside(home: &Path) -> [(&'static str, PathBuf); 4] {
+    [
+        ("XDG_CONFIG_HOME", home.join(".config")),
+        ("XDG_DATA_HOME", home.join(".local/share")),
+        ("XDG_STATE_HOME", home.join(".local/state")),
+        ("XDG_CACHE_HOME", home.join(".cache")),
+    ]
 }
 
 /// The demo's private tmux socket: `tmux -L ccl-demo-<pid>`.

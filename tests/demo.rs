@@ -73,8 +73,11 @@ fn the_demo_runs_every_task_through_one_swap_and_leaves_nothing_behind() {
     }
     let before = default_server_sessions();
     let started = Instant::now();
+    // A home of its own: the demo must not need (or touch) the real one.
+    let home = tempfile::tempdir().unwrap();
     let child = Command::new(CCL)
         .arg("demo")
+        .env("HOME", home.path())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

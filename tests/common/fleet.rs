@@ -18,6 +18,18 @@ use std::time::{Duration, Instant};
 
 use super::{wait_until, TmuxServer};
 
+/// `HOME` and the XDG base directories inside `home` (see [`super::isolate`]), for
+/// commands built here; `TMUX` is removed separately where it matters.
+fn home_env(home: &Path) -> Vec<(&'static str, PathBuf)> {
+    vec![
+        ("HOME", home.to_path_buf()),
+        ("XDG_CONFIG_HOME", home.join(".config")),
+        ("XDG_DATA_HOME", home.join(".local/share")),
+        ("XDG_STATE_HOME", home.join(".local/state")),
+        ("XDG_CACHE_HOME", home.join(".cache")),
+    ]
+}
+
 pub const CCL: &str = env!("CARGO_BIN_EXE_ccl");
 pub const FAKE_CLAUDE: &str = env!("CARGO_BIN_EXE_ccl-fake-claude");
 
@@ -201,7 +213,7 @@ impl Fleet {
             cmd.arg("--record").arg(r);
         }
         let child = cmd
-            .env("HOME", self.root.join("home"))
+            .envs(home_env(&self.root.join("home")))
             .env("RUST_LOG", "info")
             .envs(env.iter().copied())
             .env_remove("TMUX")
@@ -319,7 +331,7 @@ impl Fleet {
             .arg("-c")
             .arg(&self.config_path)
             .args(args)
-            .env("HOME", self.root.join("home"))
+            .envs(home_env(&self.root.join("home")))
             .env("RUST_LOG", "warn")
             .env_remove("TMUX")
             .stdin(Stdio::null())
@@ -364,7 +376,7 @@ impl Fleet {
         cmd.arg("-c")
             .arg(&self.config_path)
             .args(args)
-            .env("HOME", self.root.join("home"))
+            .envs(home_env(&self.root.join("home")))
             .env("RUST_LOG", "warn");
         cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() });
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -493,7 +505,7 @@ impl Fleet {
         Command::new("tmux")
             .args(["-L", &self.tmux.socket, "-f", "/dev/null"])
             .args(args)
-            .env("HOME", self.root.join("home"))
+            .envs(home_env(&self.root.join("home")))
             .env_remove("TMUX")
             .output()
             .unwrap()

@@ -71,6 +71,7 @@ pub fn claude_bin() -> Option<PathBuf> {
          (run `bash .ci/install-claude .cache/claude` or set CCL_CLAUDE_BIN)",
         bin.display()
     );
+    super::note_tier_ran("claude");
     Some(bin)
 }
 
@@ -240,8 +241,8 @@ impl RealFleet {
                 "-c",
                 &root,
             ])
-            .env("HOME", self.fleet.root.join("home"))
             .env_remove("TMUX");
+        super::isolate(&mut cmd, &self.fleet.root.join("home"));
         for var in FOREIGN_VARS {
             cmd.env_remove(var);
         }

@@ -540,12 +540,17 @@ pub fn status_json(config: &Config, st: Option<&State>, daemon_pid: Option<u32>,
         .iter()
         .map(|q| {
             let c = queue::counts(q).unwrap_or_default();
+            let renamed: Vec<_> = queue::renamed(q)
+                .into_iter()
+                .map(|r| json!({"dir": r.dir, "task": r.task, "from": r.from}))
+                .collect();
             json!({
                 "name": q.name,
                 "project": q.project,
                 "inbox": c.inbox, "running": c.running, "done": c.done, "failed": c.failed,
                 "paused": st.is_some_and(|s| s.paused.is_paused(&q.name)),
                 "held": st.map(|s| s.held.iter().filter(|(t, _)| t.queue == q.name).map(|(t, _)| t.task.clone()).collect::<Vec<_>>()).unwrap_or_default(),
+                "renamed": renamed,
             })
         })
         .collect();
@@ -700,6 +705,18 @@ pub fn render_status(v: &serde_json::Value) -> String {
     }
     out.push('\n');
     out.push_str(&table(&rows));
+    // Tasks filed next to an earlier task of the same name, so a reused name is visible.
+    for q in v["queues"].as_array().into_iter().flatten() {
+        for r in q["renamed"].as_array().into_iter().flatten() {
+            out.push_str(&format!(
+                "renamed: {}/{}/{} (its own name {} was taken)\n",
+                s(&q["name"]),
+                s(&r["dir"]),
+                s(&r["task"]),
+                s(&r["from"])
+            ));
+        }
+    }
     out
 }
 

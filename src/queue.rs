@@ -45,6 +45,9 @@ const FS_NAME_MAX_BYTES: usize = 255;
 /// Numbered names tried when filing a task whose name is taken at its destination.
 const MAX_RENAME_ATTEMPTS: usize = 1_000;
 
+/// Renamed tasks `ccl status` lists per queue.
+pub const MAX_RENAMED_SHOWN: usize = 20;
+
 /// Longest extension kept when a name gets a number (`fix-tests.md` → `fix-tests-2.md`).
 const MAX_EXT_BYTES: usize = 16;
 
@@ -445,6 +448,65 @@ pub fn failure_history(q: &Queue, name: &str) -> Vec<(String, String)> {
 pub fn requeue(q: &Queue, name: &str) -> Result<Option<String>> {
     check_name(q, name)?;
     move_to_free_name(q, "running", "inbox", name, "")
+}
+
+/// A task filed under a name other than its own (see [`finish`], [`fail`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Renamed {
+    pub dir: &'static str,
+    pub task: String,
+    pub from: String,
+}
+
+/// Tasks in `done/` and `failed/` filed under a numbered name because their own was
+/// taken (or too long), read from their records; at most [`MAX_RENAMED_SHOWN`], sorted by
+/// directory and name. Only numbered names (`STEM-N.EXT`) have their record read.
+pub fn renamed(q: &Queue) -> Vec<Renamed> {
+    let mut out = Vec::new();
+    for (dir, sidecar) in [("done", DONE_SIDECAR), ("failed", FAILED_SIDECAR)] {
+        for task in list(q, dir).unwrap_or_default() {
+            if out.len() == MAX_RENAMED_SHOWN {
+                return out;
+            }
+            if !is_numbered(&task) {
+                continue;
+            }
+            let Ok(record) = read_sidecar(&q.dir(dir).join(format!("{task}{sidecar}"))) else {
+                continue;
+            };
+            let from = if dir == "done" {
+                serde_json::from_str::<serde_json::Value>(&record)
+                    .ok()
+                    .and_then(|v| v.get("renamed_from")?.as_str().map(String::from))
+            } else {
+                record.lines().find_map(|l| {
+                    l.strip_prefix("(renamed from ")?
+                        .split_once(": ")
+                        .map(|(f, _)| f.to_string())
+                })
+            };
+            if let Some(from) = from {
+                out.push(Renamed { dir, task, from });
+            }
+        }
+    }
+    out
+}
+
+/// `STEM-N.EXT` or `NAME-N`, as [`numbered_name`] makes them.
+fn is_numbered(name: &str) -> bool {
+    let stem = match name.rfind('.') {
+        Some(dot) if dot > 0 && name.len() - dot <= MAX_EXT_BYTES => &name[..dot],
+        _ => name,
+    };
+    stem.rsplit_once('-')
+        .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// A sidecar, read without following a link and at most [`MAX_TASK_BYTES`].
+fn read_sidecar(path: &Path) -> io::Result<String> {
+    let bytes = read_task_file(path)?;
+    String::from_utf8(bytes).map_err(io::Error::other)
 }
 
 /// Moves `FROM/NAME` into `TO/` under `NAME` when both it and `NAME` + `sidecar` are
@@ -1424,6 +1486,25 @@ mod tests {
         assert_eq!(
             finish(&q, "TODO", &serde_json::json!({})).unwrap().as_deref(),
             Some("TODO-2")
+        );
+
+        // What `ccl status` lists; a task merely named like a numbered one is not in it.
+        put(&q, "done", "step-2.md", b"x");
+        put(&q, "done", "step-2.md.json", b"{}\n");
+        let shown: Vec<(String, String, String)> = renamed(&q)
+            .into_iter()
+            .map(|r| (r.dir.to_string(), r.task, r.from))
+            .collect();
+        let row = |d: &str, t: &str, f: &str| (d.to_string(), t.to_string(), f.to_string());
+        assert_eq!(
+            shown,
+            [
+                row("done", "TODO-2", "TODO"),
+                row("done", "fix-tests-2.md", "fix-tests.md"),
+                row("done", "fix-tests-3.md", "fix-tests.md"),
+                row("done", "orphan-2.md", "orphan.md"),
+                row("failed", "bad-2.md", "bad.md"),
+            ]
         );
     }
 

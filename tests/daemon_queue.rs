@@ -91,10 +91,69 @@ fn a_reused_name_runs_once_and_is_filed_next_to_the_earlier_record() {
     );
     let log = fleet.log();
     assert!(log.contains("filed as done/fix-tests-2.md"), "{log}");
+    let status = fleet.status();
+    assert_eq!(
+        status["queues"][0]["renamed"],
+        serde_json::json!([{"dir": "done", "task": "fix-tests-2.md", "from": "fix-tests.md"}]),
+        "{status}"
+    );
+    let table = fleet.ccl(&["status"], None);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("renamed: q/done/fix-tests-2.md (its own name fix-tests.md was taken)"),
+        "{table}"
+    );
 
     let received = fleet.received();
     for body in [monday, tuesday] {
         let n = received.iter().filter(|r| r["text"] == body).count();
         assert_eq!(n, 1, "{body:?} reached Claude {n} times: {received:#?}");
     }
+}
+
+#[test]
+fn a_claim_that_cannot_work_is_reported_once_with_its_cause_and_check_finds_it() {
+    if !common::tmux_tier() {
+        return;
+    }
+    let spec = FleetSpec {
+        pool_min: 1,
+        pool_max: 1,
+        ..Default::default()
+    };
+    let mut fleet = Fleet::new("queue-exdev", spec);
+    // The inbox on another file system than running/: a tmpfs, through a symlink.
+    let Ok(elsewhere) = tempfile::tempdir_in("/dev/shm") else {
+        eprintln!("skipped: no /dev/shm");
+        return;
+    };
+    let dev = |p: &std::path::Path| std::os::unix::fs::MetadataExt::dev(&std::fs::metadata(p).unwrap());
+    if dev(elsewhere.path()) == dev(&fleet.project("q")) {
+        eprintln!("skipped: /dev/shm is not a separate file system here");
+        return;
+    }
+    for state in ["running", "done", "failed"] {
+        std::fs::create_dir_all(fleet.queue_dir("q", state)).unwrap();
+    }
+    std::os::unix::fs::symlink(elsewhere.path(), fleet.queue_dir("q", "inbox")).unwrap();
+    std::fs::write(elsewhere.path().join("a.md"), "a task that cannot be claimed\n").unwrap();
+
+    let check = fleet.ccl(&["check"], None);
+    let said = String::from_utf8_lossy(&check.stdout);
+    assert_eq!(check.status.code(), Some(1), "{said}");
+    assert!(said.contains("are on different file systems"), "{said}");
+
+    fleet.start_with_env(None, &[("RUST_LOG", "debug")]);
+    fleet.wait_log("Invalid cross-device link", Duration::from_secs(30));
+    fleet.wait_turns(15, Duration::from_secs(30));
+    fleet.stop();
+    let log = fleet.log();
+    let told = log
+        .lines()
+        .filter(|l| l.contains("queue q: cannot claim q/a.md"))
+        .count();
+    assert_eq!(told, 1, "{log}");
+    assert!(!log.contains("taken elsewhere"), "{log}");
+    assert!(fleet.received().is_empty());
+    assert!(elsewhere.path().join("a.md").is_file());
 }

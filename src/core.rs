@@ -489,6 +489,17 @@ pub struct SessionState {
     /// is logged once, not every turn.
     #[serde(default)]
     pub quota_note: Option<String>,
+    /// The pane's last line as first seen when its shell came to the foreground (a new
+    /// pane, or the program before it ended): the prompt with nothing typed after it. The
+    /// shell's command line is empty only while its last line reads exactly this; ccl
+    /// never guesses emptiness from how a prompt ends. Forgotten whenever a program
+    /// other than the shell runs in the pane or the pane is replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell_prompt: Option<String>,
+    /// A dedicated session's unsent draft, read from Claude's input box before a swap
+    /// stopped it; typed back (never submitted) into the resumed conversation's box.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draft: Option<String>,
 }
 
 impl SessionState {
@@ -507,6 +518,8 @@ impl SessionState {
             limit_pending: false,
             pane_pid: None,
             quota_note: None,
+            shell_prompt: None,
+            draft: None,
         }
     }
 
@@ -725,6 +738,9 @@ pub mod limits {
     pub const SESSION_HEIGHT: u16 = 50;
     /// Characters of a screen line quoted in a log line.
     pub const SNIPPET_CHARS: usize = 120;
+    /// Characters of an operator's draft written to the log when it cannot be put back
+    /// into Claude's input box (so it is not lost); longer drafts are cut there.
+    pub const MAX_DRAFT_LOG_CHARS: usize = 4_000;
 }
 
 pub struct Core {
@@ -904,6 +920,13 @@ impl Core {
         self.handle_sessions(obs);
         self.handle_requests(obs);
         self.poll_quota(obs);
+        if obs.sessions.is_none() {
+            // tmux could not be listed: what the core believes about the panes is last
+            // turn's view, and acting on it could type into a session that changed or
+            // count an idle turn nobody saw. No pane is touched until tmux answers again
+            // (and start-up reconciliation waits for a turn that sees the sessions).
+            return std::mem::take(&mut self.out);
+        }
         self.scan_dispatch(obs);
         self.remember_inbox(obs);
         self.check_watcher(obs);

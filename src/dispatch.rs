@@ -14,7 +14,7 @@ use crate::core::{
     limits, Action, Activity, AfterLaunch, Assignment, BadFile, Core, FirstPrompt, Kind, Observation, Seen, TaskRef,
 };
 use crate::queue::InboxEntry;
-use crate::sessions::Continue;
+use crate::sessions::{Continue, ShellLine};
 
 impl Core {
     pub(crate) fn scan_dispatch(&mut self, obs: &Observation) {
@@ -48,7 +48,12 @@ impl Core {
             })
             .map(|(n, _)| n.clone())
             .collect();
-        let mut free = free;
+        // The launch line goes only onto an empty command line; a session whose line holds
+        // the operator's text is needs-attention (see `track_attention`), and the task waits.
+        let mut free: Vec<String> = free
+            .into_iter()
+            .filter(|n| self.shell_line(n) == ShellLine::Empty)
+            .collect();
         self.sort_pool(&mut free);
 
         let n_queues = self.config.queues.len();
@@ -143,6 +148,7 @@ impl Core {
                     && !s.limit_pending
             })
             .map(|(n, _)| n.clone())
+            .filter(|n| self.box_text(n).is_none())
             .collect();
         for name in idle {
             if waiting == 0 {
@@ -201,6 +207,7 @@ impl Core {
             attempt,
             adopted: None,
         });
+        // Cannot fail: only sessions at an empty command line are free.
         self.launch(session, &project, &id, Continue::New, AfterLaunch::Task);
     }
 

@@ -133,7 +133,12 @@ impl Shell {
                 .collect();
             s.claude_pid = procs::foreground_claude(s.pane_pid, &pids);
         }
-        let transcripts = self.observe_transcripts(core);
+        // A turn without the tmux listing acts on nothing, so the transcripts' new records
+        // wait for the next turn rather than be handed to a core that cannot use them.
+        let transcripts = match &sessions {
+            Some(_) => self.observe_transcripts(core),
+            None => Vec::new(),
+        };
         let queues = self.observe_queues(config);
         let work_seen = if core.wants_work_seen() {
             observe_work(core, &registry, &queues)

@@ -5,6 +5,12 @@
 //! `[start_index, start_index + max)` and the configured dedicated names; nothing else is
 //! ever created, killed or typed into. Dedicated sessions are never created or killed by
 //! the lifecycle: a missing one is only reported.
+//!
+//! It also owns what "empty" means before ccl types: a shell's command line is empty
+//! only while its last line reads exactly the prompt line first seen when the shell came
+//! to the foreground, and Claude's input box only while the screen shows nothing (or one
+//! of Claude's own placeholders) after its `❯`. Text ccl did not type in a free pool
+//! session makes it needs-attention until that text is gone.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -77,7 +83,103 @@ pub fn env_file_text(config: &crate::config::Config) -> String {
         .collect()
 }
 
+/// The last line of a capture with text on it, without trailing blanks: where a shell's
+/// prompt and whatever is typed after it stand.
+pub fn last_line(capture: &str) -> &str {
+    capture
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim_end()
+}
+
+/// What a session's shell command line holds, as far as ccl knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShellLine {
+    /// Exactly the prompt ccl saw when the shell came to the foreground.
+    Empty,
+    /// The prompt with text after it: what follows the prompt.
+    Typed(String),
+    /// Not the prompt ccl knows (or none is known): the whole last line.
+    Unknown(String),
+}
+
+impl ShellLine {
+    /// The needs-attention reason for a line that is not empty, quoting what it holds.
+    pub fn foreign_reason(&self) -> Option<String> {
+        match self {
+            ShellLine::Empty => None,
+            ShellLine::Typed(text) => Some(format!(
+                "{FOREIGN_SHELL_TEXT}: \"{}\"",
+                snippet(text, FOREIGN_QUOTE_CHARS)
+            )),
+            ShellLine::Unknown(line) => Some(format!(
+                "{FOREIGN_SHELL_TEXT} (its last line is not the empty prompt ccl saw): \"{}\"",
+                snippet(line, FOREIGN_QUOTE_CHARS)
+            )),
+        }
+    }
+}
+
+/// How the needs-attention reasons for text ccl did not type begin (the quoted text
+/// follows).
+pub const FOREIGN_SHELL_TEXT: &str = "its shell command line holds text ccl did not type";
+pub const FOREIGN_BOX_TEXT: &str = "claude's input box holds text ccl did not type";
+
+/// Characters of foreign text quoted in a log line.
+pub const FOREIGN_QUOTE_CHARS: usize = 80;
+
 impl Core {
+    /// What the session's shell command line holds now, judged only against the empty
+    /// prompt line ccl saw (never from how a line ends).
+    pub(crate) fn shell_line(&self, name: &str) -> ShellLine {
+        let line = self.captures.get(name).map(|c| last_line(c)).unwrap_or("");
+        let Some(prompt) = self.state.sessions.get(name).and_then(|s| s.shell_prompt.as_deref()) else {
+            return ShellLine::Unknown(line.to_string());
+        };
+        if line == prompt {
+            ShellLine::Empty
+        } else if let Some(rest) = line.strip_prefix(prompt) {
+            ShellLine::Typed(rest.trim().to_string())
+        } else {
+            ShellLine::Unknown(line.to_string())
+        }
+    }
+
+    /// Text in Claude's input box this turn (a collapsed paste included); `None` when
+    /// the box is empty or shows only one of Claude's own placeholder suggestions.
+    pub(crate) fn box_text(&self, name: &str) -> Option<String> {
+        let a = self.screens.get(name)?;
+        a.input.clone().filter(|t| !t.trim().is_empty())
+    }
+
+    /// Why a free pool session cannot be typed into, when its shell line or input box
+    /// holds text ccl did not type: the reason quotes the first characters of it.
+    pub(crate) fn foreign_text(&self, name: &str) -> Option<String> {
+        let s = self.state.sessions.get(name)?;
+        match s.seen {
+            Seen::Shell => self.shell_line(name).foreign_reason(),
+            Seen::Idle | Seen::Busy => self
+                .box_text(name)
+                .map(|text| format!("{FOREIGN_BOX_TEXT}: \"{}\"", snippet(&text, FOREIGN_QUOTE_CHARS))),
+            _ => None,
+        }
+    }
+
+    /// Marks `name` as needing the operator for foreign text, once per episode: a draft
+    /// that grows keystroke by keystroke is not news every turn, and a session already
+    /// waiting for the operator (for this or another reason) is typed into by nothing.
+    pub(crate) fn flag_foreign_text(&mut self, name: &str, reason: &str) {
+        if self.state.sessions.get(name).is_some_and(|s| s.attention.is_some()) {
+            return;
+        }
+        self.needs_attention(
+            name,
+            &format!("needs attention: {reason}; nothing is typed until it is empty again"),
+        );
+    }
+
     /// Reads this turn's tmux view into the per-session state and keeps the pool alive.
     pub(crate) fn handle_sessions(&mut self, obs: &Observation) {
         let Some(listed) = &obs.sessions else {
@@ -148,12 +250,23 @@ impl Core {
             state.kind = *kind;
             state.seen = seen;
             let pid = pane.map(|p| p.pane_pid);
-            if state.pane_pid.is_some() && pid.is_some() && state.pane_pid != pid && !first_sight {
+            let pid_changed = state.pane_pid.is_some() && pid.is_some() && state.pane_pid != pid;
+            if pid_changed && !first_sight {
                 // Someone replaced the pane: whatever ccl believed about it is void.
                 state.conversation = None;
                 state.account = None;
             }
             state.pane_pid = pid;
+            // The empty prompt line: forgotten while anything but the shell runs there (or
+            // the pane is gone or new), and taken at the first sight of the shell's prompt
+            // after that, when the shell has just drawn it and nothing was typed yet.
+            let shell_in_front = pane.is_some_and(|p| !p.dead && SHELL_NAMES.contains(&p.command.as_str()));
+            if !shell_in_front || (pid_changed && !first_sight) {
+                state.shell_prompt = None;
+            }
+            if seen == Seen::Shell && state.shell_prompt.is_none() {
+                state.shell_prompt = self.captures.get(name).map(|c| last_line(c).to_string());
+            }
             if first_sight && matches!(seen, Seen::Idle | Seen::Busy | Seen::Menu) {
                 // Adopted with Claude running: limit lines already on screen are history.
                 state.stale_hits = banners;
@@ -196,15 +309,24 @@ impl Core {
             ),
             _ => None,
         };
-        let input_clear = self
-            .screens
-            .get(name)
-            .map(|a| a.input.as_deref().unwrap_or("").is_empty() && !a.pasted_placeholder)
-            .unwrap_or(true);
+        let input_clear = self.box_text(name).is_none();
+        let shell_clear = self.shell_line(name) == ShellLine::Empty;
         // A pool session that cannot be created for want of its workdir stays marked.
         let uncreatable = matches!(seen, Seen::Absent | Seen::Dead)
             && self.state.sessions.get(name).is_some_and(|s| s.kind == Kind::Pool)
             && self.workdir_missing(&self.config.pool.workdir);
+        // A free pool session is ccl's to type into, so text it did not type there is
+        // the operator's: ccl waits for it to go (sent, or erased) and says so once.
+        let foreign = {
+            let s = &self.state.sessions[name];
+            let free = matches!(s.activity, Activity::Free) && s.attention.is_none();
+            (s.kind == Kind::Pool && free && screen_reason.is_none())
+                .then(|| self.foreign_text(name))
+                .flatten()
+        };
+        if let Some(reason) = foreign {
+            return self.flag_foreign_text(name, &reason);
+        }
         let state = self.state.sessions.get_mut(name).expect("session state exists");
         match screen_reason {
             Some(reason) => {
@@ -217,7 +339,8 @@ impl Core {
             }
             None => {
                 let cleared = match seen {
-                    Seen::Shell | Seen::Absent | Seen::Dead => true,
+                    Seen::Absent | Seen::Dead => true,
+                    Seen::Shell => shell_clear || state.kind == Kind::Dedicated,
                     Seen::Idle => input_clear,
                     _ => false,
                 };
@@ -318,7 +441,9 @@ impl Core {
         true
     }
 
-    /// Types a launch line into a session at its shell and tracks the launch.
+    /// Types a launch line into a session at its shell and tracks the launch. The line
+    /// and its Enter go only onto an empty command line (see [`Core::shell_line`]):
+    /// otherwise nothing is typed, the session needs the operator, and this is false.
     pub(crate) fn launch(
         &mut self,
         name: &str,
@@ -326,7 +451,11 @@ impl Core {
         id: &str,
         how: Continue,
         then: crate::core::AfterLaunch,
-    ) {
+    ) -> bool {
+        if let Some(reason) = self.shell_line(name).foreign_reason() {
+            self.flag_foreign_text(name, &reason);
+            return false;
+        }
         let active = self.state.active.clone();
         let home = self.config.account(&active).map(|a| a.home.clone()).unwrap_or_default();
         let line = launch_line(&self.config, workdir, &home, id, how);
@@ -347,6 +476,7 @@ impl Core {
             then,
             line,
         };
+        true
     }
 
     /// Runs the configured hook for `event`, if any, with `CCL_EVENT` and the given facts.

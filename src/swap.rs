@@ -14,8 +14,9 @@ use crate::core::{
     limits, Action, Activity, AfterLaunch, Core, Kind, Observation, RequestKind, Seen, Swap, SwapMember, SwapRecord,
 };
 use crate::screen;
-use crate::sessions::Continue;
+use crate::sessions::{Continue, FOREIGN_QUOTE_CHARS};
 use crate::util::rfc3339;
+use crate::util::snippet;
 
 impl Core {
     /// Starts a swap to `to` (or the next available account). With none available, all
@@ -219,8 +220,18 @@ impl Core {
             }),
             // The operator's session is never typed `/exit`: its Claude, and only that
             // process, gets SIGTERM. Without a pid for it this turn, nothing is signalled.
+            // An unsent draft in its box is read first and typed back after the resume.
             _ if dedicated && !exit_sent => match self.claude_pids.get(&name).copied() {
                 Some(pid) => {
+                    if let Some(draft) = self.box_text(&name) {
+                        self.log(format!(
+                            "{name}: keeping its unsent draft across the swap: \"{}\"",
+                            snippet(&draft, FOREIGN_QUOTE_CHARS)
+                        ));
+                        if let Some(s) = self.state.sessions.get_mut(&name) {
+                            s.draft = Some(draft);
+                        }
+                    }
                     self.push(Action::StopClaude {
                         session: name.clone(),
                         pid,
@@ -237,10 +248,19 @@ impl Core {
                 session: name.clone(),
                 keys: vec!["Escape".into()],
             }),
-            Seen::Idle if !input_empty => self.push(Action::SendKeys {
-                session: name.clone(),
-                keys: vec!["Escape".into(), "Escape".into()],
-            }),
+            // A pool session's box is cleared so `/exit` goes in alone; what it held is
+            // logged, so nothing goes without a trace.
+            Seen::Idle if !input_empty => {
+                let text = self.box_text(&name).unwrap_or_default();
+                self.warn(format!(
+                    "{name}: clearing claude's input box for the swap; it held \"{}\"",
+                    snippet(&text, limits::MAX_DRAFT_LOG_CHARS)
+                ));
+                self.push(Action::SendKeys {
+                    session: name.clone(),
+                    keys: vec!["Escape".into(), "Escape".into()],
+                })
+            }
             Seen::Idle if !exit_sent => {
                 self.push(Action::TypeLine {
                     session: name.clone(),
@@ -276,6 +296,31 @@ impl Core {
     }
 
     fn relaunch_member(&mut self, m: &SwapMember) {
+        self.relaunch_one(m);
+        // A draft read before the stop that no resumed Claude will get back: the log
+        // keeps it, so the operator can copy it from there.
+        let name = &m.session;
+        let Some(s) = self.state.sessions.get_mut(name) else {
+            return;
+        };
+        if !matches!(s.activity, Activity::Launching { .. }) {
+            self.drop_draft(name);
+        }
+    }
+
+    /// A kept draft that no resumed Claude will get back: the log keeps it, so the
+    /// operator can copy it from there.
+    pub(crate) fn drop_draft(&mut self, name: &str) {
+        let draft = self.state.sessions.get_mut(name).and_then(|s| s.draft.take());
+        if let Some(draft) = draft {
+            self.warn(format!(
+                "{name}: its unsent draft could not be put back after the swap: \"{}\"",
+                snippet(&draft, limits::MAX_DRAFT_LOG_CHARS)
+            ));
+        }
+    }
+
+    fn relaunch_one(&mut self, m: &SwapMember) {
         let name = m.session.clone();
         let Some(s) = self.state.sessions.get_mut(&name) else {
             return;
@@ -309,14 +354,20 @@ impl Core {
                     "{name}: its task was not submitted yet; starting it afresh under {}",
                     self.state.active
                 ));
-                self.launch(&name, &project, &id, Continue::New, AfterLaunch::Task);
+                if !self.launch(&name, &project, &id, Continue::New, AfterLaunch::Task) {
+                    self.give_back(&name, "its shell line holds text ccl did not type", false);
+                }
             }
             (Kind::Dedicated, Some(id)) => {
                 self.log(format!(
                     "{name}: resuming conversation {id} under {}",
                     self.state.active
                 ));
-                self.launch(&name, &cwd, &id, Continue::Resume, AfterLaunch::Nothing);
+                if !self.launch(&name, &cwd, &id, Continue::Resume, AfterLaunch::Nothing) {
+                    self.warn(format!(
+                        "{name}: left at its shell after the swap: its command line holds text ccl did not type (resume it with: claude --resume {id})"
+                    ));
+                }
             }
             (Kind::Dedicated, None) => {
                 self.warn(format!(
@@ -328,7 +379,9 @@ impl Core {
                     "{name}: resuming task conversation {id} under {}",
                     self.state.active
                 ));
-                self.launch(&name, &cwd, &id, Continue::Resume, AfterLaunch::Continue);
+                if !self.launch(&name, &cwd, &id, Continue::Resume, AfterLaunch::Continue) {
+                    self.give_back(&name, "its shell line holds text ccl did not type", false);
+                }
             }
             (Kind::Pool, None) if m.had_task => {
                 let s = self.state.sessions.get_mut(&name).expect("session exists");
@@ -445,6 +498,7 @@ mod tests {
         let mut state = State::fresh(&config, 1);
         let mut s = SessionState::new(Kind::Pool);
         s.seen = Seen::Shell;
+        s.shell_prompt = Some("bash-5.2$".into());
         s.conversation = Some(ID.into());
         s.cwd = Some("/src/q".into());
         s.activity = activity;
@@ -477,6 +531,7 @@ mod tests {
         });
         let mut core = Core::new(config, state, "UTC");
         core.now_ms = 1_000;
+        core.captures.insert("ccl-auto-11".into(), "bash-5.2$ \n".into());
         core
     }
 

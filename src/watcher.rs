@@ -14,6 +14,7 @@
 use crate::core::{
     limits, Action, Activity, AfterLaunch, Core, Kind, Observation, PasteKind, Seen, TaskRef, TaskReport,
 };
+use crate::sessions::{ShellLine, FOREIGN_BOX_TEXT, FOREIGN_QUOTE_CHARS};
 use crate::transcript::Signal;
 use crate::util::{rfc3339, snippet};
 
@@ -102,11 +103,25 @@ impl Core {
             && matches!(s.seen, Seen::Shell | Seen::Other)
             && !line.is_empty()
         {
+            // Only ccl's own text is erased: the line must be empty or hold exactly the
+            // launch line typed before the restart.
+            let erase = match self.shell_line(name) {
+                ShellLine::Empty => false,
+                ShellLine::Typed(text) if text == line.trim() => true,
+                other => {
+                    let reason = other.foreign_reason().unwrap_or_default();
+                    self.state.sessions.get_mut(name).expect("session exists").activity = Activity::Free;
+                    self.flag_foreign_text(name, &reason);
+                    return self.give_back(name, "its shell line holds text ccl did not type", false);
+                }
+            };
             self.log(format!("{name}: launch interrupted by a restart; typing it again"));
-            self.push(Action::SendKeys {
-                session: name.into(),
-                keys: vec!["C-u".into()],
-            });
+            if erase {
+                self.push(Action::SendKeys {
+                    session: name.into(),
+                    keys: vec!["C-u".into()],
+                });
+            }
             self.push(Action::TypeLine {
                 session: name.into(),
                 line: line.to_string(),
@@ -120,6 +135,18 @@ impl Core {
             return;
         }
         match s.seen {
+            // The operator typed into the new Claude's box before ccl's prompt went in:
+            // the prompt waits (the launch does not time out meanwhile) until it is empty.
+            Seen::Idle if then != AfterLaunch::Nothing && self.box_text(name).is_some() => {
+                let reason = self.foreign_text(name).unwrap_or_default();
+                self.flag_foreign_text(name, &reason);
+                let s = self.state.sessions.get_mut(name).expect("session exists");
+                s.activity = Activity::Launching {
+                    deadline_ms: self.now_ms + limits::LAUNCH_TIMEOUT_MS,
+                    then,
+                    line: line.to_string(),
+                };
+            }
             Seen::Idle => {
                 let stale = self.banner_lines(name);
                 let s = self.state.sessions.get_mut(name).expect("session exists");
@@ -128,16 +155,18 @@ impl Core {
                 match then {
                     AfterLaunch::Task => self.paste_task(name),
                     AfterLaunch::Continue => self.paste_continue(name),
-                    AfterLaunch::Nothing => self.log(format!("{name}: claude is ready")),
+                    AfterLaunch::Nothing => self.ready_for_the_operator(name),
                 }
             }
             Seen::Attention => {
                 let s = self.state.sessions.get_mut(name).expect("session exists");
                 s.activity = Activity::Free;
+                self.drop_draft(name);
                 self.give_back(name, "claude stopped at a screen that needs the operator", false);
             }
             Seen::Absent | Seen::Dead => {
                 self.state.sessions.get_mut(name).expect("session exists").activity = Activity::Free;
+                self.drop_draft(name);
                 self.give_back(name, "the session went away while claude was starting", true);
             }
             // Back at a prompt after the launch line: Claude exited (a resume that found
@@ -149,9 +178,12 @@ impl Core {
                 s.conversation = None;
                 s.account = None;
                 match then {
-                    AfterLaunch::Nothing => self.warn(format!(
-                        "{name}: claude exited right after launch ({why}); left at its shell"
-                    )),
+                    AfterLaunch::Nothing => {
+                        self.warn(format!(
+                            "{name}: claude exited right after launch ({why}); left at its shell"
+                        ));
+                        self.drop_draft(name);
+                    }
                     _ => self.give_back(name, &format!("claude exited right after launch: {why}"), true),
                 }
             }
@@ -189,11 +221,37 @@ impl Core {
                     self.create_session(name, &workdir, "recreated after a launch that never became ready");
                     self.give_back(name, "claude did not start", true);
                 } else {
+                    self.drop_draft(name);
                     self.needs_attention(name, &why);
                 }
             }
             _ => {}
         }
+    }
+
+    /// A resumed dedicated conversation is ready: the draft its box held before the swap
+    /// goes back in, typed and never submitted.
+    fn ready_for_the_operator(&mut self, name: &str) {
+        let draft = self.state.sessions.get_mut(name).and_then(|s| s.draft.take());
+        let Some(draft) = draft else {
+            return self.log(format!("{name}: claude is ready"));
+        };
+        if let Some(text) = self.box_text(name) {
+            // Someone typed into the new box already: never mix two texts.
+            return self.warn(format!(
+                "{name}: claude is ready; its draft from before the swap is not put back, the box holds \"{}\" (draft: \"{}\")",
+                snippet(&text, FOREIGN_QUOTE_CHARS),
+                snippet(&draft, limits::MAX_DRAFT_LOG_CHARS)
+            ));
+        }
+        self.log(format!(
+            "{name}: claude is ready; its unsent draft is back in the input box: \"{}\"",
+            snippet(&draft, FOREIGN_QUOTE_CHARS)
+        ));
+        self.push(Action::PasteText {
+            session: name.into(),
+            text: draft,
+        });
     }
 
     /// The last line above the shell prompt: what an exiting program said.
@@ -525,6 +583,14 @@ impl Core {
         if kind == Kind::Dedicated {
             return;
         }
+        // `/exit` and its Enter would submit whatever the operator left in the box with
+        // it. The context waits for the box to be empty; `recycle_idle_for_waiting`
+        // recycles it then, when work waits for the session.
+        if let Some(text) = self.box_text(name) {
+            self.state.sessions.get_mut(name).expect("session exists").activity = Activity::Free;
+            let reason = format!("{FOREIGN_BOX_TEXT}: \"{}\"", snippet(&text, FOREIGN_QUOTE_CHARS));
+            return self.flag_foreign_text(name, &reason);
+        }
         self.push(Action::TypeLine {
             session: name.into(),
             line: "/exit".into(),
@@ -679,6 +745,8 @@ mod tests {
         let config = config();
         let mut state = State::fresh(&config, 1);
         let mut s = SessionState::new(Kind::Pool);
+        s.seen = Seen::Shell;
+        s.shell_prompt = Some("bash-5.2$".into());
         s.activity = Activity::Launching {
             deadline_ms: launched_ms + limits::LAUNCH_TIMEOUT_MS,
             then: AfterLaunch::Task,
@@ -741,7 +809,18 @@ mod tests {
         // Killed before typing anything: the shell shows its bare prompt.
         let mut core = restarted(1_000);
         let actions = core.step(&observe(5_000, "bash-5.2$ "));
-        assert_eq!(typed(&actions), vec!["C-u".to_string(), LINE.to_string()]);
+        assert_eq!(typed(&actions), vec![LINE.to_string()]);
+        // The operator's text on the line is neither erased nor run: the task goes back
+        // without spending an attempt.
+        let mut core = restarted(1_000);
+        let actions = core.step(&observe(5_000, "bash-5.2$ rm -rf build #"));
+        assert!(typed(&actions).is_empty(), "{actions:?}");
+        assert!(
+            actions
+                .iter()
+                .any(|a| a.to_string().starts_with("task q/t.md back to inbox")),
+            "{actions:?}"
+        );
         // Only on the first turn after a start.
         let actions = core.step(&observe(6_000, &format!("bash-5.2$ {LINE}")));
         assert!(typed(&actions).is_empty(), "{actions:?}");

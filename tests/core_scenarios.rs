@@ -5,7 +5,8 @@
 //! kind of session, how tasks are dispatched, verified, retried and failed — and asserts
 //! it through the actions the core returns. The simulator also checks the contract's
 //! invariants on every turn (only managed sessions touched, nothing pasted into a shell,
-//! a dedicated session never given a task or `/exit`).
+//! a dedicated session never given a task or `/exit`, Enter only on ccl's own text in an
+//! empty box or shell line, no pane action in a turn without a tmux listing).
 
 #[path = "support/sim.rs"]
 mod sim;
@@ -1017,4 +1018,144 @@ fn a_missing_pool_workdir_is_a_needs_attention_never_a_session_elsewhere() {
         render(&acts)
     );
     assert_eq!(s.state().sessions[S11].attention, None);
+}
+
+/// The `on_needs_attention` hooks run for `session`.
+fn attention_hooks(actions: &[Action], session: &str) -> usize {
+    actions
+        .iter()
+        .filter(|a| {
+            matches!(a, Action::RunHook { event, env, .. }
+            if event == "on_needs_attention" && env.iter().any(|(k, v)| k == "CCL_SESSION" && v == session))
+        })
+        .count()
+}
+
+fn one_pool_session() -> Setup {
+    Setup {
+        pool: 1,
+        dedicated: vec![],
+        on_needs_attention: "notify-send ccl",
+        ..Setup::default()
+    }
+}
+
+#[test]
+fn an_operator_draft_in_a_pool_box_is_never_submitted_with_exit() {
+    let mut s = Sim::new(&one_pool_session());
+    start_work(&mut s, &[S11]);
+    // While the task runs, the operator types a note into the box and does not send it.
+    let note = "operator note: also drop the staging tables";
+    s.world.type_draft(S11, note);
+    s.world.pane(S11).screen = sim::Screen::Finished;
+    let acts = s.until(10, "the task done", |s, _| s.world.queues["alpha"].done.len() == 1);
+    let acts = [acts, s.run(5)].concat();
+    assert!(typed(&acts, S11).is_empty(), "{}", render(&acts));
+    let flagged: Vec<&str> = logs(&acts)
+        .into_iter()
+        .filter(|l| l.contains("input box holds text ccl did not type"))
+        .collect();
+    assert_eq!(flagged.len(), 1, "one log line: {flagged:?}");
+    assert!(flagged[0].contains(note), "{}", flagged[0]);
+    assert_eq!(attention_hooks(&acts, S11), 1);
+
+    // Work waits: the idle Claude is not recycled while the draft is there.
+    s.world.enqueue("alpha", "next.md");
+    let acts = s.run(5);
+    assert!(typed(&acts, S11).is_empty(), "{}", render(&acts));
+    assert_eq!(s.world.queue("alpha").inbox.len(), 1);
+
+    // The operator erases it: the session is ccl's again and is recycled for the work.
+    s.world.type_draft(S11, "");
+    let acts = s.until(10, "the next task claimed", |_, a| !claims(a).is_empty());
+    assert!(logs(&acts)
+        .iter()
+        .any(|l| l.contains("ccl-auto-11: no longer needs attention")));
+    assert!(typed(&acts, S11).contains(&"/exit"));
+}
+
+#[test]
+fn an_idle_pool_claude_with_a_draft_is_not_recycled_for_waiting_work() {
+    let mut s = Sim::new(&one_pool_session());
+    s.world.claude(S11, "a", OPS_ID, "/pool", true);
+    s.world.type_draft(S11, "what does the chunker do?");
+    s.world.enqueue("alpha", "t.md");
+    let acts = s.run(6);
+    assert!(on(&acts, S11).is_empty(), "{}", render(&acts));
+    assert_eq!(s.world.queue("alpha").inbox.len(), 1, "the task waits");
+    assert!(s.state().attempts.is_empty(), "no attempt is spent");
+    assert_eq!(attention_hooks(&acts, S11), 1);
+}
+
+#[test]
+fn a_half_typed_shell_command_is_never_run_and_the_task_waits() {
+    let mut s = Sim::new(&one_pool_session());
+    s.run(1);
+    // The operator types a command at the pool session's shell and leaves it there; it
+    // ends in '#', as a prompt does.
+    s.world.type_draft(S11, "touch X #");
+    s.world.enqueue("alpha", "t.md");
+    let acts = s.run(6);
+    assert!(on(&acts, S11).is_empty(), "{}", render(&acts));
+    assert_eq!(s.world.queue("alpha").inbox.len(), 1, "the task waits");
+    assert!(s.state().attempts.is_empty(), "no attempt is spent");
+    let flagged: Vec<&str> = logs(&acts)
+        .into_iter()
+        .filter(|l| l.contains("shell command line holds text ccl did not type"))
+        .collect();
+    assert_eq!(flagged.len(), 1, "{flagged:?}");
+    assert!(flagged[0].contains("\"touch X #\""), "{}", flagged[0]);
+    assert_eq!(attention_hooks(&acts, S11), 1);
+
+    // Erased: the line is the empty prompt again, and the task goes there.
+    s.world.type_draft(S11, "");
+    let acts = s.until(5, "claimed", |_, a| !claims(a).is_empty());
+    assert_eq!(claims(&acts)[0].0, S11);
+}
+
+#[test]
+fn a_dedicated_sessions_draft_is_kept_across_a_swap_and_never_sent() {
+    let mut s = Sim::new(&Setup::default());
+    operator_sessions(&mut s);
+    s.run(2);
+    let draft = "refactor the chunker, then";
+    s.world.type_draft(OPS, draft);
+    s.world.request("req-1", RequestKind::Swap { to: None });
+    let acts = s.until(10, "the swap done", |_, a| swap_done(a));
+    let acts = [acts, s.run(3)].concat();
+    assert!(
+        logs(&acts)
+            .iter()
+            .any(|l| l.starts_with("ccl-1-ops: keeping its unsent draft across the swap") && l.contains(draft)),
+        "{}",
+        render(&acts)
+    );
+    let ops: Vec<String> = on(&acts, OPS).iter().map(|a| a.to_string()).collect();
+    let resumed = ops.iter().position(|a| a.contains("--resume")).expect("resumed");
+    assert_eq!(
+        ops[resumed + 1..],
+        [format!("paste into ccl-1-ops: {draft}")],
+        "the draft goes back, with no Enter after it"
+    );
+}
+
+#[test]
+fn a_turn_without_a_tmux_listing_touches_no_pane() {
+    let mut s = Sim::new(&one_pool_session());
+    start_work(&mut s, &[S11]);
+    s.world.pane(S11).screen = sim::Screen::Finished;
+    s.run(1);
+    // tmux stops answering: last turn's view is all the core has.
+    s.world.tmux_down = true;
+    s.world.enqueue("alpha", "next.md");
+    let acts = s.run(4);
+    assert!(
+        acts.iter().all(|a| a.session().is_none()),
+        "pane actions without a listing:\n  {}",
+        render(&acts)
+    );
+    assert!(s.world.queue("alpha").done.is_empty(), "no stale idle turn counts");
+    // Back: the finished task is seen idle afresh, then filed.
+    s.world.tmux_down = false;
+    s.until(10, "the task done", |s, _| s.world.queues["alpha"].done.len() == 1);
 }

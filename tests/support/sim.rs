@@ -9,8 +9,10 @@
 //! failed. Every turn also checks the contract's invariants (only managed sessions are
 //! touched, nothing is pasted into a shell, a dedicated session never gets a task or
 //! `/exit`, a task's prompt is pasted once per attempt, a signal reaches only the Claude
-//! that runs the pane's conversation), so each scenario checks them for free. Turns can
-//! be written as a trace with
+//! that runs the pane's conversation, Enter is pressed only on ccl's own text in an
+//! empty box or shell line — an operator's draft ([`World::type_draft`]) is never sent,
+//! typed after or erased — and no pane is acted on in a turn tmux could not be listed),
+//! so each scenario checks them for free. Turns can be written as a trace with
 //! `trace::Recorder` for the golden tests.
 #![allow(dead_code)]
 
@@ -76,6 +78,8 @@ pub struct Setup {
     pub task_timeout: &'static str,
     /// `dispatch.settle`: how long an inbox file must be quiet before it is taken.
     pub settle: &'static str,
+    /// `hooks.on_needs_attention` ("" = none).
+    pub on_needs_attention: &'static str,
 }
 
 impl Default for Setup {
@@ -89,6 +93,7 @@ impl Default for Setup {
             confirm_polls: 2,
             task_timeout: "2h",
             settle: "2s",
+            on_needs_attention: "",
         }
     }
 }
@@ -124,6 +129,7 @@ impl Setup {
             "[dispatch]\nsettle = \"{}\"\nsubmit_delay = \"500ms\"\ntask_timeout = \"{}\"\ncontinue_prompt = \"{CONTINUE_PROMPT}\"\n",
             self.settle, self.task_timeout
         );
+        text += &format!("[hooks]\non_needs_attention = {:?}\n", self.on_needs_attention);
         Config::parse(&text, Path::new("/etc/ccl.toml"), Some(Path::new("/home/dev")))
             .unwrap_or_else(|e| panic!("simulated configuration: {e:#}\n{text}"))
     }
@@ -176,6 +182,9 @@ pub struct Pane {
     pub ignores_term: bool,
     /// The task whose body began this pane's conversation (what its transcript shows).
     pub first_task: Option<TaskRef>,
+    /// Text the operator typed and did not send: on the shell's command line, or in
+    /// Claude's input box. ccl must never press Enter on it, type after it or erase it.
+    pub draft: String,
 }
 
 impl Pane {
@@ -243,6 +252,9 @@ pub struct World {
     pub launches: Vec<(String, String, String, bool)>,
     /// Configured working directories that do not exist (the operator removed one).
     pub missing_dirs: BTreeSet<PathBuf>,
+    /// tmux cannot be listed this turn: the observation has no sessions, and the core
+    /// must not act on any pane.
+    pub tmux_down: bool,
     /// Contract violations seen while applying actions; a turn panics on any.
     violations: Vec<String>,
     /// Tasks the core decided are done or failed (whether or not a crash kept the move
@@ -283,6 +295,7 @@ impl World {
             busy_turns: BUSY_TURNS,
             report_work: false,
             launches: Vec::new(),
+            tmux_down: false,
             violations: Vec::new(),
             missing_dirs: BTreeSet::new(),
             settled: BTreeMap::new(),
@@ -316,6 +329,7 @@ impl World {
                 background: Vec::new(),
                 ignores_term: false,
                 first_task: None,
+                draft: String::new(),
             },
         );
     }
@@ -355,6 +369,11 @@ impl World {
         if let Some(id) = self.pane(name).conversation.clone() {
             self.banners.insert(id, screen);
         }
+    }
+
+    /// The operator types `text` (no Enter) into the pane's shell line or Claude's box.
+    pub fn type_draft(&mut self, name: &str, text: &str) {
+        self.pane(name).draft = text.into();
     }
 
     /// Claude crashes: the pane falls back to its shell.
@@ -432,7 +451,8 @@ impl World {
 
     fn capture_of(&mut self, name: &str) -> String {
         let screen = self.panes[name].screen.clone();
-        match screen {
+        let draft = self.panes[name].draft.clone();
+        let capture = match screen {
             Screen::Shell { hint: None } => SHELL_PROMPT.into(),
             Screen::Shell { hint: Some(id) } => self.capture("shell_after_exit").replace(CORPUS_HINT_ID, &id),
             Screen::Idle => self.capture("idle_2_1_328"),
@@ -440,7 +460,24 @@ impl World {
             Screen::Busy { .. } => self.capture("busy_thinking"),
             Screen::Finished => self.capture("turn_finished"),
             Screen::Corpus(c) => self.capture(c),
+        };
+        if draft.is_empty() {
+            return capture;
         }
+        // The draft stands after the prompt: the shell's, or Claude's `❯` in its box.
+        let mut lines: Vec<String> = capture.lines().map(str::to_string).collect();
+        let at = if self.panes[name].screen.claude() {
+            lines.iter().rposition(|l| l.trim() == "❯")
+        } else {
+            lines.iter().rposition(|l| !l.trim().is_empty())
+        };
+        match at {
+            Some(i) => lines[i] = format!("{} {draft}", lines[i].trim_end()),
+            None => self
+                .violations
+                .push(format!("a draft in {name} has nowhere to stand on its screen")),
+        }
+        lines.join("\n") + "\n"
     }
 
     /// Time passes by one turn: busy turns run down and end finished, or on the limit
@@ -555,7 +592,7 @@ impl World {
             .collect();
         Observation {
             now_ms,
-            sessions: Some(sessions),
+            sessions: (!self.tmux_down).then_some(sessions),
             registry,
             transcripts: std::mem::take(&mut self.transcripts),
             queues,
@@ -616,6 +653,9 @@ impl World {
                 if skip.contains(s) {
                     continue;
                 }
+                if self.tmux_down {
+                    self.violation(format!("acted on a pane in a turn tmux could not be listed: {action}"));
+                }
                 if !self.config.is_managed(s) {
                     self.violation(format!("action on unmanaged session {s}: {action}"));
                     continue;
@@ -661,6 +701,12 @@ impl World {
                         self.violation(format!("paste into missing {session}"));
                         continue;
                     };
+                    if !p.draft.is_empty() {
+                        self.violations.push(format!(
+                            "text pasted after the operator's draft in {session}: {:?}",
+                            p.draft
+                        ));
+                    }
                     match p.screen {
                         Screen::Shell { .. } => {
                             self.violations.push(format!("text pasted into the shell of {session}"))
@@ -700,6 +746,7 @@ impl World {
                     p.screen = Screen::Shell { hint: None };
                     p.account = None;
                     p.conversation = None;
+                    p.draft.clear();
                 }
                 Action::ClaimTask { session, queue, task } => {
                     let t = TaskRef {
@@ -811,6 +858,18 @@ impl World {
         let Some(p) = self.panes.get_mut(session) else {
             return self.violation(format!("typed into missing {session}: {line}"));
         };
+        if !p.draft.is_empty() {
+            // The line and its Enter would run (or send) the operator's text with ccl's.
+            let what = if p.screen.claude() {
+                "claude's input box"
+            } else {
+                "the shell line"
+            };
+            return self.violations.push(format!(
+                "Enter pressed on {what} of {session} holding text ccl did not type ({:?}): {line}",
+                p.draft
+            ));
+        }
         match (&p.screen, line.trim()) {
             (Screen::Shell { .. }, line) => match parse_launch(line) {
                 Some(l) => {
@@ -850,6 +909,22 @@ impl World {
     fn key(&mut self, session: &str, key: &str) {
         let busy_turns = self.busy_turns;
         let Some(p) = self.panes.get_mut(session) else { return };
+        if !p.draft.is_empty() {
+            let wrong = match key {
+                "Enter" | "C-m" | "C-j" => Some(format!("Enter pressed in {session} on text ccl did not type")),
+                "C-u" | "C-c" | "C-w" => Some(format!("{key} erased the operator's text in {session}")),
+                // Escape twice clears Claude's box (a swap of a pool session does, and logs it).
+                "Escape" if p.screen.claude() => {
+                    p.draft.clear();
+                    None
+                }
+                _ => None,
+            };
+            if let Some(wrong) = wrong {
+                let draft = p.draft.clone();
+                return self.violations.push(format!("{wrong}: {draft:?}"));
+            }
+        }
         match (key, &p.screen) {
             ("Enter", Screen::Pasted) if p.swallow_enters > 0 => p.swallow_enters -= 1,
             ("Enter", Screen::Pasted) => {

@@ -272,8 +272,15 @@ pub fn commands(finding: &Finding) -> Vec<String> {
         } => {
             format!("mkdir -p {t} && rmdir {p} && ln -s {t} {p}")
         }
+        // Merged, not moved: the target may already hold the same project folders (from
+        // another account) and the directory may hold dotfiles, where `mv DIR/* TARGET/`
+        // fails half way. tar copies everything (dotfiles too) and with --skip-old-files
+        // never overwrites a file the target has; the original is kept beside the link.
         LinkStatus::NotALink { is_dir: true, .. } => {
-            format!("mkdir -p {t} && mv {p}/* {t}/ && rmdir {p} && ln -s {t} {p}")
+            let kept = sh_quote(&PathBuf::from(format!("{}.before-ccl", finding.path.display())));
+            format!(
+                "mkdir -p {t} && tar -C {p} -cf - . | tar -C {t} -xf - --skip-old-files && mv {p} {kept} && ln -s {t} {p}"
+            )
         }
         LinkStatus::NotALink { is_dir: false, .. } if store => format!("mv {p} {bak} && mkdir {p}"),
         LinkStatus::NotALink { is_dir: false, .. } => {
@@ -881,6 +888,46 @@ mod tests {
         for name in ["one.jsonl", "two.jsonl", "three.jsonl"] {
             assert_eq!(fs::read_to_string(w.target("projects").join(name)).unwrap(), name);
         }
+    }
+
+    #[test]
+    fn commands_merge_two_histories_with_the_same_project_folder_and_dotfiles() {
+        let w = World::new();
+        let (a, b) = (w.home("a"), w.home("b"));
+        let folder = "-home-me-src-app";
+        fs::create_dir_all(w.target("projects").join(folder)).unwrap();
+        fs::write(w.target("projects").join(folder).join("shared.jsonl"), "shared").unwrap();
+        for (acc, mine) in [(&a, "a.jsonl"), (&b, "b.jsonl")] {
+            let dir = acc.home.join("projects").join(folder);
+            fs::create_dir_all(&dir).unwrap();
+            fs::write(dir.join(mine), mine).unwrap();
+            fs::write(dir.join("both.jsonl"), format!("{} copy", acc.name)).unwrap();
+            fs::write(acc.home.join("projects").join(".hidden"), &acc.name).unwrap();
+        }
+        let accounts = [a.clone(), b.clone()];
+        for f in problems(&validate_all(&accounts, &w.shared)) {
+            for command in commands(f) {
+                run_sh(&command);
+            }
+        }
+        assert!(validate_all(&accounts, &w.shared).iter().all(Finding::is_ok));
+        let merged = w.target("projects").join(folder);
+        for (name, text) in [
+            ("shared.jsonl", "shared"),
+            ("a.jsonl", "a.jsonl"),
+            ("b.jsonl", "b.jsonl"),
+            ("both.jsonl", "a copy"),
+        ] {
+            assert_eq!(fs::read_to_string(merged.join(name)).unwrap(), text, "{name}");
+        }
+        assert_eq!(fs::read_to_string(w.target("projects").join(".hidden")).unwrap(), "a");
+        // Nothing is deleted: each original is kept whole beside the link.
+        let kept = b.home.join("projects.before-ccl");
+        assert_eq!(
+            fs::read_to_string(kept.join(folder).join("both.jsonl")).unwrap(),
+            "b copy"
+        );
+        assert_eq!(fs::read_to_string(kept.join(".hidden")).unwrap(), "b");
     }
 
     #[test]

@@ -143,6 +143,14 @@ pub enum Command {
         after_help = "Examples:\n  ccl init && ccl links --fix && ccl check\n  XDG_CONFIG_HOME=/tmp/cfg ccl init"
     )]
     Init,
+    /// Take an account out of rotation by hand, or back in (persisted)
+    #[command(
+        after_help = "Examples:\n  ccl account disable work   # never a swap target; the fleet leaves it if active\n  ccl account enable work    # back in rotation, also after its login was fixed"
+    )]
+    Account {
+        #[command(subcommand)]
+        action: AccountAction,
+    },
     /// A self-contained demonstration on a private tmux server; needs no Claude account
     #[command(
         after_help = "Examples:\n  ccl demo\n  ccl demo --keep     # keep its directory and tmux server to look around"
@@ -176,6 +184,20 @@ impl std::fmt::Display for Interrupted {
 }
 
 impl std::error::Error for Interrupted {}
+
+#[derive(Subcommand, Debug)]
+pub enum AccountAction {
+    /// Back into rotation (also clears an unhealthy mark: the login was fixed)
+    Enable {
+        /// The account's name in ccl.toml
+        name: String,
+    },
+    /// Out of rotation: never a swap target; the fleet moves off it if it is active
+    Disable {
+        /// The account's name in ccl.toml
+        name: String,
+    },
+}
 
 /// An error that maps to exit code 2.
 #[derive(Debug)]
@@ -247,6 +269,13 @@ pub fn run(cli: Cli) -> Result<bool> {
         Command::Init => {
             let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
             crate::init::run(&searched, home.as_deref())
+        }
+        Command::Account { action } => {
+            let (account, enable) = match action {
+                AccountAction::Enable { name } => (name, true),
+                AccountAction::Disable { name } => (name, false),
+            };
+            request(&config()?, RequestKind::Account { account, enable })
         }
         Command::Demo { keep } => crate::demo::run(keep),
         Command::Completions { shell } => {
@@ -392,6 +421,15 @@ fn request(config: &Config, kind: RequestKind) -> Result<bool> {
             return Err(UsageError(anyhow::anyhow!("no queue named '{q}' in {}", config.source.display())).into());
         }
     }
+    if let RequestKind::Account { account, .. } = &kind {
+        if config.account(account).is_none() {
+            return Err(UsageError(anyhow::anyhow!(
+                "no account named '{account}' in {}",
+                config.source.display()
+            ))
+            .into());
+        }
+    }
     if state::daemon_pid(dir).is_none() {
         let pause = matches!(kind, RequestKind::Pause { .. });
         return match kind {
@@ -400,6 +438,7 @@ fn request(config: &Config, kind: RequestKind) -> Result<bool> {
                 Ok(false)
             }
             RequestKind::Pause { queue } | RequestKind::Resume { queue } => pause_offline(config, queue, pause),
+            RequestKind::Account { account, enable } => account_offline(config, &account, enable),
         };
     }
     let id = state::write_request(dir, kind)?;
@@ -434,6 +473,31 @@ fn pause_offline(config: &Config, queue: Option<String>, pause: bool) -> Result<
         "{what} {} (no daemon running; saved for its next start)",
         if pause { "paused" } else { "resumed" }
     );
+    Ok(true)
+}
+
+/// Account enable/disable with no daemon running: edit the saved state, which the next
+/// start reads (a disabled active account is left at that start).
+fn account_offline(config: &Config, account: &str, enable: bool) -> Result<bool> {
+    let path = config.state_file();
+    let mut st = state::load_quiet(&path).unwrap_or_else(|| State::fresh(config, daemon::now_ms() as u64));
+    st.align(config);
+    let acc = st.accounts.entry(account.to_string()).or_default();
+    let message = if enable {
+        let was = acc.unhealthy.take();
+        acc.disabled = false;
+        match was {
+            Some(why) => format!("account {account} enabled (was unhealthy: {why})"),
+            None => format!("account {account} enabled"),
+        }
+    } else {
+        acc.disabled = true;
+        format!("account {account} disabled: never a swap target until enabled")
+    };
+    std::fs::create_dir_all(&config.daemon.state_dir)
+        .with_context(|| format!("cannot create {}", config.daemon.state_dir.display()))?;
+    state::save(&path, &st)?;
+    println!("{message} (no daemon running; saved for its next start)");
     Ok(true)
 }
 
@@ -512,6 +576,9 @@ pub fn status_json(config: &Config, st: Option<&State>, daemon_pid: Option<u32>,
                 "active": a.name == active,
                 "exhausted_until": until.map(util::rfc3339),
                 "reason": until.and(acc.and_then(|x| x.reason.clone())),
+                "usage": acc.and_then(|x| x.usage.as_ref()).map(|u| usage_json(u, now_ms)),
+                "unhealthy": acc.and_then(|x| x.unhealthy.clone()),
+                "disabled": acc.is_some_and(|x| x.disabled),
             })
         })
         .collect();
@@ -577,6 +644,21 @@ pub fn status_json(config: &Config, st: Option<&State>, daemon_pid: Option<u32>,
     })
 }
 
+/// An account's meters as `status --json` shows them; a window whose reset has passed
+/// is shown as unknown (null), as the daemon will treat it.
+fn usage_json(u: &crate::core::Usage, now_ms: i64) -> serde_json::Value {
+    let window = |w: &Option<crate::core::UsageWindow>| {
+        w.as_ref()
+            .filter(|w| w.resets_at_ms.is_none_or(|t| t > now_ms))
+            .map(|w| json!({"used_pct": w.used_pct, "resets_at": w.resets_at_ms.map(util::rfc3339)}))
+    };
+    json!({
+        "five_hour": window(&u.five_hour),
+        "seven_day": window(&u.seven_day),
+        "seen_at": util::rfc3339(u.seen_ms),
+    })
+}
+
 fn activity_name(a: &Activity) -> &'static str {
     match a {
         Activity::Free => "-",
@@ -589,8 +671,40 @@ fn activity_name(a: &Activity) -> &'static str {
     }
 }
 
-/// Renders the status as aligned tables.
+/// Renders the status as aligned tables, reset times in the host's zone.
 pub fn render_status(v: &serde_json::Value) -> String {
+    render_status_in(v, &jiff::tz::TimeZone::system())
+}
+
+/// Cells of a meter bar of `width` cells.
+fn bar(used_pct: f64, width: usize) -> String {
+    let full = ((used_pct.clamp(0.0, 100.0) / 100.0) * width as f64).round() as usize;
+    "█".repeat(full) + &"░".repeat(width - full)
+}
+
+/// One account's meters on one line, e.g. `main  5h ████████░░ 82% resets 21:48  7d ███░░ 31%
+/// resets Nov 27`: the 5-hour reset as a time of day, the weekly one as a date.
+pub fn meter_line(name: &str, name_width: usize, usage: &serde_json::Value, tz: &jiff::tz::TimeZone) -> String {
+    let reset = |w: &serde_json::Value, format: &str| {
+        w["resets_at"]
+            .as_str()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .map(|t| format!(" resets {}", t.to_zoned(tz.clone()).strftime(format)))
+            .unwrap_or_default()
+    };
+    let window = |label: &str, w: &serde_json::Value, width: usize, format: &str| match w["used_pct"].as_f64() {
+        Some(pct) => format!("{label} {} {pct:>3.0}%{}", bar(pct, width), reset(w, format)),
+        None => format!("{label} {} ?", "·".repeat(width)),
+    };
+    format!(
+        "{name:<name_width$}  {}  {}",
+        window("5h", &usage["five_hour"], 10, "%H:%M"),
+        window("7d", &usage["seven_day"], 5, "%b %-d")
+    )
+}
+
+/// [`render_status`] in a given zone.
+pub fn render_status_in(v: &serde_json::Value, tz: &jiff::tz::TimeZone) -> String {
     let s = |v: &serde_json::Value| match v {
         serde_json::Value::Null => "-".to_string(),
         serde_json::Value::String(x) => x.clone(),
@@ -634,7 +748,11 @@ pub fn render_status(v: &serde_json::Value) -> String {
     }
     let mut rows = vec![vec!["ACCOUNT".to_string(), "STATE".into(), "HOME".into()]];
     for a in v["accounts"].as_array().into_iter().flatten() {
-        let state = if !a["exhausted_until"].is_null() {
+        let state = if !a["unhealthy"].is_null() {
+            format!("unhealthy: {}", util::snippet(&s(&a["unhealthy"]), 60))
+        } else if a["disabled"].as_bool() == Some(true) {
+            "disabled".into()
+        } else if !a["exhausted_until"].is_null() {
             format!("exhausted until {}", s(&a["exhausted_until"]))
         } else if a["active"].as_bool() == Some(true) {
             "active".into()
@@ -650,6 +768,20 @@ pub fn render_status(v: &serde_json::Value) -> String {
     }
     out.push('\n');
     out.push_str(&table(&rows));
+    let metered: Vec<&serde_json::Value> = v["accounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| !a["usage"].is_null())
+        .collect();
+    let name_width = metered.iter().map(|a| s(&a["name"]).chars().count()).max().unwrap_or(0);
+    if !metered.is_empty() {
+        out.push('\n');
+    }
+    for a in metered {
+        out.push_str(&meter_line(&s(&a["name"]), name_width, &a["usage"], tz));
+        out.push('\n');
+    }
     let mut rows = vec![[
         "SESSION",
         "KIND",
@@ -785,5 +917,26 @@ mod tests {
                 assert!(arg.get_help().is_some(), "ccl {} {id} has no help text", sub.get_name());
             }
         }
+    }
+
+    /// The meter line draws both windows as bars with the 5-hour reset as a time of day in
+    /// the host's zone, and fits an 80-column terminal with a 12-character account name.
+    #[test]
+    fn meter_lines_show_bars_and_resets_within_80_columns() {
+        let usage = json!({
+            "five_hour": {"used_pct": 82.0, "resets_at": "2026-11-24T21:48:00Z"},
+            "seven_day": {"used_pct": 31.0, "resets_at": "2026-11-27T06:26:00Z"},
+            "seen_at": "2026-11-24T20:00:00Z",
+        });
+        let tz = jiff::tz::TimeZone::UTC;
+        let line = meter_line("main", 4, &usage, &tz);
+        assert_eq!(
+            line,
+            "main  5h ████████░░  82% resets 21:48  7d ██░░░  31% resets Nov 27"
+        );
+        let long = meter_line("twelve-chars", 12, &usage, &tz);
+        assert!(long.chars().count() <= 80, "{} columns: {long}", long.chars().count());
+        let unknown = json!({"five_hour": {"used_pct": 5.0, "resets_at": null}, "seven_day": null});
+        assert_eq!(meter_line("b", 1, &unknown, &tz), "b  5h █░░░░░░░░░   5%  7d ····· ?");
     }
 }

@@ -237,6 +237,7 @@ struct RawQuota {
     confirm_polls: u32,
     default_reset: DurationMs,
     on_warning: OnWarning,
+    swap_at: u32,
 }
 
 /// What an approaching-limit warning does: nothing, or drain (no new tasks under the
@@ -255,6 +256,7 @@ impl Default for RawQuota {
             confirm_polls: 2,
             default_reset: DurationMs(5 * 3_600_000),
             on_warning: OnWarning::Drain,
+            swap_at: DEFAULT_SWAP_AT,
         }
     }
 }
@@ -286,6 +288,7 @@ pub struct Hooks {
     pub on_task_done: String,
     pub on_task_failed: String,
     pub on_needs_attention: String,
+    pub on_account_unhealthy: String,
     pub timeout: DurationMs,
 }
 impl Default for Hooks {
@@ -296,6 +299,7 @@ impl Default for Hooks {
             on_task_done: String::new(),
             on_task_failed: String::new(),
             on_needs_attention: String::new(),
+            on_account_unhealthy: String::new(),
             timeout: DurationMs(10_000),
         }
     }
@@ -432,6 +436,17 @@ pub struct Quota {
     pub default_reset: DurationMs,
     #[serde(default)]
     pub on_warning: OnWarning,
+    /// Percent of the active account's 5-hour or weekly window at which the fleet moves
+    /// to another account at its turn boundaries; 0 turns it off.
+    #[serde(default = "default_swap_at")]
+    pub swap_at: u32,
+}
+
+/// `quota.swap_at` when the file does not set it.
+pub const DEFAULT_SWAP_AT: u32 = 95;
+
+fn default_swap_at() -> u32 {
+    DEFAULT_SWAP_AT
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -839,6 +854,7 @@ fn from_raw(raw: RawConfig, path: &Path, base: &Path, home: Option<&Path>, probl
             confirm_polls: raw.quota.confirm_polls,
             default_reset: raw.quota.default_reset,
             on_warning: raw.quota.on_warning,
+            swap_at: raw.quota.swap_at,
         },
         dispatch: Dispatch {
             settle: raw.dispatch.settle,
@@ -909,6 +925,15 @@ fn validate(c: &Config, problems: &mut Problems) {
         if c.shared.links[..i].contains(l) {
             problems.at(&[at], format!("shared.links entry '{l}' is listed twice"));
         }
+    }
+    if c.quota.swap_at > 100 {
+        problems.at(
+            &[&["quota", "swap_at"]],
+            format!(
+                "quota.swap_at must be a percentage from 0 (off) to 100, not {}",
+                c.quota.swap_at
+            ),
+        );
     }
     if c.claude.command.trim().is_empty() {
         problems.at(&[&["claude", "command"]], "claude.command must not be empty");
@@ -1125,6 +1150,25 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("expected"), "{err}");
+    }
+
+    #[test]
+    fn swap_at_is_a_percentage_defaulting_to_95() {
+        assert_eq!(parse(MINIMAL).unwrap().quota.swap_at, 95);
+        assert_eq!(
+            parse(&format!("{MINIMAL}[quota]\nswap_at = 0\n"))
+                .unwrap()
+                .quota
+                .swap_at,
+            0
+        );
+        let err = parse(&format!("{MINIMAL}[quota]\nswap_at = 120\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("quota.swap_at must be a percentage from 0 (off) to 100, not 120"),
+            "{err}"
+        );
     }
 
     #[test]

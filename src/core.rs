@@ -85,6 +85,27 @@ pub enum FirstPrompt {
     Other,
 }
 
+/// One usage window of an account as the API reported it with its last answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageWindow {
+    pub used_pct: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resets_at_ms: Option<Ms>,
+}
+
+/// An account's usage meters, from the latest status line of any Claude running under it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub five_hour: Option<UsageWindow>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seven_day: Option<UsageWindow>,
+    /// When the status line reported it.
+    pub seen_ms: Ms,
+    /// The session whose status line it was.
+    pub session: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionObs {
     pub name: String,
@@ -150,9 +171,20 @@ pub struct Request {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "request", rename_all = "snake_case")]
 pub enum RequestKind {
-    Swap { to: Option<String> },
-    Pause { queue: Option<String> },
-    Resume { queue: Option<String> },
+    Swap {
+        to: Option<String>,
+    },
+    Pause {
+        queue: Option<String>,
+    },
+    Resume {
+        queue: Option<String>,
+    },
+    /// `ccl account enable|disable NAME`.
+    Account {
+        account: String,
+        enable: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -483,6 +515,21 @@ pub struct SessionState {
     /// A usage limit stopped this session's turn; cleared when it is resumed/continued.
     #[serde(default)]
     pub limit_pending: bool,
+    /// Claude ended the current turn early to wrap up before the usage limit: the turn is
+    /// not the task's end, and the task continues after the swap.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub wrapped_up: bool,
+    /// Claude itself is waiting for the limit to reset and will continue the turn on its
+    /// own ("continuing automatically at …"): ccl sends no continue prompt on top.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub self_continuing: bool,
+    /// While Claude waits by itself: when ccl first saw its account usable again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usable_since_ms: Option<Ms>,
+    /// The last usage-gauge line read from this session's screen, so a gauge that stays
+    /// on screen is one reading, not one per turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gauge_line: Option<String>,
     #[serde(default)]
     pub pane_pid: Option<u32>,
     /// The last quota decision logged for this session, so a banner that stays on screen
@@ -516,6 +563,10 @@ impl SessionState {
             stale_hits: Vec::new(),
             unconfirmed_polls: 0,
             limit_pending: false,
+            wrapped_up: false,
+            self_continuing: false,
+            usable_since_ms: None,
+            gauge_line: None,
             pane_pid: None,
             quota_note: None,
             shell_prompt: None,
@@ -535,6 +586,16 @@ pub struct AccountState {
     pub exhausted_until_ms: Option<Ms>,
     #[serde(default)]
     pub reason: Option<String>,
+    /// Usage meters from the status line of a Claude running under this account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+    /// Why the account cannot work (login revoked or expired, organisation disabled):
+    /// never a swap target until a session under it works or the operator enables it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unhealthy: Option<String>,
+    /// Taken out of rotation by `ccl account disable`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disabled: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -556,6 +617,10 @@ pub struct Swap {
     #[serde(default)]
     pub request: Option<String>,
     pub members: Vec<SwapMember>,
+    /// A swap before the limit: the target is already active (new work starts there),
+    /// and each member moves at its own turn boundary instead of being stopped at once.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub at_boundary: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -604,6 +669,10 @@ pub struct State {
     /// pool's tasks are done.
     #[serde(default)]
     pub draining: Option<String>,
+    /// Every account is at or above `quota.swap_at`; logged once, and the fleet stays
+    /// where it is rather than idling.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all_over_swap_at: bool,
     /// Seed of the conversation-id generator (advanced on every id).
     pub id_seed: u64,
     /// The core has run its start-up reconciliation.
@@ -673,6 +742,7 @@ impl State {
             attempts: BTreeMap::new(),
             all_exhausted: false,
             draining: None,
+            all_over_swap_at: false,
             id_seed: seed,
             started: false,
             moves: Vec::new(),
@@ -741,6 +811,9 @@ pub mod limits {
     /// Characters of an operator's draft written to the log when it cannot be put back
     /// into Claude's input box (so it is not lost); longer drafts are cut there.
     pub const MAX_DRAFT_LOG_CHARS: usize = 4_000;
+    /// A Claude that said it would continue by itself at the reset gets this long after
+    /// its account became usable again before ccl sends its own continue prompt.
+    pub const AUTO_CONTINUE_GRACE_MS: i64 = 60_000;
 }
 
 pub struct Core {
@@ -994,7 +1067,8 @@ impl Core {
         jiff::Timestamp::from_millisecond(self.now_ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
     }
 
-    /// Limit and warning lines on a session's screen now: history once Claude is ready.
+    /// Limit, warning, gauge, login and wrap-up lines on a session's screen now: history
+    /// once Claude is ready (a `--resume` redraws them).
     pub(crate) fn banner_lines(&self, session: &str) -> Vec<String> {
         let Some(a) = self.screens.get(session) else {
             return Vec::new();
@@ -1003,6 +1077,9 @@ impl Core {
             .iter()
             .map(|q| q.line.clone())
             .chain(a.warning.iter().map(|w| w.line.clone()))
+            .chain(a.gauge.iter().map(|g| g.line.clone()))
+            .chain(a.unusable.iter().map(|u| u.line.clone()))
+            .chain(a.wrap_up.iter().cloned())
             .collect()
     }
 

@@ -3,8 +3,9 @@
 //!
 //! Targets are pool sessions only — a dedicated session is never sent a task — that are
 //! at their shell with nothing in flight and nothing needing attention. Nothing is
-//! dispatched while a swap is in progress, while every account is exhausted, or while
-//! the active account is exhausted; since the quota poll runs first, a hit seen in this
+//! dispatched while a swap is in progress (except one at turn boundaries, whose target is
+//! already active), while every account is exhausted, or while the active account is
+//! exhausted, unhealthy or disabled; since the quota poll runs first, a hit seen in this
 //! turn already blocks dispatch in this turn. Queues take turns (round robin from a
 //! persisted cursor), so one busy project cannot starve another.
 
@@ -28,10 +29,11 @@ impl Core {
         self.handle_claim_errors(obs);
         self.file_bad_tasks(obs);
 
-        if self.state.swap.is_some()
+        // A swap at turn boundaries has made its target active already: new work starts there.
+        if self.state.swap.as_ref().is_some_and(|w| !w.at_boundary)
             || self.state.draining.is_some()
             || self.state.all_exhausted
-            || !self.available(&self.state.active.clone())
+            || !self.usable(&self.state.active.clone())
         {
             return;
         }

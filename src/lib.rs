@@ -1,7 +1,7 @@
 //! ccl keeps a fleet of Claude Code sessions in tmux working across several accounts.
 //!
 //! The decision core (`core` and the phase modules `quota`, `dispatch`, `watcher`,
-//! `swap`, with `sessions` and `accounts`) is sans-IO; everything that touches tmux,
+//! `swap`, with `sessions`, `accounts` and `meters`) is sans-IO; everything that touches tmux,
 //! files, processes or the clock lives in the shell modules around it. See
 //! ARCHITECTURE.md for the map.
 pub mod accounts;
@@ -15,6 +15,7 @@ pub mod executor;
 pub mod hooks;
 pub mod init;
 pub mod links;
+pub mod meters;
 pub mod mockapi;
 pub mod observe;
 pub mod procs;

@@ -11,10 +11,18 @@
 //! turns. After a swap, hits are not acted on for `quota.reactivate_cooldown`. Only hits
 //! from sessions running under the active account count against it. Every detection,
 //! acted on or not, gets one forensic log line.
+//!
+//! Besides hits, the poll reads what else a session says about its account: the passive
+//! gauge (a meter reading for `meters.rs`, never a hit), a line or record saying the
+//! account cannot work at all (it becomes unhealthy and the fleet moves off it as on a
+//! hit), and Claude wrapping a turn up before the limit (that turn is not the task's end;
+//! the fleet moves at its turn boundaries). A server-side throttle that says "not your
+//! usage limit" is a server error: a veto, never a hit.
 
 use crate::config::OnWarning;
-use crate::core::{limits, Activity, Core, Kind, Ms, Observation};
-use crate::screen::LimitKind;
+use crate::core::{limits, Activity, Core, Kind, Ms, Observation, UsageWindow};
+use crate::meters::MeterReading;
+use crate::screen::{GaugeWindow, LimitKind};
 use crate::transcript::Signal;
 use crate::util::{rfc3339, snippet};
 
@@ -61,7 +69,12 @@ impl Decision {
 impl Core {
     pub(crate) fn poll_quota(&mut self, obs: &Observation) {
         self.expire_exhaustions();
+        self.expire_meters();
         self.leave_all_exhausted();
+        self.read_gauges();
+        self.poll_unusable(obs);
+        self.leave_unusable_active();
+        self.poll_wrap_up(obs);
 
         let names: Vec<String> = self.state.sessions.keys().cloned().collect();
         let mut trigger: Option<Detection> = None;
@@ -84,14 +97,12 @@ impl Core {
         }
 
         if trigger.is_none() {
+            self.poll_meters();
             self.poll_drain();
         }
 
         if let Some(d) = trigger {
-            let until = d
-                .reset_ms
-                .filter(|t| *t > self.now_ms)
-                .unwrap_or(self.now_ms + self.config.quota.default_reset.0 as i64);
+            let until = self.exhausted_until(&d);
             let account = d.account.clone();
             self.mark_exhausted(
                 &account,
@@ -194,9 +205,7 @@ impl Core {
         let state = self.state.sessions.get_mut(&d.session).expect("session exists");
         state.limit_pending = true;
         if d.account != self.state.active {
-            let until = d
-                .reset_ms
-                .unwrap_or(self.now_ms + self.config.quota.default_reset.0 as i64);
+            let until = self.exhausted_until(d);
             let account = d.account.clone();
             if self.available(&account) {
                 self.mark_exhausted(&account, until, &format!("{} in {}", d.pattern, d.session));
@@ -222,6 +231,172 @@ impl Core {
             Decision::Swap
         } else {
             Decision::Confirming(state.unconfirmed_polls, needed)
+        }
+    }
+
+    /// When the account of a hit comes back: the reset the hit printed, else the reset of
+    /// its full meter window, else `quota.default_reset` from now.
+    fn exhausted_until(&self, d: &Detection) -> Ms {
+        d.reset_ms
+            .filter(|t| *t > self.now_ms)
+            .or_else(|| self.meter_reset(&d.account).filter(|t| *t > self.now_ms))
+            .unwrap_or(self.now_ms + self.config.quota.default_reset.0 as i64)
+    }
+
+    /// The passive gauge on a session's screen is a reading of its account's meter, taken
+    /// once per line shown (it stays on screen for many turns).
+    fn read_gauges(&mut self) {
+        let names: Vec<String> = self.state.sessions.keys().cloned().collect();
+        for name in names {
+            let s = &self.state.sessions[&name];
+            let launching = matches!(s.activity, Activity::Launching { .. } | Activity::Stopping { .. });
+            if !s.claude_in_front() || launching {
+                continue;
+            }
+            let Some(g) = self.analysis(&name).and_then(|a| a.gauge.clone()) else {
+                continue;
+            };
+            if s.gauge_line.as_deref() == Some(g.line.as_str()) || s.stale_hits.contains(&g.line) {
+                continue;
+            }
+            let account = s.account.clone().unwrap_or_else(|| self.state.active.clone());
+            self.state.sessions.get_mut(&name).expect("session exists").gauge_line = Some(g.line.clone());
+            let resets_at_ms = g.reset_at.map(|t| t.as_millisecond());
+            if resets_at_ms.is_some_and(|t| t <= self.now_ms) {
+                continue; // a gauge of a window that has reset since
+            }
+            let window = Some(UsageWindow {
+                used_pct: g.used_pct as f64,
+                resets_at_ms,
+            });
+            let (five_hour, seven_day) = match g.window {
+                GaugeWindow::FiveHour => (window, None),
+                GaugeWindow::SevenDay => (None, window),
+                // One model's weekly window is not one of the account's two meters.
+                GaugeWindow::ModelWeekly => continue,
+            };
+            self.read_meter(MeterReading {
+                account,
+                session: name.clone(),
+                five_hour,
+                seven_day,
+                at_ms: self.now_ms,
+                source: "gauge",
+            });
+        }
+    }
+
+    /// A session whose account cannot work (a 401 record, or a login/revoked/disabled
+    /// line on its screen): the account becomes unhealthy, the session's turn counts as
+    /// cut off (its task continues elsewhere, it is not failed), and when the account is
+    /// the active one the fleet moves off it as on a hit.
+    fn poll_unusable(&mut self, obs: &Observation) {
+        let names: Vec<String> = self.state.sessions.keys().cloned().collect();
+        let mut move_off: Option<(String, String)> = None;
+        for name in names {
+            let s = &self.state.sessions[&name];
+            let account = s.account.clone().unwrap_or_else(|| self.state.active.clone());
+            let launching = matches!(s.activity, Activity::Launching { .. } | Activity::Stopping { .. });
+            let from_record = obs
+                .transcripts
+                .iter()
+                .filter(|t| t.session == name)
+                .flat_map(|t| &t.records)
+                .find_map(|r| match &r.signal {
+                    Signal::ApiError {
+                        status: Some(401 | 403),
+                        text,
+                    } => Some(("transcript", text.clone())),
+                    _ => None,
+                });
+            let from_screen = self
+                .analysis(&name)
+                .and_then(|a| a.unusable.clone())
+                .filter(|u| s.claude_in_front() && !launching && !s.stale_hits.contains(&u.line))
+                .map(|u| ("pane", u.line));
+            let worked = obs
+                .transcripts
+                .iter()
+                .filter(|t| t.session == name)
+                .flat_map(|t| &t.records)
+                .any(|r| matches!(r.signal, Signal::TurnDone));
+            let Some((source, line)) = from_record.or(from_screen) else {
+                if worked {
+                    self.mark_healthy(&account, &format!("a turn in {name} finished"));
+                }
+                continue;
+            };
+            let s = self.state.sessions.get_mut(&name).expect("session exists");
+            // Taken once: the line stays on screen, and is history from now on.
+            s.stale_hits.push(line.clone());
+            if s.assignment.is_some() {
+                s.limit_pending = true;
+            }
+            let reason = format!("{} ({name}, {source})", snippet(&line, limits::SNIPPET_CHARS));
+            self.mark_unhealthy(&account, &reason);
+            if account == self.state.active && move_off.is_none() {
+                move_off = Some((account, reason));
+            }
+        }
+        if let Some((account, reason)) = move_off {
+            if self.state.swap.as_ref().is_none_or(|w| w.at_boundary) && !self.state.all_exhausted {
+                if let Some(w) = self.state.swap.take() {
+                    // The boundary swap under way went to this account: its members still
+                    // under the old one are taken along by the hard swap below.
+                    self.state.active = w.to;
+                }
+                self.begin_swap(None, format!("account {account} cannot work: {reason}"), None);
+            }
+        }
+    }
+
+    /// Claude wraps a turn up because the limit is near: that turn is not the task's end
+    /// (the watcher does not finish it), and the fleet moves at its turn boundaries.
+    fn poll_wrap_up(&mut self, obs: &Observation) {
+        let names: Vec<String> = self.state.sessions.keys().cloned().collect();
+        let mut trigger = None;
+        for name in names {
+            let s = &self.state.sessions[&name];
+            if !matches!(s.activity, Activity::Working { .. }) || s.assignment.is_none() || s.wrapped_up {
+                continue;
+            }
+            let from_record = obs
+                .transcripts
+                .iter()
+                .filter(|t| t.session == name)
+                .flat_map(|t| &t.records)
+                .find_map(|r| match &r.signal {
+                    Signal::UserPrompt { text } if is_wrap_up_prompt(text) => Some(text.clone()),
+                    _ => None,
+                });
+            let from_screen = self
+                .analysis(&name)
+                .and_then(|a| a.wrap_up.clone())
+                .filter(|l| !s.stale_hits.contains(l));
+            let Some(line) = from_record.or(from_screen) else {
+                continue;
+            };
+            let account = s.account.clone().unwrap_or_else(|| self.state.active.clone());
+            let s = self.state.sessions.get_mut(&name).expect("session exists");
+            s.wrapped_up = true;
+            s.stale_hits.push(line.clone());
+            self.log(format!(
+                "{name}: claude is wrapping its turn up before the limit of {account} (\"{}\"); the task is not done and continues after the swap",
+                snippet(&line, limits::SNIPPET_CHARS)
+            ));
+            if account == self.state.active && trigger.is_none() {
+                trigger = Some((name, account));
+            }
+        }
+        let Some((session, account)) = trigger else { return };
+        if self.state.swap.is_some() || self.state.all_exhausted {
+            return;
+        }
+        if let Some(to) = self.pick_target(&account) {
+            self.begin_boundary_swap(
+                to,
+                format!("claude in {session} is wrapping up before the limit of {account}"),
+            );
         }
     }
 
@@ -263,6 +438,13 @@ impl Core {
         if self.state.draining.as_ref().is_some_and(|d| *d != active) {
             self.state.draining = None;
         }
+        // Where the account has a meter, `swap_at` decides (see `meters.rs`).
+        let metered =
+            self.config.quota.swap_at > 0 && self.state.accounts.get(&active).is_some_and(|a| a.usage.is_some());
+        if metered {
+            self.state.draining = None;
+            return;
+        }
         if self.state.draining.is_none() && !self.in_cooldown() {
             let warned = self.state.sessions.iter().find_map(|(name, s)| {
                 let launching = matches!(s.activity, Activity::Launching { .. } | Activity::Stopping { .. });
@@ -273,7 +455,7 @@ impl Core {
                 (!s.stale_hits.contains(&w.line)).then(|| (name.clone(), w.line.clone()))
             });
             let Some((session, line)) = warned else { return };
-            if self.next_available(&active).is_none() {
+            if self.pick_target(&active).is_none() {
                 let note = format!("warning|{line}");
                 let s = self.state.sessions.get_mut(&session).expect("session exists");
                 if s.quota_note.as_deref() != Some(note.as_str()) {
@@ -302,13 +484,30 @@ impl Core {
         }
     }
 
+    /// The active account was disabled or found unhealthy while no swap could start (at
+    /// start-up, after `ccl account disable` without a daemon): the fleet moves off it.
+    fn leave_unusable_active(&mut self) {
+        let active = self.state.active.clone();
+        let Some(acc) = self.state.accounts.get(&active) else {
+            return;
+        };
+        let why = match (&acc.unhealthy, acc.disabled) {
+            (Some(why), _) => format!("account {active} cannot work: {why}"),
+            (None, true) => format!("account {active} is disabled"),
+            (None, false) => return,
+        };
+        if self.state.swap.is_none() && !self.state.all_exhausted {
+            self.begin_swap(None, why, None);
+        }
+    }
+
     /// All accounts were exhausted: when the earliest reset passes, return to work.
     fn leave_all_exhausted(&mut self) {
         if !self.state.all_exhausted || self.state.swap.is_some() {
             return;
         }
         let active = self.state.active.clone();
-        if self.available(&active) {
+        if self.usable(&active) {
             self.state.all_exhausted = false;
             self.log(format!("account {active} is available again; work resumes"));
             return;
@@ -318,7 +517,7 @@ impl Core {
             .accounts
             .iter()
             .map(|a| a.name.clone())
-            .find(|n| self.available(n));
+            .find(|n| self.usable(n));
         if let Some(to) = next {
             self.state.all_exhausted = false;
             self.begin_swap(
@@ -328,4 +527,10 @@ impl Core {
             );
         }
     }
+}
+
+/// The request Claude injects to wrap a turn up before the limit.
+fn is_wrap_up_prompt(text: &str) -> bool {
+    text.trim_start()
+        .starts_with("[Usage limit approaching. Checkpoint now:")
 }

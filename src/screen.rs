@@ -130,6 +130,9 @@ pub enum LimitKind {
     Session,
     Weekly,
     ModelWeekly,
+    /// Out of extra usage or usage credits, or a spend limit: the account cannot pay for
+    /// more until its plan's window resets (no reset time is printed).
+    ExtraUsage,
     Legacy,
 }
 
@@ -145,6 +148,54 @@ pub enum ServerErrorKind {
     ApiError,
     /// The API-key billing 429 ("Request rejected (429)"), which swapping does not cure.
     ApiKeyRateLimit,
+    /// "Server is temporarily limiting requests (not your usage limit)": a server-side
+    /// throttle that says itself it is not the account's limit.
+    Throttle,
+}
+
+/// Which usage window a passive gauge reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GaugeWindow {
+    /// The 5-hour (session) window.
+    FiveHour,
+    /// The weekly window of every model.
+    SevenDay,
+    /// The weekly window of one model ("Opus"): not one of the account's two meters.
+    ModelWeekly,
+}
+
+/// The passive usage gauge ("You've used 97% of your 5-hour limit · resets 9:48pm"): a
+/// meter reading, never a limit hit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Gauge {
+    pub window: GaugeWindow,
+    pub used_pct: u32,
+    pub reset_at: Option<Timestamp>,
+    pub pattern: String,
+    pub line: String,
+}
+
+/// A line saying the account cannot work at all (its login was revoked or expired, its
+/// organisation disabled): not spent, unhealthy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Unusable {
+    pub pattern: String,
+    pub line: String,
+}
+
+/// Claude Code's own waiting for a usage limit to reset (2.1.234+), as its latest line says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AutoContinue {
+    /// "continuing automatically at 11:48pm": Claude will resume the turn by itself.
+    Waiting,
+    /// "Usage limit available again · continuing now": the turn resumes.
+    Continuing,
+    /// "Usage limit has reset · Press enter to continue": it waits for Enter.
+    PressEnter,
+    /// "Automatic continue cancelled": nothing will happen by itself.
+    Cancelled,
 }
 
 /// A usage-limit hit found in the bottom region.
@@ -183,6 +234,15 @@ pub struct Analysis {
     pub server_error: Option<ServerError>,
     /// "Approaching your 5-hour usage limit" and the like.
     pub warning: Option<Warning>,
+    /// The passive usage gauge: a meter reading.
+    pub gauge: Option<Gauge>,
+    /// The account cannot work (login revoked or expired, organisation disabled).
+    pub unusable: Option<Unusable>,
+    /// Claude's own waiting for the limit to reset, by its latest line.
+    pub auto_continue: Option<AutoContinue>,
+    /// Claude wraps the turn up early because the limit is near ("Claude will wrap up the
+    /// current step", or the injected "[Usage limit approaching. Checkpoint now: …]").
+    pub wrap_up: Option<String>,
     /// A hit was seen but a server error in the same region vetoes it.
     pub vetoed: bool,
     /// First meaningful line of a first-run/login/trust screen.
@@ -206,6 +266,14 @@ pub enum Role {
     ServerError(ServerErrorKind),
     /// A near-limit warning.
     Warning,
+    /// The passive usage gauge; groups `pct` and `window`.
+    Gauge,
+    /// The account cannot work at all.
+    Unusable,
+    /// Claude's own waiting for a reset, and what it does when the reset comes.
+    AutoContinue(AutoContinue),
+    /// Claude wrapping its turn up before the limit.
+    WrapUp,
     /// A screen that needs a human.
     Attention,
     /// A modal menu's question or key hint.
@@ -267,7 +335,32 @@ use ServerErrorKind as S;
 pub static PATTERNS: &[Pattern] = &[
     // Terminal noise, in case a capture was taken with escapes (`capture-pane -e`).
     pat("ansi_escape", Role::Noise, r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07"),
+    // An account that cannot work: before the server errors, whose `API Error` the
+    // 401 line also carries.
+    pat("oauth_revoked", Role::Unusable, r"(?i)OAuth token has been revoked"),
+    pat("oauth_expired", Role::Unusable, r"(?i)OAuth token has expired"),
+    pat(
+        "session_expired_login",
+        Role::Unusable,
+        r"(?i)Session expired\.? Please run /login",
+    ),
+    pat(
+        "org_disabled",
+        Role::Unusable,
+        r"(?i)Your organization has disabled Claude subscription access",
+    ),
+    pat("please_run_login", Role::Unusable, r"(?i)Please run /login\b"),
+    pat(
+        "authentication_failed",
+        Role::Unusable,
+        r"(?i)API Error:?\s*\(?401\b|\bauthentication_error\b",
+    ),
     // Server errors first: their text may contain "rate limit" and must never be a hit.
+    pat(
+        "server_throttle",
+        Role::ServerError(S::Throttle),
+        r"(?i)temporarily limiting requests|\(not your usage limit\)",
+    ),
     pat(
         "api_key_rate_limit",
         Role::ServerError(S::ApiKeyRateLimit),
@@ -307,7 +400,7 @@ pub static PATTERNS: &[Pattern] = &[
     pat(
         "hit_model_weekly",
         Role::Limit(L::ModelWeekly),
-        r"(?i)^\s*(?:⎿\s*)?you['’]ve hit your (?:opus|sonnet|haiku)(?: [\w.]+)? weekly limit\b",
+        r"(?i)^\s*(?:⎿\s*)?you['’]ve hit your (?:opus|sonnet|haiku)(?: [\w.]+)?(?: weekly)? limit\b",
     ),
     pat(
         "hit_limit",
@@ -335,9 +428,29 @@ pub static PATTERNS: &[Pattern] = &[
         r"(?i)(?:^\s*(?:[⎿⚠]\s*)?|\s{3,})5-hour limit reached\b",
     ),
     pat(
+        "out_of_extra_usage",
+        Role::Limit(L::ExtraUsage),
+        r"(?i)^\s*(?:[⎿⚠]\s*)?you['’]re out of extra usage\b",
+    ),
+    pat(
+        "seat_without_extra_usage",
+        Role::Limit(L::ExtraUsage),
+        r"(?i)^\s*(?:[⎿⚠]\s*)?your seat type doesn['’]t include extra usage\b",
+    ),
+    pat(
+        "requires_usage_credits",
+        Role::Limit(L::ExtraUsage),
+        r"(?i)^\s*(?:[⎿⚠]\s*)?[\w.\- ]{1,40} requires usage credits\b",
+    ),
+    pat(
+        "monthly_spend_limit",
+        Role::Limit(L::ExtraUsage),
+        r"(?i)^\s*(?:[⎿⚠]\s*)?you['’]ve hit your [\w’' ]{0,30}monthly spend limit\b",
+    ),
+    pat(
         "usage_limit_continuing",
         Role::Limit(L::FiveHour),
-        r"(?i)^●\s*usage limit reached\s*[·∙•]\s*continuing automatically\b",
+        r"(?i)^●\s*usage limit reached(?: again)?\s*[·∙•]\s*(?:continuing|set to continue) automatically\b",
     ),
     pat(
         "usage_limit_footer",
@@ -365,16 +478,49 @@ pub static PATTERNS: &[Pattern] = &[
         Role::ServerError(S::ApiError),
         r"(?i)^\s*(?:[⎿●⏺]\s*)?API Error\b",
     ),
+    // The wrap-up before the limit, before the plain warning whose words it contains.
+    pat(
+        "wrap_up_notice",
+        Role::WrapUp,
+        r"(?i)\bapproaching your [\w.-]+ usage limit\s*[—–-]+\s*claude will wrap up\b",
+    ),
+    pat(
+        "wrap_up_checkpoint",
+        Role::WrapUp,
+        r"(?i)^\s*(?:[>❯]\s*)?\[usage limit approaching\. checkpoint now:",
+    ),
     // Warnings.
     pat(
         "approaching_limit",
         Role::Warning,
         r"(?i)\bapproaching (?:your )?(?:[\w.-]+ ){0,3}limit\b",
     ),
+    // The passive gauge: a meter reading, not a hit and not a warning.
     pat(
         "used_percent_of_limit",
-        Role::Warning,
-        r"(?i)\byou['’]ve used \d{1,3}% of your\b.*\blimit\b",
+        Role::Gauge,
+        r"(?i)\byou['’]ve used (?P<pct>\d{1,3})% of your (?P<window>5-hour|session|weekly|(?:opus|sonnet|haiku)(?: [\w.]+)? weekly) limit\b",
+    ),
+    // Claude's own waiting for the reset.
+    pat(
+        "auto_continue_now",
+        Role::AutoContinue(AutoContinue::Continuing),
+        r"(?i)usage limit available again\s*[·∙•]\s*continuing now",
+    ),
+    pat(
+        "auto_continue_press_enter",
+        Role::AutoContinue(AutoContinue::PressEnter),
+        r"(?i)usage limit has reset\s*[·∙•]\s*press enter to continue",
+    ),
+    pat(
+        "auto_continue_cancelled",
+        Role::AutoContinue(AutoContinue::Cancelled),
+        r"(?i)automatic continue cancelled",
+    ),
+    pat(
+        "auto_continue_waiting",
+        Role::AutoContinue(AutoContinue::Waiting),
+        r"(?i)\bcontinuing automatically at\b|\bset to continue automatically\b",
     ),
     // Screens that need a human.
     pat(
@@ -401,8 +547,6 @@ pub static PATTERNS: &[Pattern] = &[
         r"(?i)^\s*(?:[│⎿●✗✘×!]\s*)?Unable to connect\b",
     ),
     pat("invalid_api_key", Role::Attention, r"(?i)\bInvalid API key\b"),
-    pat("please_run_login", Role::Attention, r"(?i)Please run /login\b"),
-    pat("oauth_expired", Role::Attention, r"(?i)OAuth token has expired"),
     pat(
         "root_refused",
         Role::Attention,
@@ -434,6 +578,11 @@ pub static PATTERNS: &[Pattern] = &[
     pat("rule", Role::Rule, r"^\s*[╭╰]?─{3,}(?:[^─]{0,40}─{3,})?[╮╯]?\s*$"),
     pat("prompt", Role::Prompt, r"^\s*(?:❯|│\s*>)(?:\s+(?P<text>.*?))?[\s│]*$"),
     pat("placeholder_try", Role::PromptPlaceholder, r#"^Try "[^"]*"$"#),
+    pat(
+        "placeholder_once_fixed",
+        Role::PromptPlaceholder,
+        r"(?i)^Once fixed, resend your message$",
+    ),
     pat(
         "placeholder_resend",
         Role::PromptPlaceholder,
@@ -472,7 +621,7 @@ pub static PATTERNS: &[Pattern] = &[
     pat(
         "reset_clock",
         Role::Reset,
-        r"(?i)\b(?:resets?(?:\s+at)?|continuing automatically at)\s+(?:(?P<month>jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+(?P<day>\d{1,2})(?:st|nd|rd|th)?,?\s+(?:at\s+)?)?(?P<hour>\d{1,2})(?::(?P<minute>\d{2}))?\s*(?P<meridiem>[ap]\.?m\b\.?)?(?:\s*\((?P<zone>[A-Za-z0-9_+/-]+)\))?",
+        r"(?i)\b(?:resets?(?:\s+at)?|(?:continuing|continue) automatically at)\s+(?:(?P<month>jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+(?P<day>\d{1,2})(?:st|nd|rd|th)?,?\s+(?:at\s+)?)?(?P<hour>\d{1,2})(?::(?P<minute>\d{2}))?\s*(?P<meridiem>[ap]\.?m\b\.?)?(?:\s*\((?P<zone>[A-Za-z0-9_+/-]+)\))?",
     ),
     // Shell.
     pat(
@@ -723,8 +872,39 @@ pub fn analyze_with(capture: &str, now: Timestamp, tz: &TimeZone, extra: &Extra)
         ScreenState::Unknown
     };
 
-    let (quota, server_error, warning, vetoed) =
-        scan_signals(&lines[n.saturating_sub(SIGNAL_REGION_LINES)..], now, tz, extra);
+    let signal_start = n.saturating_sub(SIGNAL_REGION_LINES);
+    let Signals {
+        quota,
+        server_error,
+        warning,
+        vetoed,
+        gauge,
+        unusable,
+    } = scan_signals(&lines[signal_start..], now, tz, extra);
+    let auto_continue = lines[signal_start..].iter().rev().filter(|l| l.eligible).find_map(|l| {
+        match find(&l.text, |r| matches!(r, Role::AutoContinue(_))) {
+            Some((
+                Pattern {
+                    role: Role::AutoContinue(k),
+                    ..
+                },
+                _,
+            )) => Some(*k),
+            _ => None,
+        }
+    });
+    // The injected checkpoint request stands as a user message (quoted), so the wrap-up
+    // is looked for in every line of the region but the input box, where a draft is.
+    let in_box = |i: usize| input_box.as_ref().is_some_and(|b| (b.prompt..=b.bottom).contains(&i));
+    let wrap_up = (signal_start..n)
+        .rev()
+        .filter(|&i| !in_box(i))
+        .find(|&i| lines[i].is(Role::WrapUp))
+        .map(|i| {
+            trimmed(&lines[i].text)
+                .trim_start_matches(['❯', '>', ' ', '\u{a0}'])
+                .to_string()
+        });
 
     let input = match (&input_box, state) {
         (Some(b), ScreenState::Idle | ScreenState::Busy) => input_text(&lines, b),
@@ -742,6 +922,10 @@ pub fn analyze_with(capture: &str, now: Timestamp, tz: &TimeZone, extra: &Extra)
         quota,
         server_error,
         warning,
+        gauge,
+        unusable,
+        auto_continue,
+        wrap_up,
         vetoed,
         attention,
         input,
@@ -755,21 +939,27 @@ pub fn analyze_with(capture: &str, now: Timestamp, tz: &TimeZone, extra: &Extra)
 /// The region's signals, and whether the hit is vetoed: a server error *below* the
 /// latest limit line (newer than it) vetoes it; an older error above it does not, since
 /// an earlier failed turn says nothing about the limit that followed.
-fn scan_signals(
-    region: &[Line],
-    now: Timestamp,
-    tz: &TimeZone,
-    extra: &Extra,
-) -> (Option<QuotaHit>, Option<ServerError>, Option<Warning>, bool) {
-    let is_signal = |r: Role| matches!(r, Role::Limit(_) | Role::ServerError(_) | Role::Warning);
+fn scan_signals(region: &[Line], now: Timestamp, tz: &TimeZone, extra: &Extra) -> Signals {
+    let is_signal = |r: Role| {
+        matches!(
+            r,
+            Role::Limit(_) | Role::ServerError(_) | Role::Warning | Role::Gauge | Role::Unusable | Role::WrapUp
+        )
+    };
     // (rank, pattern name, kind, line): earlier table entries win, extras rank last.
     let mut hit: Option<(usize, String, LimitKind, &Line)> = None;
     let mut server_error = None;
     let mut warning = None;
+    let mut gauge = None;
+    let mut unusable = None;
     let mut last_limit_at = None;
     let mut last_error_at = None;
     for (at, line) in region.iter().enumerate().filter(|(_, l)| l.eligible) {
         let (name, role, rank) = match find(&line.text, is_signal) {
+            Some((pattern, caps)) if pattern.role == Role::Gauge => {
+                gauge = gauge_of(pattern.name, &caps, &line.text, now, tz).or(gauge);
+                continue;
+            }
             Some((pattern, _)) => {
                 let rank = PATTERNS
                     .iter()
@@ -798,12 +988,20 @@ fn scan_signals(
                     line: line.text.trim().to_string(),
                 });
             }
-            _ => {
+            Role::Unusable => {
+                unusable = Some(Unusable {
+                    pattern: name,
+                    line: trimmed(&line.text),
+                });
+            }
+            Role::Warning => {
                 warning = Some(Warning {
                     pattern: name,
                     line: line.text.trim().to_string(),
                 });
             }
+            // The wrap-up is read apart (it may stand in a quoted line).
+            _ => {}
         }
     }
     let quota = hit.map(|(_, name, kind, line)| QuotaHit {
@@ -813,7 +1011,42 @@ fn scan_signals(
         line: line.text.trim().to_string(),
     });
     let vetoed = quota.is_some() && matches!((last_limit_at, last_error_at), (Some(l), Some(e)) if e > l);
-    (quota, server_error, warning, vetoed)
+    Signals {
+        quota,
+        server_error,
+        warning,
+        vetoed,
+        gauge,
+        unusable,
+    }
+}
+
+/// What [`scan_signals`] found in the signal region.
+struct Signals {
+    quota: Option<QuotaHit>,
+    server_error: Option<ServerError>,
+    warning: Option<Warning>,
+    vetoed: bool,
+    gauge: Option<Gauge>,
+    unusable: Option<Unusable>,
+}
+
+/// The gauge a matching line reads: its window, percent and reset instant.
+fn gauge_of(pattern: &str, caps: &Captures<'_>, line: &str, now: Timestamp, tz: &TimeZone) -> Option<Gauge> {
+    let used_pct: u32 = caps.name("pct")?.as_str().parse().ok()?;
+    let window = caps.name("window")?.as_str().to_ascii_lowercase();
+    let window = match window.as_str() {
+        "5-hour" | "session" => GaugeWindow::FiveHour,
+        "weekly" => GaugeWindow::SevenDay,
+        _ => GaugeWindow::ModelWeekly,
+    };
+    Some(Gauge {
+        window,
+        used_pct: used_pct.min(100),
+        reset_at: parse_reset(line, now, tz),
+        pattern: pattern.to_string(),
+        line: trimmed(line),
+    })
 }
 
 /// Wordings added by the operator (`[screen]` in `ccl.toml`) for a Claude Code version
@@ -932,8 +1165,9 @@ fn month_number(name: &str) -> Option<i8> {
 }
 
 /// The JSON `ccl classify` prints. A vetoed hit still shows under "quota", with "hit": false.
+/// `gauge`, `account_unusable`, `auto_continue` and `wrap_up` appear only when found.
 pub fn classify_json(a: &Analysis) -> serde_json::Value {
-    json!({
+    let mut v = json!({
         "state": a.state,
         "quota": a.quota.as_ref().map(|q| json!({
             "hit": !a.vetoed,
@@ -950,7 +1184,30 @@ pub fn classify_json(a: &Analysis) -> serde_json::Value {
         "pasted_placeholder": a.pasted_placeholder,
         "turn_finished": a.turn_finished,
         "resume_hint": a.resume_hint,
-    })
+    });
+    let extra = [
+        (
+            "gauge",
+            a.gauge.as_ref().map(|g| {
+                json!({
+                    "window": g.window,
+                    "used_pct": g.used_pct,
+                    "reset_at": g.reset_at.map(|t| t.to_string()),
+                    "pattern": g.pattern,
+                    "line": g.line,
+                })
+            }),
+        ),
+        ("account_unusable", a.unusable.as_ref().map(|u| json!(u))),
+        ("auto_continue", a.auto_continue.map(|k| json!(k))),
+        ("wrap_up", a.wrap_up.as_ref().map(|w| json!(w))),
+    ];
+    for (key, value) in extra {
+        if let Some(value) = value {
+            v[key] = value;
+        }
+    }
+    v
 }
 
 /// Is this a valid lowercase UUID (8-4-4-4-12 hex)? Checked before an id goes on a command line.

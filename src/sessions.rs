@@ -470,6 +470,9 @@ impl Core {
         state.account = Some(active);
         state.stale_hits.clear();
         state.limit_pending = false;
+        state.wrapped_up = false;
+        state.self_continuing = false;
+        state.usable_since_ms = None;
         state.unconfirmed_polls = 0;
         state.activity = Activity::Launching {
             deadline_ms,
@@ -487,6 +490,7 @@ impl Core {
             "on_task_done" => &self.config.hooks.on_task_done,
             "on_task_failed" => &self.config.hooks.on_task_failed,
             "on_needs_attention" => &self.config.hooks.on_needs_attention,
+            "on_account_unhealthy" => &self.config.hooks.on_account_unhealthy,
             _ => return,
         };
         if command.trim().is_empty() {

@@ -9,6 +9,14 @@
 //! account (dedicated sessions resume their own conversation, or stay at the shell when
 //! no id is known; pool sessions with a task resume and get the continue prompt), then
 //! **cooldown**. A restart mid-swap picks up from the persisted `Swap`.
+//!
+//! A swap before the limit (`Swap::at_boundary`, started by the meters or Claude's
+//! wrap-up) makes the target active at once, so new work starts there, and moves each
+//! member at its own turn boundary: a pool session when its task's turn ends (a finished
+//! task is recycled as usual and has nothing left to move; a turn cut short by the limit
+//! or the wrap-up is stopped and resumed under the target with the continue prompt), a
+//! taskless or dedicated Claude when it is idle. Busy turns are never interrupted. The
+//! swap is complete when every member has moved.
 
 use crate::core::{
     limits, Action, Activity, AfterLaunch, Core, Kind, Observation, RequestKind, Seen, Swap, SwapMember, SwapRecord,
@@ -23,7 +31,7 @@ impl Core {
     /// accounts are exhausted: dispatch pauses until the earliest reset.
     pub(crate) fn begin_swap(&mut self, to: Option<String>, reason: String, request: Option<String>) -> bool {
         let from = self.state.active.clone();
-        let target = to.or_else(|| self.next_available(&from));
+        let target = to.or_else(|| self.pick_target(&from));
         let Some(to) = target else {
             if !self.state.all_exhausted {
                 self.state.all_exhausted = true;
@@ -91,12 +99,135 @@ impl Core {
             started_ms: self.now_ms,
             request,
             members,
+            at_boundary: false,
         });
         true
     }
 
+    /// Starts a swap to `to` whose members move at their own turn boundaries (see the
+    /// module doc). `to` becomes active now.
+    pub(crate) fn begin_boundary_swap(&mut self, to: String, reason: String) {
+        let from = self.state.active.clone();
+        let mut members = Vec::new();
+        for (name, s) in self.state.sessions.iter() {
+            // Sessions at their shell have nothing to move: they launch under the active
+            // account when they next get work.
+            let runs_claude = matches!(
+                s.seen,
+                Seen::Idle | Seen::Busy | Seen::Menu | Seen::Attention | Seen::Unknown
+            ) || !matches!(s.activity, Activity::Free);
+            if !runs_claude || matches!(s.seen, Seen::Absent | Seen::Dead) || s.account.as_deref() == Some(&to) {
+                continue;
+            }
+            members.push(SwapMember {
+                session: name.clone(),
+                kind: s.kind,
+                conversation: s.conversation.clone().filter(|id| screen::is_uuid(id)),
+                cwd: s.cwd.clone(),
+                had_task: s.assignment.is_some(),
+                stopped: false,
+                left_running: false,
+            });
+        }
+        let names: Vec<&str> = members.iter().map(|m| m.session.as_str()).collect();
+        self.warn(format!(
+            "swap from {from} to {to} begins at turn boundaries: {reason}; new work starts under {to}; sessions to move: {}",
+            if names.is_empty() {
+                "none".into()
+            } else {
+                names.join(", ")
+            }
+        ));
+        self.state.active = to.clone();
+        self.state.draining = None;
+        self.state.swap = Some(Swap {
+            from,
+            to,
+            reason,
+            started_ms: self.now_ms,
+            request: None,
+            members,
+            at_boundary: true,
+        });
+    }
+
+    /// One turn of a swap at turn boundaries: each member not moved yet is stopped once
+    /// it reaches its boundary and relaunched under the (already active) target.
+    fn step_boundary_swap(&mut self, mut swap: Swap) {
+        let mut all_moved = true;
+        for i in 0..swap.members.len() {
+            if swap.members[i].stopped {
+                continue;
+            }
+            let mut m = swap.members[i].clone();
+            let moved = self.step_boundary_member(&mut m);
+            m.stopped = moved;
+            all_moved &= moved;
+            swap.members[i] = m;
+        }
+        if all_moved {
+            self.finish_swap(swap);
+        } else {
+            self.state.swap = Some(swap);
+        }
+    }
+
+    /// True once the member has moved (or has nothing left under the old account).
+    fn step_boundary_member(&mut self, m: &mut SwapMember) -> bool {
+        let Some(s) = self.state.sessions.get(&m.session) else {
+            return true;
+        };
+        if matches!(s.activity, Activity::Stopping { .. }) {
+            if !self.stop_member(m) {
+                return false;
+            }
+            self.relaunch_member(m);
+            return true;
+        }
+        let at_boundary = match (&s.activity, s.seen) {
+            // Nothing of the old account is left here: a finished task recycled, a
+            // Claude that exited, a pane that went away.
+            (Activity::Free, Seen::Shell | Seen::Absent | Seen::Dead) if s.assignment.is_none() => return true,
+            // A turn cut short by the limit or wrapped up before it: it continues under
+            // the target.
+            (Activity::Working { .. }, Seen::Idle | Seen::Menu) if s.limit_pending => true,
+            (Activity::Working { turn_ended: true, .. }, Seen::Idle) if s.wrapped_up => true,
+            // An idle Claude with nothing in flight: a taskless pool Claude, or the
+            // operator's session between two of their prompts.
+            (Activity::Free, Seen::Idle) => true,
+            _ => false,
+        };
+        if !at_boundary {
+            return false;
+        }
+        // What to resume is what the session holds now, not what it held when the swap began.
+        m.conversation = s.conversation.clone().filter(|id| screen::is_uuid(id));
+        m.cwd = s.cwd.clone();
+        m.had_task = s.assignment.is_some();
+        let name = m.session.clone();
+        self.log(format!(
+            "{name}: at its turn boundary; moving it to {}",
+            self.state.active
+        ));
+        if let Some(s) = self.state.sessions.get_mut(&name) {
+            s.activity = Activity::Stopping {
+                deadline_ms: self.now_ms + limits::STOP_TIMEOUT_MS,
+                exit_sent: false,
+                exit_at_ms: None,
+            };
+        }
+        if self.stop_member(m) {
+            self.relaunch_member(m);
+            return true;
+        }
+        false
+    }
+
     pub(crate) fn step_swap(&mut self, _obs: &Observation) {
         let Some(mut swap) = self.state.swap.take() else { return };
+        if swap.at_boundary {
+            return self.step_boundary_swap(swap);
+        }
         let mut all_stopped = true;
         for m in swap.members.iter_mut().filter(|m| !m.stopped) {
             if self.stop_member(m) {
@@ -115,6 +246,12 @@ impl Core {
         for m in &swap.members {
             self.relaunch_member(m);
         }
+        self.finish_swap(swap);
+    }
+
+    /// Every member has moved: the swap is recorded, logged and announced.
+    fn finish_swap(&mut self, swap: Swap) {
+        self.state.active = swap.to.clone();
         self.state.cooldown_until_ms = Some(self.now_ms + self.config.quota.reactivate_cooldown.0 as i64);
         self.state.swaps += 1;
         self.state.last_swap = Some(SwapRecord {
@@ -330,6 +467,8 @@ impl Core {
             return;
         }
         s.limit_pending = false;
+        s.wrapped_up = false;
+        s.self_continuing = false;
         s.account = None;
         if s.seen == Seen::Absent {
             self.warn(format!("{name}: absent after the swap; not relaunched"));
@@ -414,6 +553,14 @@ impl Core {
         for r in &obs.requests {
             match &r.kind {
                 RequestKind::Swap { to } => self.request_swap(&r.id, to.clone()),
+                RequestKind::Account { account, enable } => {
+                    let (ok, message) = self.set_account_enabled(account, *enable);
+                    self.push(Action::Reply {
+                        id: r.id.clone(),
+                        ok,
+                        message,
+                    });
+                }
                 RequestKind::Pause { queue } | RequestKind::Resume { queue } => {
                     let pause = matches!(r.kind, RequestKind::Pause { .. });
                     if let Some(q) = queue.as_ref().filter(|q| self.config.queue(q).is_none()) {
@@ -444,6 +591,50 @@ impl Core {
         }
     }
 
+    /// `ccl account enable|disable NAME`: enabling also clears an unhealthy mark (the
+    /// operator says the login is fixed); disabling the active account moves the fleet
+    /// off it as a hit would, when another account can take it.
+    pub(crate) fn set_account_enabled(&mut self, account: &str, enable: bool) -> (bool, String) {
+        let Some(acc) = self.state.accounts.get_mut(account) else {
+            return (false, format!("refused: no account named '{account}'"));
+        };
+        if enable {
+            let was = (acc.disabled, acc.unhealthy.take());
+            acc.disabled = false;
+            let message = match was {
+                (false, None) => format!("account {account} is already enabled"),
+                (_, Some(why)) => format!("account {account} enabled (was unhealthy: {why})"),
+                (true, None) => format!("account {account} enabled"),
+            };
+            self.log(message.clone());
+            return (true, message);
+        }
+        if acc.disabled {
+            return (true, format!("account {account} is already disabled"));
+        }
+        let target = (self.state.active == account).then(|| self.pick_target(account));
+        if let Some(None) = target {
+            return (
+                false,
+                format!("refused: {account} is the active account and no other account can take the fleet"),
+            );
+        }
+        if let Some(acc) = self.state.accounts.get_mut(account) {
+            acc.disabled = true;
+        }
+        let mut message = format!("account {account} disabled: never a swap target until enabled");
+        if let (Some(Some(to)), None) = (target, &self.state.swap) {
+            message += &format!("; the fleet moves to {to}");
+            self.begin_swap(
+                Some(to),
+                format!("account {account} was disabled by the operator"),
+                None,
+            );
+        }
+        self.log(message.clone());
+        (true, message)
+    }
+
     fn request_swap(&mut self, id: &str, to: Option<String>) {
         let refuse = |core: &mut Core, why: String| {
             core.push(Action::Reply {
@@ -472,7 +663,17 @@ impl Core {
                     .unwrap_or_default();
                 return refuse(self, format!("{to} is exhausted until {until}"));
             }
-        } else if self.next_available(&self.state.active.clone()).is_none() {
+            let acc = self.state.accounts.get(to).cloned().unwrap_or_default();
+            if let Some(why) = acc.unhealthy {
+                return refuse(
+                    self,
+                    format!("{to} is unhealthy ({why}); `ccl account enable {to}` first"),
+                );
+            }
+            if acc.disabled {
+                return refuse(self, format!("{to} is disabled; `ccl account enable {to}` first"));
+            }
+        } else if self.pick_target(&self.state.active.clone()).is_none() {
             // Refused before `begin_swap`, which would take "no target" to mean that every
             // account is exhausted and stop dispatch, while the active one is fine.
             return refuse(self, "no other account is available".into());
@@ -528,6 +729,7 @@ mod tests {
                 stopped,
                 left_running: false,
             }],
+            at_boundary: false,
         });
         let mut core = Core::new(config, state, "UTC");
         core.now_ms = 1_000;

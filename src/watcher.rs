@@ -403,10 +403,13 @@ impl Core {
             let account = s.account.clone().unwrap_or_else(|| self.state.active.clone());
             let usable = self.state.swap.is_none()
                 && account == self.state.active
-                && self.available(&account)
+                && self.usable(&account)
                 && !self.state.all_exhausted;
+            if self.claude_continues_by_itself(name, usable) {
+                return;
+            }
             if usable && kind == Kind::Pool {
-                match s.seen {
+                match self.state.sessions[name].seen {
                     Seen::Menu => self.push(Action::SendKeys {
                         session: name.into(),
                         keys: vec!["Escape".into()],
@@ -473,6 +476,9 @@ impl Core {
             _ => idle_turns = 0,
         }
         if turn_ended && idle_turns >= limits::IDLE_TURNS_TO_FINISH {
+            if self.state.sessions[name].wrapped_up {
+                return self.after_wrap_up(name, since_ms, idle_turns);
+            }
             return self.finish(name);
         }
         self.state.sessions.get_mut(name).expect("session exists").activity = Activity::Working {
@@ -480,6 +486,90 @@ impl Core {
             turn_ended,
             idle_turns,
         };
+    }
+
+    /// Claude Code's own waiting (2.1.234+): in a session left waiting for the reset, it
+    /// continues the turn by itself when the limit resets. That continuation is the same
+    /// task's turn resumed: it is watched as such, and no continue prompt goes on top of
+    /// it. True while Claude waits or has just resumed by itself; false when ccl's own
+    /// continue prompt is needed (Claude cancelled its waiting, asks for Enter, or did not
+    /// resume within [`limits::AUTO_CONTINUE_GRACE_MS`] of the account becoming usable).
+    fn claude_continues_by_itself(&mut self, name: &str, usable: bool) -> bool {
+        use crate::screen::AutoContinue;
+        let now_ms = self.now_ms;
+        let shown = self.analysis(name).and_then(|a| a.auto_continue);
+        let s = self.state.sessions.get_mut(name).expect("session exists");
+        let waiting_before = s.self_continuing;
+        match shown {
+            Some(AutoContinue::Waiting) if matches!(s.seen, Seen::Idle | Seen::Unknown) => {
+                if !s.self_continuing {
+                    s.self_continuing = true;
+                    s.usable_since_ms = None;
+                    self.log(format!(
+                        "{name}: claude waits for the limit to reset and will continue by itself"
+                    ));
+                }
+                if !usable {
+                    return true;
+                }
+                let s = self.state.sessions.get_mut(name).expect("session exists");
+                let since = *s.usable_since_ms.get_or_insert(now_ms);
+                if now_ms - since < limits::AUTO_CONTINUE_GRACE_MS {
+                    return true;
+                }
+                s.self_continuing = false;
+                s.usable_since_ms = None;
+                self.log(format!(
+                    "{name}: claude did not continue by itself within {}s of the reset; sending the continue prompt",
+                    limits::AUTO_CONTINUE_GRACE_MS / 1000
+                ));
+                false
+            }
+            _ if s.seen == Seen::Busy && (waiting_before || shown == Some(AutoContinue::Continuing)) => {
+                // The turn resumed by itself: the same task, working again.
+                s.limit_pending = false;
+                s.self_continuing = false;
+                s.usable_since_ms = None;
+                s.activity = Activity::Working {
+                    since_ms: now_ms,
+                    turn_ended: false,
+                    idle_turns: 0,
+                };
+                self.log(format!(
+                    "{name}: claude continued the turn by itself after the reset; the task goes on"
+                ));
+                true
+            }
+            _ => {
+                s.self_continuing = false;
+                s.usable_since_ms = None;
+                false
+            }
+        }
+    }
+
+    /// A turn Claude wrapped up before the limit has ended: the task is not done. A swap at
+    /// turn boundaries moves the session on (see `swap.rs`); with no swap to come, the task
+    /// continues here.
+    fn after_wrap_up(&mut self, name: &str, since_ms: i64, idle_turns: u32) {
+        let moving = self
+            .state
+            .swap
+            .as_ref()
+            .is_some_and(|w| w.members.iter().any(|m| m.session == name && !m.stopped));
+        if moving {
+            self.state.sessions.get_mut(name).expect("session exists").activity = Activity::Working {
+                since_ms,
+                turn_ended: true,
+                idle_turns,
+            };
+            return;
+        }
+        self.log(format!(
+            "{name}: its turn was wrapped up before the limit and no swap is coming; sending the continue prompt"
+        ));
+        self.state.sessions.get_mut(name).expect("session exists").wrapped_up = false;
+        self.paste_continue(name);
     }
 
     fn watch_exiting(&mut self, name: &str, deadline_ms: i64) {

@@ -11,6 +11,7 @@ const CORE_FILES: &[&str] = &[
     "swap.rs",
     "sessions.rs",
     "accounts.rs",
+    "meters.rs",
     "screen.rs",
 ];
 

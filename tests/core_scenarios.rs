@@ -11,7 +11,7 @@
 #[path = "support/sim.rs"]
 mod sim;
 
-use ccl::core::{Action, Activity, RequestKind, State};
+use ccl::core::{Action, Activity, RequestKind, State, Usage, UsageWindow};
 use ccl::transcript::{Record, Signal};
 use sim::*;
 
@@ -890,7 +890,9 @@ fn a_limit_mid_task_is_not_a_failure_and_not_a_finish() {
         ..Setup::default()
     });
     start_work(&mut s, &[S11]);
-    s.world.hit(S11, "limit_five_hour");
+    // Claude's own waiting is off here ("Continue automatically at usage limit" in
+    // /config): ccl's continue prompt carries the task on.
+    s.world.hit(S11, "limit_five_hour_waiting_off");
     let acts = s.run(20);
     assert!(s.state().all_exhausted);
     let task_moves = |acts: &[Action]| {
@@ -1158,4 +1160,460 @@ fn a_turn_without_a_tmux_listing_touches_no_pane() {
     // Back: the finished task is seen idle afresh, then filed.
     s.world.tmux_down = false;
     s.until(10, "the task done", |s, _| s.world.queues["alpha"].done.len() == 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// Meters: the swap before the limit, the choice of target, kinds of limit, sick accounts
+
+/// A state in which the named accounts' 5-hour meters read these percents, resetting at
+/// `resets` (RFC 3339).
+fn metered(setup: &Setup, meters: &[(&str, f64, &str)]) -> Sim {
+    let config = setup.config();
+    let mut state = State::fresh(&config, 1);
+    for (account, pct, resets) in meters {
+        state.accounts.get_mut(*account).unwrap().usage = Some(Usage {
+            five_hour: Some(UsageWindow {
+                used_pct: *pct,
+                resets_at_ms: Some(ms(resets)),
+            }),
+            seven_day: None,
+            seen_ms: ms(START),
+            session: S11.into(),
+        });
+    }
+    Sim::with_state(config, state)
+}
+
+fn task_moves(acts: &[Action]) -> Vec<String> {
+    acts.iter()
+        .filter(|a| {
+            matches!(
+                a,
+                Action::FinishTask { .. } | Action::FailTask { .. } | Action::RequeueTask { .. }
+            )
+        })
+        .map(|a| a.to_string())
+        .collect()
+}
+
+fn continue_prompts(acts: &[Action], session: &str) -> usize {
+    acts.iter()
+        .filter(|a| matches!(a, Action::PasteText { session: s, text } if s == session && text == CONTINUE_PROMPT))
+        .count()
+}
+
+#[test]
+fn the_passive_gauge_is_a_meter_reading_and_moves_the_fleet_at_turn_boundaries() {
+    let mut s = Sim::new(&Setup::default());
+    operator_sessions(&mut s);
+    start_work(&mut s, &[S11]);
+    let id = conversation(&s, S11);
+    // The operator's Claude under a shows "You've used 97% of your 5-hour limit".
+    s.world.show(OPS, "gauge_five_hour_97");
+    let acts = s.run(3);
+
+    // A reading, not a hit: a is not exhausted, and nothing was cut off.
+    assert_eq!(exhausted_until(&s, "a"), None);
+    let a = &s.state().accounts["a"];
+    let five = a
+        .usage
+        .as_ref()
+        .and_then(|u| u.five_hour.clone())
+        .expect("a 5-hour meter");
+    assert_eq!(
+        (five.used_pct, five.resets_at_ms),
+        (97.0, Some(ms("2026-11-24T21:48:00Z")))
+    );
+    assert!(
+        logs(&acts)
+            .iter()
+            .any(|l| l.starts_with("swap from a to b begins at turn boundaries")),
+        "{}",
+        render(&acts)
+    );
+    assert_eq!(s.state().active, "b", "new work starts under b at once");
+    // The busy task is left alone: no Escape, no /exit.
+    assert!(on(&acts, S11).is_empty(), "{}", render(&acts));
+    assert!(working(&s, S11));
+    // The idle operator session moved at once: SIGTERM, then its conversation under b.
+    assert!(matches!(on(&acts, OPS)[0], Action::StopClaude { .. }));
+    assert!(typed(&acts, OPS)
+        .iter()
+        .any(|l| l.contains("CLAUDE_CONFIG_DIR=/homes/b") && l.ends_with(&format!("--resume {OPS_ID}"))));
+
+    // New work goes to b while a's task still runs.
+    s.world.enqueue("alpha", "task-2.md");
+    let acts = s.until(10, "task-2 launched", |_, a| {
+        a.iter()
+            .any(|a| matches!(a, Action::TypeLine { line, .. } if is_launch(line)))
+    });
+    assert!(acts
+        .iter()
+        .any(|a| matches!(a, Action::TypeLine { line, .. } if is_launch(line) && line.contains("/homes/b"))));
+    assert!(s.state().swap.is_some(), "S11 has not moved yet");
+
+    // S11's turn ends: its task is done (not cut off), and the swap completes.
+    s.world.pane(S11).screen = Screen::Busy { left: 1 };
+    let acts = s.until(10, "the swap completes", |_, a| swap_done(a));
+    assert!(logs(&acts).iter().any(|l| l.starts_with("swapped from a to b")));
+    let all = s.actions();
+    let moves = task_moves(&all);
+    assert_eq!(moves.iter().filter(|m| m.contains("task-1.md")).count(), 1, "{moves:?}");
+    assert!(
+        task_moves(&all).iter().all(|m| m.contains(" done in ")),
+        "{:?}",
+        task_moves(&all)
+    );
+    assert!(!keys(&all, S11).iter().any(|k| k.contains(&"Escape".to_string())));
+    assert_eq!(continue_prompts(&all, S11), 0, "a finished task is not continued");
+    assert!(!typed(&all, S11).iter().any(|l| l.ends_with(&format!("--resume {id}"))));
+
+    // `ccl status --json` shows a's 97 % and its reset.
+    let v = ccl::cli::status_json(s.config(), Some(s.state()), None, ms("2026-11-24T07:00:00Z"));
+    let a = v["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "a")
+        .unwrap();
+    assert_eq!(a["usage"]["five_hour"]["used_pct"], 97.0);
+    assert_eq!(a["usage"]["five_hour"]["resets_at"], "2026-11-24T21:48:00Z");
+}
+
+#[test]
+fn a_hit_goes_to_the_account_with_most_headroom_skipping_sick_ones() {
+    let setup = Setup {
+        accounts: vec!["a", "b", "c", "d"],
+        ..Setup::default()
+    };
+    // b is next in failover order but 60 % used; c has 20 %, d is unknown (fresh) but
+    // unhealthy.
+    let mut s = metered(
+        &setup,
+        &[("b", 60.0, "2026-11-24T09:00:00Z"), ("c", 20.0, "2026-11-24T09:00:00Z")],
+    );
+    let mut state = s.state().clone();
+    state.accounts.get_mut("d").unwrap().unhealthy = Some("OAuth token has been revoked".into());
+    s = Sim::with_state(setup.config(), state);
+    start_work(&mut s, &[S11]);
+    s.world.hit(S11, "limit_five_hour");
+    let acts = s.until(10, "the swap", |_, a| swap_done(a));
+    assert!(
+        logs(&acts).iter().any(|l| l.starts_with("swapped from a to c")),
+        "{}",
+        render(&acts)
+    );
+
+    // Unknown meters count as fresh, and ties go to failover order.
+    let mut s = metered(
+        &Setup {
+            accounts: vec!["a", "b", "c"],
+            ..Setup::default()
+        },
+        &[],
+    );
+    start_work(&mut s, &[S11]);
+    s.world.hit(S11, "limit_five_hour");
+    let acts = s.until(10, "the swap", |_, a| swap_done(a));
+    assert!(
+        logs(&acts).iter().any(|l| l.starts_with("swapped from a to b")),
+        "{}",
+        render(&acts)
+    );
+}
+
+#[test]
+fn with_every_account_above_swap_at_the_fleet_keeps_working_on_the_most_headroom() {
+    let setup = Setup {
+        accounts: vec!["a", "b", "c"],
+        ..Setup::default()
+    };
+    let mut s = metered(
+        &setup,
+        &[
+            ("a", 97.0, "2026-11-24T21:00:00Z"),
+            ("b", 99.0, "2026-11-24T21:00:00Z"),
+            ("c", 96.0, "2026-11-24T21:00:00Z"),
+        ],
+    );
+    start_work(&mut s, &[S11]);
+    let acts = s.actions();
+    assert!(!swap_began(&acts), "no account is below swap_at: {}", render(&acts));
+    assert_eq!(
+        logs(&acts)
+            .iter()
+            .filter(|l| l.contains("no other account is below it"))
+            .count(),
+        1,
+        "logged once"
+    );
+    // Work is not held back.
+    assert!(working(&s, S11));
+    // a's limit: the fleet goes to c (most headroom), not to b (next in order).
+    s.world.hit(S11, "limit_five_hour");
+    let acts = s.until(10, "the swap", |_, a| swap_done(a));
+    assert!(
+        logs(&acts).iter().any(|l| l.starts_with("swapped from a to c")),
+        "{}",
+        render(&acts)
+    );
+    assert!(!s.state().all_exhausted);
+}
+
+#[test]
+fn a_meter_expires_when_its_window_resets() {
+    let setup = Setup::default();
+    let mut s = metered(
+        &setup,
+        &[("a", 97.0, "2026-11-24T06:10:00Z"), ("b", 98.0, "2026-11-24T21:00:00Z")],
+    );
+    let acts = s.run(3);
+    assert!(!swap_began(&acts));
+    assert_eq!(
+        s.state().accounts["a"]
+            .usage
+            .as_ref()
+            .unwrap()
+            .five_hour
+            .as_ref()
+            .unwrap()
+            .used_pct,
+        97.0
+    );
+    s.jump_to("2026-11-24T06:10:00Z");
+    let acts = s.run(1);
+    assert!(
+        logs(&acts).contains(&"account a: 5-hour window reset; its meter starts afresh"),
+        "{}",
+        render(&acts)
+    );
+    assert_eq!(s.state().accounts["a"].usage, None);
+    assert!(!s.state().all_over_swap_at);
+    let v = ccl::cli::status_json(s.config(), Some(s.state()), None, ms("2026-11-24T06:10:02Z"));
+    assert!(v["accounts"][0]["usage"].is_null());
+}
+
+#[test]
+fn a_wrapped_up_turn_is_not_done_and_continues_after_the_swap() {
+    let mut s = Sim::new(&Setup {
+        dedicated: vec![],
+        ..Setup::default()
+    });
+    start_work(&mut s, &[S11]);
+    let id = conversation(&s, S11);
+    // Claude announces the wrap-up while its turn runs…
+    s.world.show(S11, "wrap_up_notice");
+    let acts = s.run(2);
+    assert!(
+        logs(&acts)
+            .iter()
+            .any(|l| l.starts_with("swap from a to b begins at turn boundaries")),
+        "{}",
+        render(&acts)
+    );
+    assert!(
+        on(&acts, S11).is_empty(),
+        "the wrapping turn runs on: {}",
+        render(&acts)
+    );
+    // …and ends it with a checkpoint, which is not the task's end.
+    s.world.show(S11, "wrap_up_checkpoint");
+    let acts = s.until(10, "the swap completes", |_, a| swap_done(a));
+    assert!(task_moves(&acts).is_empty(), "{:?}", task_moves(&acts));
+    assert_eq!(typed(&acts, S11)[0], "/exit");
+    assert!(typed(&acts, S11)[1].contains("/homes/b") && typed(&acts, S11)[1].ends_with(&format!("--resume {id}")));
+    s.world.busy_turns = 2;
+    let acts = s.until(20, "task-1 done", |_, a| !task_moves(a).is_empty());
+    assert_eq!(continue_prompts(&s.actions(), S11), 1);
+    assert_eq!(task_moves(&acts).len(), 1);
+    assert!(task_moves(&acts)[0].contains("task-1.md done"));
+}
+
+#[test]
+fn claudes_own_continue_while_all_are_spent_is_the_same_task_resumed() {
+    let mut s = Sim::new(&Setup {
+        accounts: vec!["a"],
+        pool: 1,
+        dedicated: vec![],
+        ..Setup::default()
+    });
+    start_work(&mut s, &[S11]);
+    // The limit; Claude says it continues by itself at 9:23, and will.
+    s.world.hit(S11, "limit_five_hour");
+    s.world.pane(S11).continues_at_ms = Some(ms("2026-11-24T09:23:20Z"));
+    let acts = s.run(10);
+    assert!(s.state().all_exhausted);
+    assert!(
+        logs(&acts).iter().any(|l| l.contains("will continue by itself")),
+        "{}",
+        render(&acts)
+    );
+    s.jump_to("2026-11-24T09:23:00Z");
+    s.world.pane(S11).next_busy = Some(2);
+    let acts = s.until(30, "task-1 done", |_, a| !task_moves(a).is_empty());
+    assert!(
+        logs(&acts).iter().any(|l| l.contains("continued the turn by itself")),
+        "{}",
+        render(&acts)
+    );
+    assert_eq!(
+        continue_prompts(&acts, S11),
+        0,
+        "no second continue on top: {}",
+        render(&acts)
+    );
+    assert_eq!(task_moves(&acts), [task_moves(&acts)[0].clone()]);
+    assert!(
+        task_moves(&acts)[0].starts_with("task alpha/task-1.md done"),
+        "{:?}",
+        task_moves(&acts)
+    );
+    assert_eq!(s.world.queue("alpha").done, ["task-1.md"]);
+}
+
+#[test]
+fn when_claude_does_not_continue_by_itself_ccl_does_after_a_grace() {
+    let mut s = Sim::new(&Setup {
+        accounts: vec!["a"],
+        pool: 1,
+        dedicated: vec![],
+        ..Setup::default()
+    });
+    start_work(&mut s, &[S11]);
+    s.world.hit(S11, "limit_five_hour");
+    s.run(5);
+    s.jump_to("2026-11-24T09:22:58Z");
+    s.world.pane(S11).next_busy = Some(2);
+    let acts = s.run(25);
+    assert_eq!(continue_prompts(&acts, S11), 0, "{}", render(&acts));
+    let acts = s.until(30, "task-1 done", |_, a| !task_moves(a).is_empty());
+    assert_eq!(continue_prompts(&acts, S11), 1, "{}", render(&acts));
+    assert!(logs(&acts).iter().any(|l| l.contains("did not continue by itself")));
+}
+
+#[test]
+fn an_account_that_cannot_work_is_unhealthy_never_chosen_and_its_sessions_move() {
+    let mut s = Sim::new(&Setup {
+        accounts: vec!["a", "b", "c"],
+        dedicated: vec![],
+        ..Setup::default()
+    });
+    // b's login was revoked: any prompt under it ends on the 401.
+    s.world.exhausted.insert("b".into(), "login_revoked_401");
+    start_work(&mut s, &[S11]);
+    s.world.hit(S11, "limit_five_hour");
+    s.world.busy_turns = 2;
+    s.until(10, "a to b", |_, a| swap_done(a));
+    let acts = s.until(20, "b to c", |_, a| swap_done(a));
+    assert!(
+        logs(&acts)
+            .iter()
+            .any(|l| l.starts_with("account b is unhealthy: Please run /login")),
+        "{}",
+        render(&acts)
+    );
+    assert!(
+        logs(&acts).iter().any(|l| l.starts_with("swapped from b to c")),
+        "{}",
+        render(&acts)
+    );
+    let hooks = s
+        .actions()
+        .iter()
+        .filter(|a| matches!(a, Action::RunHook { event, .. } if event == "on_account_unhealthy"))
+        .count();
+    assert_eq!(hooks, 0, "no hook command configured in the simulation");
+    assert!(s.state().accounts["b"]
+        .unhealthy
+        .as_deref()
+        .unwrap()
+        .contains("OAuth token has been revoked"));
+    assert!(
+        task_moves(&s.actions()).is_empty(),
+        "the task was neither failed nor finished"
+    );
+    let v = ccl::cli::status_json(s.config(), Some(s.state()), None, ms(START));
+    assert!(v["accounts"][1]["unhealthy"].as_str().unwrap().contains("401"));
+
+    // c's limit: a is exhausted, b unhealthy: never b; every account is out.
+    s.until(10, "working under c", |s, _| working(s, S11));
+    s.jump(6 * 60_000);
+    s.world.hit(S11, "hit_session_los_angeles");
+    let acts = s.run(10);
+    assert!(!logs(&acts).iter().any(|l| l.contains("to b")), "{}", render(&acts));
+    assert!(s.state().all_exhausted);
+
+    // The operator fixed b's login.
+    s.world.exhausted.remove("b");
+    s.world.request(
+        "r1",
+        RequestKind::Account {
+            account: "b".into(),
+            enable: true,
+        },
+    );
+    let acts = s.until(10, "the swap to b", |_, a| swap_done(a));
+    assert!(s
+        .world
+        .replies
+        .iter()
+        .any(|(id, ok, m)| id == "r1" && *ok && m.contains("was unhealthy")));
+    assert!(
+        logs(&acts).iter().any(|l| l.starts_with("swapped from c to b")),
+        "{}",
+        render(&acts)
+    );
+}
+
+#[test]
+fn a_disabled_account_is_never_a_target_and_the_fleet_leaves_it() {
+    let mut s = Sim::new(&Setup {
+        accounts: vec!["a", "b", "c"],
+        dedicated: vec![],
+        ..Setup::default()
+    });
+    start_work(&mut s, &[S11]);
+    s.world.request(
+        "r1",
+        RequestKind::Account {
+            account: "b".into(),
+            enable: false,
+        },
+    );
+    s.run(1);
+    s.world.request(
+        "r2",
+        RequestKind::Account {
+            account: "a".into(),
+            enable: false,
+        },
+    );
+    let acts = s.until(10, "the swap", |_, a| swap_done(a));
+    assert!(
+        logs(&acts).iter().any(|l| l.starts_with("swapped from a to c")),
+        "{}",
+        render(&acts)
+    );
+    assert!(s.state().accounts["a"].disabled && s.state().accounts["b"].disabled);
+    // The only usable account cannot be disabled while it carries the fleet.
+    s.world.request(
+        "r3",
+        RequestKind::Account {
+            account: "c".into(),
+            enable: false,
+        },
+    );
+    s.run(1);
+    assert!(s.world.replies.iter().any(|(id, ok, _)| id == "r3" && !*ok));
+    assert!(!s.state().accounts["c"].disabled);
+}
+
+#[test]
+fn a_server_throttle_that_is_not_your_limit_is_no_hit() {
+    let mut s = Sim::new(&Setup::default());
+    start_work(&mut s, &[S11]);
+    s.world.show(S11, "server_throttle_not_your_limit");
+    let acts = s.run(5);
+    assert!(!swap_began(&acts), "{}", render(&acts));
+    assert_eq!(exhausted_until(&s, "a"), None);
 }

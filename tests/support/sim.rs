@@ -11,8 +11,9 @@
 //! `/exit`, a task's prompt is pasted once per attempt, a signal reaches only the Claude
 //! that runs the pane's conversation, Enter is pressed only on ccl's own text in an
 //! empty box or shell line — an operator's draft ([`World::type_draft`]) is never sent,
-//! typed after or erased — and no pane is acted on in a turn tmux could not be listed),
-//! so each scenario checks them for free. Turns can be written as a trace with
+//! typed after or erased — no pane is acted on in a turn tmux could not be listed, and
+//! a swap at turn boundaries never interrupts a running turn), so each scenario checks
+//! them for free. Turns can be written as a trace with
 //! `trace::Recorder` for the golden tests.
 #![allow(dead_code)]
 
@@ -80,6 +81,8 @@ pub struct Setup {
     pub settle: &'static str,
     /// `hooks.on_needs_attention` ("" = none).
     pub on_needs_attention: &'static str,
+    /// `quota.swap_at`.
+    pub swap_at: u32,
 }
 
 impl Default for Setup {
@@ -94,6 +97,7 @@ impl Default for Setup {
             task_timeout: "2h",
             settle: "2s",
             on_needs_attention: "",
+            swap_at: 95,
         }
     }
 }
@@ -122,8 +126,8 @@ impl Setup {
             text += &format!("[[queue]]\nname = \"{q}\"\nproject = \"/src/q-{q}\"\n");
         }
         text += &format!(
-            "[quota]\nreactivate_cooldown = \"{}\"\nconfirm_polls = {}\ndefault_reset = \"5h\"\n",
-            self.cooldown, self.confirm_polls
+            "[quota]\nreactivate_cooldown = \"{}\"\nconfirm_polls = {}\ndefault_reset = \"5h\"\nswap_at = {}\n",
+            self.cooldown, self.confirm_polls, self.swap_at
         );
         text += &format!(
             "[dispatch]\nsettle = \"{}\"\nsubmit_delay = \"500ms\"\ntask_timeout = \"{}\"\ncontinue_prompt = \"{CONTINUE_PROMPT}\"\n",
@@ -185,6 +189,9 @@ pub struct Pane {
     /// Text the operator typed and did not send: on the shell's command line, or in
     /// Claude's input box. ccl must never press Enter on it, type after it or erase it.
     pub draft: String,
+    /// Claude Code's own waiting at a usage limit: at this instant, a pane still showing
+    /// a corpus screen (the limit) continues its turn by itself.
+    pub continues_at_ms: Option<i64>,
 }
 
 impl Pane {
@@ -330,6 +337,7 @@ impl World {
                 ignores_term: false,
                 first_task: None,
                 draft: String::new(),
+                continues_at_ms: None,
             },
         );
     }
@@ -482,10 +490,17 @@ impl World {
 
     /// Time passes by one turn: busy turns run down and end finished, or on the limit
     /// screen when the account is out of quota.
-    fn advance(&mut self) {
+    fn advance(&mut self, now_ms: i64) {
         let names: Vec<String> = self.panes.keys().cloned().collect();
         for name in names {
             let p = self.panes.get_mut(&name).unwrap();
+            if let (Screen::Corpus(_), Some(at)) = (&p.screen, p.continues_at_ms) {
+                if at <= now_ms {
+                    p.continues_at_ms = None;
+                    p.screen = Screen::Busy { left: BUSY_TURNS };
+                    continue;
+                }
+            }
             let Screen::Busy { left } = p.screen else { continue };
             if left > 1 {
                 p.screen = Screen::Busy { left: left - 1 };
@@ -1028,13 +1043,29 @@ impl Sim {
     pub fn turn(&mut self) -> Vec<Action> {
         self.now_ms += TICK_MS;
         self.turn_no += 1;
-        self.world.advance();
+        self.world.advance(self.now_ms);
         let mut obs = self.world.observe(self.now_ms);
         if self.world.report_work && self.core.wants_work_seen() {
             obs.work_seen = self.world.work_seen();
         }
         let actions = self.core.step(&obs);
         self.world.note_decisions(&actions);
+        // A swap at turn boundaries never interrupts a running turn.
+        let at_boundary = self.core.state().swap.as_ref().is_some_and(|w| w.at_boundary);
+        if at_boundary {
+            for a in &actions {
+                if let Action::SendKeys { session, keys } = a {
+                    let busy = matches!(
+                        self.world.panes.get(session).map(|p| &p.screen),
+                        Some(Screen::Busy { .. })
+                    );
+                    if busy && keys.iter().any(|k| k == "Escape") {
+                        self.world
+                            .violation(format!("a swap at turn boundaries interrupted busy {session}"));
+                    }
+                }
+            }
+        }
         self.world.apply(&actions);
         let violations = std::mem::take(&mut self.world.violations);
         assert!(
@@ -1101,7 +1132,7 @@ impl Sim {
         for _ in 0..max {
             self.now_ms += TICK_MS;
             self.turn_no += 1;
-            self.world.advance();
+            self.world.advance(self.now_ms);
             let mut obs = self.world.observe(self.now_ms);
             if self.world.report_work && self.core.wants_work_seen() {
                 obs.work_seen = self.world.work_seen();

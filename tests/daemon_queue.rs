@@ -157,3 +157,60 @@ fn a_claim_that_cannot_work_is_reported_once_with_its_cause_and_check_finds_it()
     assert!(fleet.received().is_empty());
     assert!(elsewhere.path().join("a.md").is_file());
 }
+
+#[test]
+fn bad_files_that_could_not_be_filed_are_filed_once_and_hooked_once() {
+    if !common::tmux_tier() {
+        return;
+    }
+    let spec = FleetSpec {
+        pool_min: 1,
+        pool_max: 1,
+        ..Default::default()
+    };
+    let mut fleet = Fleet::new("queue-bad-once", spec);
+    let hooked = fleet.queue_dir("q", "").parent().unwrap().join("hooked.txt");
+    fleet.write_config(&format!(
+        "[hooks]\non_task_failed = 'printf \"%s\\n\" \"$CCL_TASK\" >> {}'\n",
+        hooked.display()
+    ));
+    for state in ["inbox", "failed"] {
+        std::fs::create_dir_all(fleet.queue_dir("q", state)).unwrap();
+    }
+    // A name so long that NAME.error would not fit in a file name.
+    let long = format!("{}.md", "l".repeat(249));
+    std::fs::write(fleet.queue_dir("q", "inbox").join(&long), "a task with a long name\n").unwrap();
+    // A bad name used before: failed/empty.md is last week's.
+    std::fs::write(fleet.queue_dir("q", "failed").join("empty.md"), "").unwrap();
+    std::fs::write(fleet.queue_dir("q", "failed").join("empty.md.error"), "empty task\n").unwrap();
+    std::fs::write(fleet.queue_dir("q", "inbox").join("empty.md"), "").unwrap();
+
+    fleet.start_with_env(None, &[("RUST_LOG", "debug")]);
+    common::wait_until("both bad files filed", Duration::from_secs(30), || {
+        (fleet.tasks("q", "failed").len() == 3).then_some(())
+    });
+    fleet.wait_turns(15, Duration::from_secs(30));
+    fleet.stop();
+
+    assert!(fleet.tasks("q", "inbox").is_empty());
+    let failed = fleet.tasks("q", "failed");
+    assert!(failed.contains(&"empty-2.md".to_string()), "{failed:?}");
+    assert_eq!(
+        std::fs::read_to_string(fleet.queue_dir("q", "failed").join("empty.md.error")).unwrap(),
+        "empty task\n"
+    );
+    let short = failed
+        .iter()
+        .find(|n| n.starts_with("lll"))
+        .expect("the long name filed");
+    let why = std::fs::read_to_string(fleet.queue_dir("q", "failed").join(format!("{short}.error"))).unwrap();
+    assert!(why.contains(&format!("renamed from {long}")), "{why}");
+
+    let log = fleet.log();
+    let filings = log.lines().filter(|l| l.contains("failed from inbox")).count();
+    assert_eq!(filings, 2, "{log}");
+    let hooks = std::fs::read_to_string(&hooked).unwrap_or_default();
+    let mut lines: Vec<&str> = hooks.lines().collect();
+    lines.sort();
+    assert_eq!(lines, ["empty.md", long.as_str()], "{hooks}");
+}

@@ -228,6 +228,8 @@ struct RawDedicated {
 struct RawQueue {
     name: String,
     project: String,
+    #[serde(default)]
+    slash_commands: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -421,6 +423,11 @@ pub struct Dedicated {
 pub struct Queue {
     pub name: String,
     pub project: PathBuf,
+    /// Whether a task body may start with `/` (a slash command such as `/compact`); off,
+    /// such a task is filed to `failed/`, since `/logout` or `/exit` act on the account or
+    /// the session rather than being a prompt.
+    #[serde(default)]
+    pub slash_commands: bool,
 }
 
 impl Queue {
@@ -817,6 +824,7 @@ fn from_raw(raw: RawConfig, path: &Path, base: &Path, home: Option<&Path>, probl
         .map(|(i, q)| Queue {
             name: q.name.clone(),
             project: res(&q.project, &["queue", &i.to_string(), "project"]),
+            slash_commands: q.slash_commands,
         })
         .collect();
 

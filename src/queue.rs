@@ -124,6 +124,8 @@ pub fn scan_inbox(q: &Queue) -> Result<Vec<InboxEntry>> {
 #[derive(Debug, Default)]
 pub struct InboxCache {
     verdicts: std::collections::BTreeMap<PathBuf, (FileStamp, Option<String>)>,
+    /// The queue's `slash_commands` the verdicts were made under (a reload may change it).
+    slash_commands: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,6 +146,10 @@ pub fn scan_inbox_with(q: &Queue, cache: &mut InboxCache) -> Result<Vec<InboxEnt
     };
     let mut entries = Vec::new();
     let mut fresh = std::collections::BTreeMap::new();
+    if cache.slash_commands != q.slash_commands {
+        cache.verdicts.clear();
+        cache.slash_commands = q.slash_commands;
+    }
     for entry in read.take(MAX_SCAN_ENTRIES) {
         let entry = entry.with_context(|| format!("queue '{}': cannot list {}", q.name, dir.display()))?;
         // A name that is not UTF-8 cannot be handed around as a String; such a file is
@@ -169,7 +175,7 @@ pub fn scan_inbox_with(q: &Queue, cache: &mut InboxCache) -> Result<Vec<InboxEnt
         };
         let problem = match cache.verdicts.get(&path) {
             Some((seen, verdict)) if *seen == stamp => verdict.clone(),
-            _ => match inspect(&name, &path, &meta) {
+            _ => match inspect(q, &name, &path, &meta) {
                 Inspection::Task => None,
                 Inspection::Bad(reason) => Some(reason),
                 Inspection::Gone => continue,
@@ -218,6 +224,22 @@ pub fn counts(q: &Queue) -> Result<Counts> {
     })
 }
 
+/// A body whose first non-blank character is `/` is a slash command to Claude Code, not a
+/// prompt (`/logout` logs the whole account out, `/exit` ends the session): refused unless
+/// the queue allows them. Err(the reason, worded for a `.error` file).
+pub fn check_slash<'t>(q: &Queue, text: &'t str) -> Result<&'t str, String> {
+    if !q.slash_commands && text.trim_start().starts_with('/') {
+        let first = text.trim_start().lines().next().unwrap_or_default();
+        return Err(format!(
+            "task body starts with '/' ({}), which Claude Code runs as a slash command, not a prompt; \
+             set slash_commands = true on queue '{}' to allow it",
+            crate::util::snippet(first, 40),
+            q.name
+        ));
+    }
+    Ok(text)
+}
+
 /// Checks a task body: not empty, at most [`MAX_TASK_BYTES`], UTF-8, no control character
 /// other than newline and tab, and not only whitespace. Ok(the text) or Err(the reason,
 /// worded to stand alone in a `.error` file).
@@ -258,7 +280,8 @@ pub fn read_running(q: &Queue, name: &str) -> Result<String> {
         bail!("queue '{}': {}: {reason}", q.name, path.display());
     }
     let bytes = read_task_file(&path).with_context(|| format!("queue '{}': cannot read {}", q.name, path.display()))?;
-    match check_body(&bytes) {
+    // Checked again at paste time: the file may have been rewritten since the scan.
+    match check_body(&bytes).and_then(|text| check_slash(q, text)) {
         Ok(text) => Ok(text.to_owned()),
         Err(reason) => bail!("queue '{}': {}: {reason}", q.name, path.display()),
     }
@@ -663,7 +686,7 @@ enum Inspection {
     Gone,
 }
 
-fn inspect(name: &str, path: &Path, meta: &fs::Metadata) -> Inspection {
+fn inspect(q: &Queue, name: &str, path: &Path, meta: &fs::Metadata) -> Inspection {
     if let Some(reason) = not_a_file(meta) {
         return Inspection::Bad(reason);
     }
@@ -678,7 +701,7 @@ fn inspect(name: &str, path: &Path, meta: &fs::Metadata) -> Inspection {
         return Inspection::Bad(too_large(meta.len()));
     }
     match read_task_file(path) {
-        Ok(bytes) => match check_body(&bytes) {
+        Ok(bytes) => match check_body(&bytes).and_then(|text| check_slash(q, text)) {
             Ok(_) => Inspection::Task,
             Err(reason) => Inspection::Bad(reason),
         },
@@ -946,6 +969,7 @@ mod tests {
         let q = Queue {
             name: "proj".into(),
             project: tmp.path().join("proj"),
+            slash_commands: false,
         };
         fs::create_dir(&q.project).unwrap();
         ensure_dirs(&q).unwrap();
@@ -1046,12 +1070,45 @@ mod tests {
         assert_eq!(counts(&q).unwrap().inbox, 1);
     }
 
+    /// `/logout` as a task would log the account out for every session: a body whose
+    /// first non-blank character is `/` is a bad task unless the queue allows it.
+    #[test]
+    fn a_slash_command_body_is_refused_unless_the_queue_allows_it() {
+        let (_tmp, mut q) = queue();
+        put(&q, "inbox", "logout.md", b"  \n /logout\n");
+        put(&q, "inbox", "path.md", b"look at /etc/hosts");
+        let mut cache = InboxCache::default();
+        let problems = |q: &Queue, cache: &mut InboxCache| -> Vec<(String, Option<String>)> {
+            scan_inbox_with(q, cache)
+                .unwrap()
+                .into_iter()
+                .map(|e| (e.name, e.problem))
+                .collect()
+        };
+        let seen = problems(&q, &mut cache);
+        let logout = seen.iter().find(|(n, _)| n == "logout.md").unwrap();
+        assert!(
+            logout
+                .1
+                .as_deref()
+                .is_some_and(|p| p.contains("slash command") && p.contains("/logout")),
+            "{seen:?}"
+        );
+        assert_eq!(seen.iter().find(|(n, _)| n == "path.md").unwrap().1, None);
+        q.slash_commands = true;
+        assert!(
+            problems(&q, &mut cache).iter().all(|(_, p)| p.is_none()),
+            "allowed after a reload"
+        );
+    }
+
     #[test]
     fn missing_inbox_scans_empty() {
         let tmp = tempfile::tempdir().unwrap();
         let q = Queue {
             name: "none".into(),
             project: tmp.path().join("nothing-here"),
+            slash_commands: false,
         };
         assert_eq!(scan_inbox(&q).unwrap(), []);
         assert_eq!(counts(&q).unwrap(), Counts::default());
@@ -1328,6 +1385,7 @@ mod tests {
         let q = Queue {
             name: "fresh".into(),
             project: tmp.path().to_path_buf(),
+            slash_commands: false,
         };
         let name = enqueue(&q, b"hello", None).unwrap();
         assert_eq!(where_is(&q, &name), ["inbox"]);

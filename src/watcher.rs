@@ -310,6 +310,9 @@ impl Core {
     }
 
     fn watch_submitted(&mut self, name: &str, obs: &Observation, at_ms: i64, enters: u32, text: PasteKind) {
+        if self.exited_cleanly(name) {
+            return self.exited_after_prompt(name, "right after this task's prompt was submitted");
+        }
         if !self.claude_alive(name) {
             return self.died(name, "claude went away while the prompt was being sent");
         }
@@ -386,6 +389,9 @@ impl Core {
     ) {
         let s = &self.state.sessions[name];
         let kind = s.kind;
+        if self.exited_cleanly(name) {
+            return self.exited_after_prompt(name, "while working on this task");
+        }
         if !self.claude_alive(name) {
             return self.died(name, "claude exited or the pane fell back to a shell mid-task");
         }
@@ -768,6 +774,30 @@ impl Core {
                     .into_owned(),
             ),
         ]
+    }
+
+    /// Claude ended this session's conversation itself: the pane is back at its shell and
+    /// shows the resume hint Claude prints when it exits normally, for this very
+    /// conversation. A crash prints no such hint.
+    fn exited_cleanly(&self, name: &str) -> bool {
+        let s = &self.state.sessions[name];
+        s.seen == Seen::Shell
+            && s.conversation.is_some()
+            && self.analysis(name).and_then(|a| a.resume_hint.as_ref()) == s.conversation.as_ref()
+    }
+
+    /// The task's own prompt made Claude exit (a body such as `/exit`): running it again
+    /// would do the same, so it is failed at once, saying so, not retried as a crash.
+    fn exited_after_prompt(&mut self, name: &str, when: &str) {
+        let s = self.state.sessions.get_mut(name).expect("session exists");
+        s.activity = Activity::Free;
+        s.conversation = None;
+        if let Some(a) = s.assignment.take() {
+            self.state.attempts.remove(&a.task.to_string());
+            let reason =
+                format!("claude exited normally {when} (the prompt ended the session, as /exit does); not retried");
+            self.fail_running(name, &a.task, &reason);
+        }
     }
 
     fn died(&mut self, name: &str, reason: &str) {

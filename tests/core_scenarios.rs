@@ -1617,3 +1617,33 @@ fn a_server_throttle_that_is_not_your_limit_is_no_hit() {
     assert!(!swap_began(&acts), "{}", render(&acts));
     assert_eq!(exhausted_until(&s, "a"), None);
 }
+
+/// A task whose prompt makes Claude exit (its body was `/exit` on a queue that allows
+/// slash commands): failed at once with the reason, never retried as a crash.
+#[test]
+fn a_prompt_after_which_claude_exits_fails_once_saying_so_not_retried() {
+    let mut s = Sim::new(&Setup {
+        pool: 1,
+        ..Setup::default()
+    });
+    s.run(2);
+    s.world.pane(S11).exits_on_prompt = true;
+    s.world.enqueue("alpha", "exit.md");
+    let acts = s.until(20, "the task filed to failed/", |s, _| {
+        !s.world.queues["alpha"].failed.is_empty()
+    });
+    let failed = &s.world.queues["alpha"].failed;
+    assert_eq!(failed.len(), 1);
+    assert!(
+        failed[0]
+            .1
+            .contains("claude exited normally right after this task's prompt was submitted"),
+        "{failed:?}"
+    );
+    assert!(
+        !acts.iter().any(|a| matches!(a, Action::RequeueTask { .. })),
+        "not retried: {}",
+        render(&acts)
+    );
+    assert_eq!(s.world.launches.len(), 1, "one launch: {:?}", s.world.launches);
+}

@@ -214,3 +214,46 @@ fn bad_files_that_could_not_be_filed_are_filed_once_and_hooked_once() {
     lines.sort();
     assert_eq!(lines, ["empty.md", long.as_str()], "{hooks}");
 }
+
+/// A task body that is a slash command never reaches Claude unless its queue allows
+/// them: `/logout` (which logs the whole account out on the real client) goes to
+/// `failed/` saying why. Where a queue does allow them, a `/exit` task ends Claude's
+/// session: it is filed to `failed/` once, saying so, and not retried as a crash.
+#[test]
+fn slash_command_tasks_are_refused_and_one_that_exits_claude_is_not_retried() {
+    if !common::tmux_tier() {
+        return;
+    }
+    let spec = FleetSpec {
+        pool_min: 1,
+        pool_max: 1,
+        queues: vec!["q".into(), "slashy".into()],
+        ..Default::default()
+    };
+    let mut fleet = Fleet::new("queue-slash", spec);
+    fleet.write_config_edited(
+        "",
+        &[("name = \"slashy\"\n", "name = \"slashy\"\nslash_commands = true\n")],
+    );
+    let logout = fleet.enqueue("q", "\n  /logout\n");
+    let exit = fleet.enqueue("slashy", "/exit");
+    fleet.start(None);
+    let error_of = |queue: &str, name: &str| {
+        std::fs::read_to_string(fleet.queue_dir(queue, "failed").join(format!("{name}.error"))).ok()
+    };
+    let (refused, exited) = common::wait_until("both tasks in failed/", Duration::from_secs(40), || {
+        Some((error_of("q", &logout)?, error_of("slashy", &exit)?))
+    });
+    fleet.stop();
+    assert!(refused.contains("slash command"), "{refused}");
+    assert!(exited.contains("claude exited normally"), "{exited}");
+    let received = fleet.received();
+    assert!(
+        !received
+            .iter()
+            .any(|r| r["text"].as_str().is_some_and(|t| t.contains("/logout"))),
+        "{received:#?}"
+    );
+    let exits = received.iter().filter(|r| r["text"] == "/exit").count();
+    assert_eq!(exits, 1, "the /exit task ran once, not retried: {received:#?}");
+}

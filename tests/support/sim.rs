@@ -192,6 +192,8 @@ pub struct Pane {
     /// Claude Code's own waiting at a usage limit: at this instant, a pane still showing
     /// a corpus screen (the limit) continues its turn by itself.
     pub continues_at_ms: Option<i64>,
+    /// The next prompt submitted makes Claude exit normally (the prompt was `/exit`).
+    pub exits_on_prompt: bool,
 }
 
 impl Pane {
@@ -338,6 +340,7 @@ impl World {
                 first_task: None,
                 draft: String::new(),
                 continues_at_ms: None,
+                exits_on_prompt: false,
             },
         );
     }
@@ -942,6 +945,13 @@ impl World {
         }
         match (key, &p.screen) {
             ("Enter", Screen::Pasted) if p.swallow_enters > 0 => p.swallow_enters -= 1,
+            ("Enter", Screen::Pasted) if p.exits_on_prompt => {
+                p.exits_on_prompt = false;
+                p.screen = Screen::Shell {
+                    hint: p.conversation.take(),
+                };
+                p.account = None;
+            }
             ("Enter", Screen::Pasted) => {
                 let left = p.next_busy.take().unwrap_or(busy_turns);
                 p.screen = Screen::Busy { left };

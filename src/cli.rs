@@ -634,6 +634,7 @@ pub fn status_json(config: &Config, st: Option<&State>, daemon_pid: Option<u32>,
         "all_exhausted_until": all_exhausted_until.map(util::rfc3339),
         "draining": st.and_then(|s| s.draining.clone()),
         "paused_all": paused_all,
+        "at": util::rfc3339(now_ms),
         "swap": st.and_then(|s| s.swap.as_ref()).map(|w| json!({"from": w.from, "to": w.to, "reason": w.reason, "started": util::rfc3339(w.started_ms)})),
         "last_swap": st.and_then(|s| s.last_swap.as_ref()).map(|w| json!({"from": w.from, "to": w.to, "reason": w.reason, "at": util::rfc3339(w.at_ms)})),
         "swaps": st.map(|s| s.swaps).unwrap_or(0),
@@ -671,9 +672,43 @@ fn activity_name(a: &Activity) -> &'static str {
     }
 }
 
-/// Renders the status as aligned tables, reset times in the host's zone.
-pub fn render_status(v: &serde_json::Value) -> String {
-    render_status_in(v, &jiff::tz::TimeZone::system())
+/// Below this many columns `render_status` uses its compact layout.
+pub const WIDE_COLUMNS: usize = 120;
+
+/// The one-line legend under the sessions table.
+pub const STATUS_LEGEND: &str = "STATE = what the pane shows now; ACTIVITY = what ccl is doing there";
+
+/// Columns of the terminal on stdout; else `$COLUMNS`; else 80, which every layout fits.
+pub fn terminal_width() -> usize {
+    terminal_size().0
+}
+
+/// (columns, rows) of the terminal on stdout; else `$COLUMNS` and `$LINES`; else 80×24.
+pub fn terminal_size() -> (usize, usize) {
+    use std::io::IsTerminal;
+    if std::io::stdout().is_terminal() {
+        // SAFETY: TIOCGWINSZ fills the winsize we pass; a failure leaves it zeroed.
+        let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+        if unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0 && ws.ws_col > 0 && ws.ws_row > 0
+        {
+            return (ws.ws_col as usize, ws.ws_row as usize);
+        }
+    }
+    let var = |k: &str, min: usize, default: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .filter(|c| *c >= min)
+            .unwrap_or(default)
+    };
+    (var("COLUMNS", 40, 80), var("LINES", 10, 24))
+}
+
+/// Renders the status as aligned tables no wider than `width` columns, reset times in the
+/// host's zone: long cells are cut with `…`, and below [`WIDE_COLUMNS`] the sessions table
+/// is compact (short conversation ids, attention reasons on their own lines).
+pub fn render_status(v: &serde_json::Value, width: usize) -> String {
+    render_status_in(v, width, &jiff::tz::TimeZone::system())
 }
 
 /// Cells of a meter bar of `width` cells.
@@ -704,7 +739,8 @@ pub fn meter_line(name: &str, name_width: usize, usage: &serde_json::Value, tz: 
 }
 
 /// [`render_status`] in a given zone.
-pub fn render_status_in(v: &serde_json::Value, tz: &jiff::tz::TimeZone) -> String {
+pub fn render_status_in(v: &serde_json::Value, width: usize, tz: &jiff::tz::TimeZone) -> String {
+    let width = width.max(40);
     let s = |v: &serde_json::Value| match v {
         serde_json::Value::Null => "-".to_string(),
         serde_json::Value::String(x) => x.clone(),
@@ -712,10 +748,15 @@ pub fn render_status_in(v: &serde_json::Value, tz: &jiff::tz::TimeZone) -> Strin
     };
     let mut out = String::new();
     let daemon = &v["daemon"];
-    if daemon["running"].as_bool() == Some(true) {
-        out.push_str(&format!("daemon: running (pid {})\n", s(&daemon["pid"])));
+    let at = if v["at"].is_null() {
+        String::new()
     } else {
-        out.push_str("daemon: not running\n");
+        format!(" · status at {}", s(&v["at"]))
+    };
+    if daemon["running"].as_bool() == Some(true) {
+        out.push_str(&format!("daemon: running (pid {}){at}\n", s(&daemon["pid"])));
+    } else {
+        out.push_str(&format!("daemon: not running{at}\n"));
     }
     if !v["draining"].is_null() {
         out.push_str(&format!(
@@ -767,7 +808,7 @@ pub fn render_status_in(v: &serde_json::Value, tz: &jiff::tz::TimeZone) -> Strin
         rows.push(vec![s(&a["name"]), state, s(&a["home"])]);
     }
     out.push('\n');
-    out.push_str(&table(&rows));
+    out.push_str(&fit_table(&rows, width, &[2, 1]));
     let metered: Vec<&serde_json::Value> = v["accounts"]
         .as_array()
         .into_iter()
@@ -779,7 +820,7 @@ pub fn render_status_in(v: &serde_json::Value, tz: &jiff::tz::TimeZone) -> Strin
         out.push('\n');
     }
     for a in metered {
-        out.push_str(&meter_line(&s(&a["name"]), name_width, &a["usage"], tz));
+        out.push_str(&cut(&meter_line(&s(&a["name"]), name_width, &a["usage"], tz), width));
         out.push('\n');
     }
     let mut rows = vec![[
@@ -814,8 +855,29 @@ pub fn render_status_in(v: &serde_json::Value, tz: &jiff::tz::TimeZone) -> Strin
             .collect(),
         );
     }
+    let compact = width < WIDE_COLUMNS;
+    let mut attention = Vec::new();
+    if compact {
+        // Short conversation ids; attention reasons go below the table, where they have the
+        // whole width.
+        for r in rows.iter_mut().skip(1) {
+            if r[7] != "-" {
+                attention.push(format!("! {}: {}", r[0], r[7]));
+            }
+            r.truncate(7);
+            r[5] = r[5].chars().take(8).collect();
+        }
+        rows[0].truncate(7);
+        rows[0][5] = "CONV".into();
+    }
     out.push('\n');
-    out.push_str(&table(&rows));
+    out.push_str(&fit_table(&rows, width, &[6, 7, 5, 0, 3, 2]));
+    for line in attention {
+        out.push_str(&cut(&line, width));
+        out.push('\n');
+    }
+    out.push_str(&cut(STATUS_LEGEND, width));
+    out.push('\n');
     let mut rows = vec![["QUEUE", "INBOX", "RUNNING", "DONE", "FAILED", "HELD", "PAUSED"]
         .map(String::from)
         .to_vec()];
@@ -836,7 +898,7 @@ pub fn render_status_in(v: &serde_json::Value, tz: &jiff::tz::TimeZone) -> Strin
         ]);
     }
     out.push('\n');
-    out.push_str(&table(&rows));
+    out.push_str(&fit_table(&rows, width, &[0]));
     // Tasks filed next to an earlier task of the same name, so a reused name is visible.
     for q in v["queues"].as_array().into_iter().flatten() {
         for r in q["renamed"].as_array().into_iter().flatten() {
@@ -850,6 +912,48 @@ pub fn render_status_in(v: &serde_json::Value, tz: &jiff::tz::TimeZone) -> Strin
         }
     }
     out
+}
+
+/// `text` cut to `width` characters, the last one `…` when anything was cut.
+fn cut(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(width.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// Like [`table`], no wider than `width`: the columns in `shrink` (widest first, in that
+/// order of preference on ties) give up characters down to a floor, their cells cut with `…`.
+pub fn fit_table(rows: &[Vec<String>], width: usize, shrink: &[usize]) -> String {
+    const FLOOR: usize = 6;
+    let n = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut widths: Vec<usize> = (0..n)
+        .map(|i| {
+            rows.iter()
+                .filter_map(|r| r.get(i))
+                .map(|c| c.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let total = |w: &[usize]| w.iter().sum::<usize>() + 2 * w.len().saturating_sub(1);
+    while total(&widths) > width {
+        let Some(&col) = shrink
+            .iter()
+            .filter(|c| widths.get(**c).is_some_and(|w| *w > FLOOR))
+            .max_by_key(|c| (widths[**c], std::cmp::Reverse(shrink.iter().position(|x| x == *c))))
+        else {
+            break;
+        };
+        widths[col] -= 1;
+    }
+    let cut_rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().enumerate().map(|(i, c)| cut(c, widths[i])).collect())
+        .collect();
+    table(&cut_rows)
 }
 
 /// Left-aligned columns separated by two spaces.
@@ -885,14 +989,19 @@ fn status(config: &Config, as_json: bool, watch: bool) -> Result<bool> {
         let text = if as_json {
             serde_json::to_string_pretty(&v)?
         } else {
-            render_status(&v)
+            render_status(&v, terminal_width())
         };
         if !watch {
             println!("{text}");
             return Ok(true);
         }
-        // Clear and redraw; Ctrl-C ends the watch.
-        print!("\x1b[H\x1b[2J{text}");
+        // On a terminal: clear and redraw. Into a pipe or a file: one snapshot after the
+        // other, no control codes (each says its time on its first line).
+        if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            print!("\x1b[H\x1b[2J{text}");
+        } else {
+            println!("{text}");
+        }
         std::io::stdout().flush()?;
         std::thread::sleep(Duration::from_millis(config.daemon.tick.0.max(200)));
     }
@@ -901,6 +1010,63 @@ fn status(config: &Config, as_json: bool, watch: bool) -> Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A status as a busy fleet has it: long names, ids, reasons and homes.
+    fn busy_status() -> serde_json::Value {
+        let session = |name: &str, kind: &str, attention: serde_json::Value| {
+            json!({
+                "name": name, "kind": kind, "state": "busy", "activity": "working", "account": "second",
+                "conversation": "0b1c2d3e-0000-4000-8000-000000000001",
+                "task": "filesecure/20261124-091500-refactor-the-upload-pipeline-and-its-tests.md",
+                "attention": attention,
+            })
+        };
+        json!({
+            "daemon": {"running": true, "pid": 4242},
+            "at": "2026-11-24T09:15:00Z",
+            "active": "second",
+            "accounts": [
+                {"name": "main", "home": "/home/operator/.claude-main-subscription-account", "active": false,
+                 "exhausted_until": "2026-11-24T14:00:00Z", "reason": "usage limit"},
+                {"name": "second", "home": "/home/operator/.claude-second", "active": true, "exhausted_until": null},
+            ],
+            "sessions": [
+                session("ccl-auto-11", "pool", serde_json::Value::Null),
+                session("ccl-auto-12", "pool", serde_json::Value::Null),
+                session("ccl-1-conformvault", "dedicated", json!("claude shows a screen that needs the operator: Do you trust the files in this folder?")),
+            ],
+            "queues": [{"name": "filesecure", "inbox": 12, "running": 2, "done": 340, "failed": 3, "paused": false}],
+        })
+    }
+
+    #[test]
+    fn status_fits_80_columns_with_cut_cells_a_legend_and_attention_below() {
+        let text = render_status(&busy_status(), 80);
+        for line in text.lines() {
+            assert!(
+                line.chars().count() <= 80,
+                "{} columns: {line}\n{text}",
+                line.chars().count()
+            );
+        }
+        assert!(text.contains('…'), "{text}");
+        assert!(
+            text.contains("daemon: running (pid 4242) · status at 2026-11-24T09:15:00Z"),
+            "{text}"
+        );
+        assert!(text.contains(STATUS_LEGEND), "{text}");
+        assert!(text.contains("CONV"), "{text}");
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("! ccl-1-conformvault: claude shows")),
+            "{text}"
+        );
+        assert!(text.lines().count() <= 18, "{} lines:\n{text}", text.lines().count());
+        // Wide terminals get every column in full.
+        let wide = render_status(&busy_status(), 250);
+        assert!(wide.contains("0b1c2d3e-0000-4000-8000-000000000001"), "{wide}");
+        assert!(wide.contains("ATTENTION"), "{wide}");
+    }
 
     #[test]
     fn every_argument_has_help_and_every_command_an_example() {

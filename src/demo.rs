@@ -110,7 +110,6 @@ const OPERATOR_PROMPT: &str = "Explain what this repository does. [fake:work=1s]
 const NOTABLE: &[&str] = &[
     "decision=swap",
     "swap from",
-    "swapped from",
     "resuming",
     "afresh",
     " done in ",
@@ -203,6 +202,10 @@ struct Demo {
     /// The account made to hit its limit, and when, once it happened.
     limited: Option<(String, Instant)>,
     events: VecDeque<String>,
+    /// When the daemon logged that a swap begins, until the demo has said it is complete.
+    swap_began: Option<Instant>,
+    /// The swap's completion (every conversation resumed) has been told.
+    swap_told: bool,
     /// The private tmux server was started by this demo (and so is its to kill).
     server_started: bool,
     cleaned: bool,
@@ -250,6 +253,8 @@ impl Demo {
             daemon: None,
             limited: None,
             events: VecDeque::new(),
+            swap_began: None,
+            swap_told: false,
             server_started: false,
             cleaned: false,
         })
@@ -396,6 +401,13 @@ impl Demo {
         loop {
             let new_lines = self.log.read_new();
             let view = self.view();
+            if self.swap_began.is_none()
+                && new_lines
+                    .iter()
+                    .any(|l| l.contains("swap from") && l.contains("begins"))
+            {
+                self.swap_began = Some(Instant::now());
+            }
             for line in new_lines.iter().filter(|l| NOTABLE.iter().any(|n| l.contains(n))) {
                 let event = event_line(line);
                 if !tty {
@@ -407,6 +419,24 @@ impl Demo {
                 self.hit_limit(&view.active)?;
                 if !tty {
                     println!("  {}", self.events.back().map(String::as_str).unwrap_or_default());
+                }
+            }
+            // The daemon logs its swap once the relaunch lines are typed; the demo says it is
+            // done only when every conversation runs again under the new account.
+            if let (Some(began), false) = (self.swap_began, self.swap_told) {
+                if every_conversation_resumed(&view.status) {
+                    self.swap_told = true;
+                    let last = &view.status["last_swap"];
+                    let event = format!(
+                        "swapped from {} to {} in {}s: every conversation resumed",
+                        json_str(&last["from"]),
+                        json_str(&last["to"]),
+                        began.elapsed().as_secs()
+                    );
+                    if !tty {
+                        println!("  {event}");
+                    }
+                    self.push_event(event);
                 }
             }
             let story = self.story(&view);
@@ -485,21 +515,18 @@ impl Demo {
     }
 
     fn frame(&self, view: &View, story: &str, started: Instant) -> String {
-        let mut out = self.header();
-        out.push_str(&format!(
-            "\n\n[{:5.1}s of at most {}s]  {story}\n\n",
+        let (width, height) = cli::terminal_size();
+        let top = format!(
+            "ccl demo · watch: tmux -L {} attach -t ccl-auto-11 · Ctrl-C stops",
+            self.socket
+        );
+        let clock = format!(
+            "[{:5.1}s/{}s] {story}",
             started.elapsed().as_secs_f64(),
             DEMO_TIMEOUT.as_secs()
-        ));
-        out.push_str(&cli::render_status(&view.status));
-        out.push_str("\nnotable events:\n");
-        if self.events.is_empty() {
-            out.push_str("  (none yet)\n");
-        }
-        for e in &self.events {
-            out.push_str(&format!("  {e}\n"));
-        }
-        out
+        );
+        let events: Vec<&str> = self.events.iter().map(String::as_str).collect();
+        render_frame(&top, &clock, &view.status, &events, width, height)
     }
 
     /// What the daemon's saved state and the queue directories say now.
@@ -833,6 +860,63 @@ fn event_line(line: &str) -> String {
     format!("{time} {message}")
 }
 
+/// No swap in progress, and every session holding a conversation runs Claude (idle or
+/// busy) under the active account, past its launch.
+fn every_conversation_resumed(status: &serde_json::Value) -> bool {
+    let active = &status["active"];
+    status["swap"].is_null()
+        && !status["last_swap"].is_null()
+        && status["sessions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|s| !s["conversation"].is_null())
+            .all(|s| {
+                &s["account"] == active
+                    && matches!(s["state"].as_str(), Some("idle" | "busy"))
+                    && !matches!(s["activity"].as_str(), Some("launching" | "stopping"))
+            })
+}
+
+/// One screen of the demo, no wider than `width` and no taller than `height` (80×24 at
+/// least fits): a top line, the clock and story, the status tables, and as many of the
+/// latest events as there is room for, each cut with `…`.
+pub fn render_frame(
+    top: &str,
+    clock: &str,
+    status: &serde_json::Value,
+    events: &[&str],
+    width: usize,
+    height: usize,
+) -> String {
+    let cut = |s: &str| -> String {
+        if s.chars().count() <= width {
+            s.to_string()
+        } else {
+            let mut c: String = s.chars().take(width.saturating_sub(1)).collect();
+            c.push('…');
+            c
+        }
+    };
+    let mut lines = vec![cut(top), cut(clock)];
+    lines.extend(cli::render_status(status, width).lines().map(&cut));
+    // The status tables put a blank line before each; the first is not needed here.
+    if lines.get(2).is_some_and(|l| l.starts_with("daemon:")) {
+        lines.remove(2);
+    }
+    let room = height.saturating_sub(lines.len() + 1).max(1);
+    let shown: Vec<&&str> = events.iter().rev().take(room).collect();
+    lines.push(cut(&format!("events ({} of {}):", shown.len(), events.len())));
+    if events.is_empty() {
+        lines.push("  (none yet)".into());
+    }
+    for e in shown.into_iter().rev() {
+        lines.push(cut(&format!("  {e}")));
+    }
+    lines.truncate(height);
+    lines.join("\n") + "\n"
+}
+
 /// A reset time five hours from `now` as the limit banner writes it: `2:15pm (UTC)`.
 fn reset_text(now: jiff::Timestamp) -> String {
     let at = now
@@ -969,6 +1053,44 @@ fn json_str(v: &serde_json::Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_frame_fits_80_by_24_and_shows_the_latest_events() {
+        let status = serde_json::json!({
+            "daemon": {"running": true, "pid": 1},
+            "at": "2026-11-24T09:15:00Z",
+            "active": "beta",
+            "accounts": [{"name": "alpha", "home": "/tmp/ccl-demo-123/accounts/alpha", "active": false, "exhausted_until": "2026-11-24T14:00:00Z"},
+                         {"name": "beta", "home": "/tmp/ccl-demo-123/accounts/beta", "active": true}],
+            "sessions": (11..14).map(|i| serde_json::json!({"name": format!("ccl-auto-{i}"), "kind": "pool", "state": "busy",
+                "activity": "working", "account": "beta", "conversation": "0b1c2d3e-0000-4000-8000-000000000001",
+                "task": "demo/20261124-091500-08-release-notes.md", "attention": null}))
+                .chain(std::iter::once(serde_json::json!({"name": "ccl-1-operator", "kind": "dedicated", "state": "idle",
+                "activity": "-", "account": "beta", "conversation": "0b1c2d3e-0000-4000-8000-000000000002", "task": null, "attention": null})))
+                .collect::<Vec<_>>(),
+            "queues": [{"name": "demo", "inbox": 2, "running": 3, "done": 3, "failed": 0, "paused": false}],
+        });
+        let events: Vec<String> = (0..10)
+            .map(|i| format!("09:15:{i:02} quota: session=ccl-auto-11 account=alpha source=transcript pattern=hit_five_hour kind=FiveHour decision=swap {i}"))
+            .collect();
+        let events: Vec<&str> = events.iter().map(String::as_str).collect();
+        let frame = render_frame(
+            "ccl demo · watch: tmux -L ccl-demo-123 attach -t ccl-auto-11",
+            "[ 12.3s/120s] swapped to beta",
+            &status,
+            &events,
+            80,
+            24,
+        );
+        let lines: Vec<&str> = frame.lines().collect();
+        assert!(lines.len() <= 24, "{} lines:\n{frame}", lines.len());
+        assert!(lines.iter().all(|l| l.chars().count() <= 80), "{frame}");
+        assert!(
+            lines.last().unwrap().starts_with("  09:15:09 quota"),
+            "the latest event is shown:\n{frame}"
+        );
+        assert!(frame.contains("ccl-1-operator"), "{frame}");
+    }
 
     #[test]
     fn log_lines_become_short_events() {

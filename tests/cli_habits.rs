@@ -156,6 +156,51 @@ fn enqueue_dash_reads_the_task_from_stdin() {
 }
 
 #[test]
+fn status_watch_into_a_pipe_prints_timed_snapshots_without_control_codes() {
+    let f = Fleet::new("habits-watch", FleetSpec::default());
+    let mut child = Command::new(CCL)
+        .arg("-c")
+        .arg(&f.config_path)
+        .args(["status", "--watch"])
+        .env("HOME", f.root.join("home"))
+        .env("COLUMNS", "80")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let pipe = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while lines.iter().filter(|l: &&String| l.starts_with("daemon:")).count() < 2 {
+        match rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+            Ok(line) => lines.push(line),
+            Err(_) => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(rx);
+    let _ = reader.join();
+    let text = lines.join("\n");
+    let snapshots: Vec<&String> = lines.iter().filter(|l| l.starts_with("daemon:")).collect();
+    assert_eq!(snapshots.len(), 2, "two snapshots:\n{text}");
+    for s in snapshots {
+        assert!(s.starts_with("daemon: not running · status at 20"), "{s}");
+    }
+    assert!(!text.contains('\x1b'), "no control codes into a pipe:\n{text}");
+    assert!(lines.iter().all(|l| l.chars().count() <= 80), "{text}");
+}
+
+#[test]
 fn check_reports_a_tmux_older_than_the_minimum() {
     let f = Fleet::new("habits-tmuxv", FleetSpec::default());
     let bin = f.root.join("oldbin");

@@ -113,7 +113,8 @@ fn the_demo_runs_every_task_through_one_swap_and_leaves_nothing_behind() {
     // The story was told while it happened: the limit, the swap and the resumes.
     for event in [
         "decision=swap",
-        "swapped from alpha to beta",
+        "swapped from alpha to beta in ",
+        "every conversation resumed",
         "resuming task conversation",
         "ccl-1-operator: resuming conversation",
     ] {

@@ -127,6 +127,21 @@ pub struct SessionObs {
     /// stops when Claude's registry names none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub foreground_pid: Option<u32>,
+    /// The pane these facts are about (`%N`): the one running the session's Claude
+    /// conversation when ccl knows it, else the active pane. None in older traces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pane_id: Option<String>,
+    /// Panes in the session; more than one when the operator split its window.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub n_panes: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 /// A claim that failed for a lasting reason, with the cause as the OS gave it.
@@ -532,6 +547,14 @@ pub struct SessionState {
     pub gauge_line: Option<String>,
     #[serde(default)]
     pub pane_pid: Option<u32>,
+    /// The pane ccl works with (`%N`): the session's only pane when it was seen alone,
+    /// kept whatever pane the operator makes active after splitting the window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pane_id: Option<String>,
+    /// That pane is gone while other panes of the session remain: ccl does nothing there
+    /// (no requeue, no typing) until one pane is left.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pane_lost: bool,
     /// The last quota decision logged for this session, so a banner that stays on screen
     /// is logged once, not every turn.
     #[serde(default)]
@@ -568,6 +591,8 @@ impl SessionState {
             usable_since_ms: None,
             gauge_line: None,
             pane_pid: None,
+            pane_id: None,
+            pane_lost: false,
             quota_note: None,
             shell_prompt: None,
             draft: None,
@@ -942,6 +967,16 @@ impl Core {
         // A changed wording can change what an unchanged screen means.
         self.last_screens.clear();
         self.config = config;
+    }
+
+    /// The pane of each managed session ccl works with (see [`SessionState::pane_id`]).
+    pub fn pane_pins(&self) -> crate::tmux::Pins {
+        self.state
+            .sessions
+            .iter()
+            .filter(|(_, s)| !s.pane_lost)
+            .filter_map(|(name, s)| Some((name.clone(), s.pane_id.clone()?)))
+            .collect()
     }
 
     /// Managed sessions whose transcript the shell should read: (session, cwd, id).

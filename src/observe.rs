@@ -116,6 +116,9 @@ impl Shell {
 
     pub fn observe(&mut self, core: &Core, now_ms: i64) -> Observation {
         let config = core.config();
+        // Each session is looked at (and later acted on) through the pane its Claude runs
+        // in, whatever pane the operator made active; see `tmux::parse_panes`.
+        self.tmux.pin_panes(&core.pane_pins());
         let mut sessions = self.observe_tmux(config, now_ms);
         let registry = match &sessions {
             Some(list) => observe_registry(config, list),
@@ -195,6 +198,14 @@ impl Shell {
                 return None;
             }
         };
+        // Whatever was listed for a managed session is the pane every later command of
+        // this turn goes to: the pinned pane while it exists, else the active one.
+        let pins: crate::tmux::Pins = panes
+            .iter()
+            .filter(|p| config.is_managed(&p.session) && !p.pane_id.is_empty())
+            .map(|p| (p.session.clone(), p.pane_id.clone()))
+            .collect();
+        self.tmux.pin_panes(&pins);
         let touched = std::mem::take(&mut self.touched);
         // Sessions gone from the server (or no longer captured) drop their captures.
         let mut kept = std::mem::take(&mut self.captures);
@@ -232,6 +243,8 @@ impl Shell {
                 capture,
                 claude_pid: None,
                 foreground_pid,
+                pane_id: Some(p.pane_id).filter(|id| !id.is_empty()),
+                n_panes: p.n_panes,
             });
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));

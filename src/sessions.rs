@@ -257,6 +257,28 @@ impl Core {
                 state.account = None;
             }
             state.pane_pid = pid;
+            let mut lost_now = false;
+            let mut found_again = false;
+            if let Some(p) = pane {
+                let lost =
+                    p.n_panes > 1 && state.pane_id.is_some() && p.pane_id.is_some() && state.pane_id != p.pane_id;
+                if lost {
+                    lost_now = !state.pane_lost;
+                    state.pane_lost = true;
+                    // What shows is another pane: nothing about Claude can be read there.
+                    state.seen = Seen::Other;
+                } else {
+                    found_again = state.pane_lost;
+                    state.pane_lost = false;
+                    if p.pane_id.is_some() {
+                        state.pane_id = p.pane_id.clone();
+                    }
+                }
+            } else {
+                state.pane_lost = false;
+                state.pane_id = None;
+            }
+            let seen = state.seen;
             // The empty prompt line: forgotten while anything but the shell runs there (or
             // the pane is gone or new), and taken at the first sight of the shell's prompt
             // after that, when the shell has just drawn it and nothing was typed yet.
@@ -294,7 +316,20 @@ impl Core {
                 }
             }
 
-            self.track_attention(name, seen);
+            if lost_now {
+                self.needs_attention(
+                    name,
+                    "needs attention: the pane claude ran in is gone and other panes remain (split window?); ccl leaves the session and its task alone until one pane is left",
+                );
+            } else if found_again {
+                self.log(format!("{name}: one pane again; ccl looks at it from now on"));
+                if let Some(s) = self.state.sessions.get_mut(name) {
+                    s.attention = None;
+                }
+            }
+            if !self.state.sessions[name].pane_lost {
+                self.track_attention(name, seen);
+            }
             self.keep_alive(index, name, *kind, workdir, seen, seen_before, first_sight);
         }
     }

@@ -6,6 +6,7 @@
 //! as flags or commands, names tmux would silently rewrite are refused, and every call
 //! has a deadline so a wedged server cannot stall the daemon.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -41,9 +42,14 @@ const MAX_KEY_BYTES: usize = 32;
 /// (tmux escapes it as `\t`), and the free-form command name goes last so a tab inside it
 /// stays in the field.
 pub(crate) const PANE_FORMAT: &str = "#{session_name}\t#{window_active}\t#{pane_active}\t#{pane_pid}\t\
-                           #{pane_dead}\t#{pane_width}\t#{pane_height}\t#{window_activity}\t\
+                           #{pane_dead}\t#{pane_width}\t#{pane_height}\t#{window_activity}\t#{pane_id}\t\
                            #{pane_current_command}";
-const PANE_FIELDS: usize = 9;
+const PANE_FIELDS: usize = 10;
+
+/// Which pane of a session ccl works with, by session: the pane running the session's
+/// Claude conversation (`%N`, unique on the server). A session without one is worked
+/// with through its active pane.
+pub type Pins = BTreeMap<String, String>;
 
 /// One session as the daemon sees it: the session's active pane.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -63,6 +69,16 @@ pub struct PaneInfo {
     /// did not say.
     #[serde(default)]
     pub activity_s: Option<u64>,
+    /// `#{pane_id}` (`%N`) of this pane.
+    #[serde(default)]
+    pub pane_id: String,
+    /// How many panes the session has (an operator may split its window).
+    #[serde(default = "one")]
+    pub n_panes: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// Everything needed to create a detached session.
@@ -97,6 +113,10 @@ pub trait Tmux {
     /// (never argv), then `paste-buffer [-p] -d -b ccl-<name> -t =NAME:`. `bracketed`
     /// adds `-p`. Empty text pastes nothing.
     fn paste(&mut self, name: &str, text: &str, bracketed: bool) -> Result<()>;
+
+    /// From now on, sessions named in `pins` are worked with through the pinned pane
+    /// (listing, capture, keys, paste) rather than their active pane; others as before.
+    fn pin_panes(&mut self, pins: &Pins);
 
     /// `capture` of each of `names`, in order. A backend that can have several calls in
     /// flight overlaps them (one round trip for a whole fleet); this default captures one
@@ -142,6 +162,7 @@ pub struct ExecTmux {
     binary: PathBuf,
     /// Deadline of each call; `TMUX_CALL_TIMEOUT` unless changed with `with_timeout`.
     timeout: Duration,
+    pins: Pins,
 }
 
 impl ExecTmux {
@@ -157,6 +178,7 @@ impl ExecTmux {
             socket,
             binary: binary.into(),
             timeout: TMUX_CALL_TIMEOUT,
+            pins: Pins::new(),
         }
     }
 
@@ -267,6 +289,10 @@ impl ExecTmux {
 }
 
 impl Tmux for ExecTmux {
+    fn pin_panes(&mut self, pins: &Pins) {
+        self.pins = pins.clone();
+    }
+
     fn list_sessions(&mut self) -> Result<Vec<PaneInfo>> {
         let args = ["list-panes", "-a", "-F", PANE_FORMAT].map(OsString::from);
         let output = self.run("list-panes", None, &args, None)?;
@@ -277,7 +303,7 @@ impl Tmux for ExecTmux {
             }
             return Err(failure(&output)).context(label("list-panes", None));
         }
-        Ok(parse_panes(String::from_utf8_lossy(&output.stdout).lines()))
+        Ok(parse_panes(String::from_utf8_lossy(&output.stdout).lines(), &self.pins))
     }
 
     fn has_session(&mut self, name: &str) -> Result<bool> {
@@ -340,7 +366,7 @@ impl Tmux for ExecTmux {
             "capture-pane".into(),
             "-p".into(),
             "-t".into(),
-            pane_target(name).into(),
+            pane_target(name, &self.pins).into(),
         ];
         let screen = self.call("capture-pane", Some(name), &args, None)?;
         Ok(trim_trailing_blank_lines(&screen.lines().collect::<Vec<_>>()))
@@ -354,7 +380,12 @@ impl Tmux for ExecTmux {
         for key in keys {
             check_key(key).with_context(|| label("send-keys", Some(name)))?;
         }
-        let mut args = vec!["send-keys".into(), "-t".into(), pane_target(name).into(), "--".into()];
+        let mut args = vec![
+            "send-keys".into(),
+            "-t".into(),
+            pane_target(name, &self.pins).into(),
+            "--".into(),
+        ];
         args.extend(keys.iter().map(OsString::from));
         self.call("send-keys", Some(name), &args, None)?;
         Ok(())
@@ -372,7 +403,7 @@ impl Tmux for ExecTmux {
             paste.push("-p".into());
         }
         paste.extend(["-d".into(), "-b".into(), buffer.clone().into()]);
-        paste.extend(["-t".into(), pane_target(name).into()]);
+        paste.extend(["-t".into(), pane_target(name, &self.pins).into()]);
         if let Err(err) = self.call("paste-buffer", Some(name), &paste, None) {
             // A missing target fails only here, after the buffer was loaded; drop it so
             // no stray buffer is left on the server. The paste error is the one to report.
@@ -434,9 +465,13 @@ pub(crate) fn session_target(name: &str) -> String {
     format!("={name}")
 }
 
-/// `=NAME:`: the active pane of the active window of exactly this session.
-pub(crate) fn pane_target(name: &str) -> String {
-    format!("={name}:")
+/// `%N` for a pinned session (the pane its Claude runs in, whichever pane is active),
+/// else `=NAME:`: the active pane of the active window of exactly this session.
+pub(crate) fn pane_target(name: &str, pins: &Pins) -> String {
+    match pins.get(name) {
+        Some(pane) => pane.clone(),
+        None => format!("={name}:"),
+    }
 }
 
 /// The `tmux COMMAND for 'NAME'` prefix of every error message.
@@ -519,19 +554,44 @@ pub(crate) fn escape_format(path: &[u8]) -> Vec<u8> {
     escaped
 }
 
-/// Rows of `list-panes -a -F PANE_FORMAT` → the active pane of each session. A line
-/// that does not parse (the tail of a command name with a newline in it) is skipped: the
-/// record it belongs to already parsed, since the command name comes last.
-pub(crate) fn parse_panes<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<PaneInfo> {
-    let mut panes: Vec<PaneInfo> = Vec::new();
+/// Rows of `list-panes -a -F PANE_FORMAT` → one pane of each session: the pinned one
+/// when the session still has it, else its active pane; with the session's pane count.
+/// A line that does not parse (the tail of a command name with a newline in it) is
+/// skipped: the record it belongs to already parsed, since the command name comes last.
+pub(crate) fn parse_panes<'a>(lines: impl IntoIterator<Item = &'a str>, pins: &Pins) -> Vec<PaneInfo> {
+    let mut all: Vec<(PaneInfo, bool)> = Vec::new();
     for line in lines {
-        let Some((pane, active)) = parse_pane_line(line) else {
+        let Some(parsed) = parse_pane_line(line) else {
             log::debug!("tmux list-panes: skipping unparsable line {line:?}");
             continue;
         };
-        if active && !panes.iter().any(|p| p.session == pane.session) {
-            panes.push(pane);
+        all.push(parsed);
+    }
+    let mut panes: Vec<PaneInfo> = Vec::new();
+    for (pane, active) in &all {
+        if panes.iter().any(|p| p.session == pane.session) {
+            continue;
         }
+        let siblings: Vec<&PaneInfo> = all
+            .iter()
+            .filter(|(p, _)| p.session == pane.session)
+            .map(|(p, _)| p)
+            .collect();
+        let pinned = pins
+            .get(&pane.session)
+            .and_then(|id| siblings.iter().find(|p| p.pane_id == *id));
+        let chosen = match pinned {
+            Some(p) => (*p).clone(),
+            None if *active => pane.clone(),
+            None => match all.iter().find(|(p, a)| p.session == pane.session && *a) {
+                Some((p, _)) => p.clone(),
+                None => continue,
+            },
+        };
+        panes.push(PaneInfo {
+            n_panes: siblings.len() as u32,
+            ..chosen
+        });
     }
     panes
 }
@@ -539,7 +599,7 @@ pub(crate) fn parse_panes<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<P
 /// One row → the pane and whether it is its session's active pane.
 fn parse_pane_line(line: &str) -> Option<(PaneInfo, bool)> {
     let fields: Vec<&str> = line.splitn(PANE_FIELDS, '\t').collect();
-    let [session, window_active, pane_active, pid, dead, width, height, activity, command] = fields[..] else {
+    let [session, window_active, pane_active, pid, dead, width, height, activity, pane_id, command] = fields[..] else {
         return None;
     };
     if session.is_empty() {
@@ -559,6 +619,8 @@ fn parse_pane_line(line: &str) -> Option<(PaneInfo, bool)> {
         width: width.parse().ok()?,
         height: height.parse().ok()?,
         activity_s: activity.parse().ok(),
+        pane_id: pane_id.to_string(),
+        n_panes: 1,
     };
     Some((pane, active))
 }
@@ -597,7 +659,7 @@ mod tests {
     }
 
     fn row(session: &str, window: u8, pane: u8, pid: u32, dead: u8, command: &str) -> String {
-        format!("{session}\t{window}\t{pane}\t{pid}\t{dead}\t120\t40\t1795500000\t{command}\n")
+        format!("{session}\t{window}\t{pane}\t{pid}\t{dead}\t120\t40\t1795500000\t%{pid}\t{command}\n")
     }
 
     #[test]
@@ -609,7 +671,7 @@ mod tests {
             row("ccl-auto-12", 1, 1, 200, 1, "bash"),
         ]
         .concat();
-        let panes = parse_panes(stdout.lines());
+        let panes = parse_panes(stdout.lines(), &Pins::new());
         assert_eq!(
             panes,
             vec![
@@ -621,6 +683,8 @@ mod tests {
                     width: 120,
                     height: 40,
                     activity_s: Some(1795500000),
+                    pane_id: "%102".into(),
+                    n_panes: 3,
                 },
                 PaneInfo {
                     session: "ccl-auto-12".into(),
@@ -630,9 +694,30 @@ mod tests {
                     width: 120,
                     height: 40,
                     activity_s: Some(1795500000),
+                    pane_id: "%200".into(),
+                    n_panes: 1,
                 },
             ]
         );
+    }
+
+    #[test]
+    fn a_pinned_pane_is_listed_whatever_pane_is_active_and_only_while_it_exists() {
+        // The operator split ccl-auto-11: the new shell pane is active, Claude runs in %101.
+        let stdout = [
+            row("ccl-auto-11", 1, 0, 101, 0, "claude.exe"),
+            row("ccl-auto-11", 1, 1, 102, 0, "bash"),
+        ]
+        .concat();
+        let pins: Pins = [("ccl-auto-11".to_string(), "%101".to_string())].into();
+        let panes = parse_panes(stdout.lines(), &pins);
+        assert_eq!((panes[0].pane_id.as_str(), panes[0].n_panes), ("%101", 2));
+        assert_eq!(pane_target("ccl-auto-11", &pins), "%101");
+        assert_eq!(pane_target("ccl-auto-12", &pins), "=ccl-auto-12:");
+        // Claude's pane closed: the active pane is listed, and the count says why.
+        let gone: Pins = [("ccl-auto-11".to_string(), "%99".to_string())].into();
+        let panes = parse_panes(stdout.lines(), &gone);
+        assert_eq!((panes[0].pane_id.as_str(), panes[0].n_panes), ("%102", 2));
     }
 
     #[test]
@@ -644,7 +729,7 @@ mod tests {
             row("c", 1, 1, 3, 0, ""),
         ]
         .concat();
-        let panes = parse_panes(stdout.lines());
+        let panes = parse_panes(stdout.lines(), &Pins::new());
         let summary: Vec<(&str, &str)> = panes
             .iter()
             .map(|p| (p.session.as_str(), p.current_command.as_str()))

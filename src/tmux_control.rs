@@ -45,7 +45,8 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use crate::tmux::{
     check_key, check_name, check_new_session, escape_format, label, pane_target, parse_panes, paste_needed,
-    session_target, trim_trailing_blank_lines, ExecTmux, NewSession, PaneInfo, Tmux, PANE_FORMAT, TMUX_CALL_TIMEOUT,
+    session_target, trim_trailing_blank_lines, ExecTmux, NewSession, PaneInfo, Pins, Tmux, PANE_FORMAT,
+    TMUX_CALL_TIMEOUT,
 };
 
 /// How long `AutoTmux` serves calls through `ExecTmux` after control mode failed before
@@ -84,6 +85,7 @@ pub struct ControlTmux {
     connection: Option<Connection>,
     /// The session last captured: where the next attach goes if it still exists.
     preferred: Option<String>,
+    pins: Pins,
 }
 
 impl fmt::Debug for ControlTmux {
@@ -117,6 +119,7 @@ impl ControlTmux {
             timeout: TMUX_CALL_TIMEOUT,
             connection: None,
             preferred: None,
+            pins: Pins::new(),
         }
     }
 
@@ -226,7 +229,7 @@ impl ControlTmux {
         let mut lines = Vec::with_capacity(names.len());
         for name in names {
             if check_name(name).is_ok() {
-                let target = pane_target(name);
+                let target = pane_target(name, &self.pins);
                 lines.push(command_line(&[b"capture-pane", b"-p", b"-t", target.as_bytes()]).ok()?);
                 targets.push(*name);
             }
@@ -274,11 +277,16 @@ impl ControlTmux {
 }
 
 impl Tmux for ControlTmux {
+    fn pin_panes(&mut self, pins: &Pins) {
+        self.pins = pins.clone();
+        self.exec.pin_panes(pins);
+    }
+
     fn list_sessions(&mut self) -> Result<Vec<PaneInfo>> {
         let args = [&b"list-panes"[..], b"-a", b"-F", PANE_FORMAT.as_bytes()];
         match self.run("list-panes", None, &args, true)? {
             None => self.exec.list_sessions(),
-            Some(lines) => Ok(parse_panes(lines.iter().map(String::as_str))),
+            Some(lines) => Ok(parse_panes(lines.iter().map(String::as_str), &self.pins)),
         }
     }
 
@@ -350,7 +358,7 @@ impl Tmux for ControlTmux {
     fn capture(&mut self, name: &str) -> Result<String> {
         check_name(name)?;
         self.preferred = Some(name.to_string());
-        let target = pane_target(name);
+        let target = pane_target(name, &self.pins);
         // Without -e there are no escape sequences; without -N tmux already drops
         // trailing spaces on each line.
         let args = [&b"capture-pane"[..], b"-p", b"-t", target.as_bytes()];
@@ -375,7 +383,7 @@ impl Tmux for ControlTmux {
         for key in keys {
             check_key(key).with_context(|| label("send-keys", Some(name)))?;
         }
-        let target = pane_target(name);
+        let target = pane_target(name, &self.pins);
         let mut args = vec![&b"send-keys"[..], b"-t", target.as_bytes(), b"--"];
         args.extend(keys.iter().map(|key| key.as_bytes()));
         match self.run("send-keys", Some(name), &args, false)? {
@@ -399,7 +407,7 @@ impl Tmux for ControlTmux {
         if self.run("set-buffer", Some(name), &set, true)?.is_none() {
             return self.exec.paste(name, text, bracketed);
         }
-        let target = pane_target(name);
+        let target = pane_target(name, &self.pins);
         let mut paste = vec![&b"paste-buffer"[..]];
         if bracketed {
             paste.push(b"-p");
@@ -528,6 +536,11 @@ impl AutoTmux {
 }
 
 impl Tmux for AutoTmux {
+    fn pin_panes(&mut self, pins: &Pins) {
+        self.control.pin_panes(pins);
+        self.exec.pin_panes(pins);
+    }
+
     fn list_sessions(&mut self) -> Result<Vec<PaneInfo>> {
         self.serve(|tmux| tmux.list_sessions())
     }
@@ -1269,14 +1282,14 @@ mod tests {
         let lines: Vec<String> = ["", "  a", "", "b", "", "   "].map(String::from).to_vec();
         assert_eq!(trim_trailing_blank_lines(&lines), "\n  a\n\nb");
         let rows: Vec<String> = [
-            "w-1\t1\t1\t42\t0\t100\t30\t1795500000\tclaude.exe",
-            "w-1\t0\t1\t43\t0\t100\t30\t1795500000\tbash",
-            "w-2\t1\t1\t44\t1\t80\t24\t1795500000\tmulti",
+            "w-1\t1\t1\t42\t0\t100\t30\t1795500000\t%1\tclaude.exe",
+            "w-1\t0\t1\t43\t0\t100\t30\t1795500000\t%2\tbash",
+            "w-2\t1\t1\t44\t1\t80\t24\t1795500000\t%3\tmulti",
             "line",
         ]
         .map(String::from)
         .to_vec();
-        let panes = parse_panes(rows.iter().map(String::as_str));
+        let panes = parse_panes(rows.iter().map(String::as_str), &Pins::new());
         let summary: Vec<(&str, u32, bool)> = panes
             .iter()
             .map(|pane| (pane.session.as_str(), pane.pane_pid, pane.dead))
@@ -1314,7 +1327,7 @@ mod tests {
                  n=$((n + 1))\n\
                  echo \"%begin 1 $((n + 1)) 1\"; echo \"%end 1 $((n + 1)) 1\"\n\
                done;;\n\
-             *) printf 'w-1\\t1\\t1\\t42\\t0\\t80\\t24\\t1795500000\\tcat\\n';;\n\
+             *) printf 'w-1\\t1\\t1\\t42\\t0\\t80\\t24\\t1795500000\\t%%1\\tcat\\n';;\n\
              esac\n"
         );
         std::fs::write(&script, body).unwrap();
@@ -1357,7 +1370,7 @@ mod tests {
         std::fs::write(
             &script,
             "#!/bin/sh\ncase \"$*\" in *-C*) exec sleep 30;; esac\n\
-             printf 'w-1\\t1\\t1\\t42\\t0\\t80\\t24\\t1795500000\\tcat\\n'\n",
+             printf 'w-1\\t1\\t1\\t42\\t0\\t80\\t24\\t1795500000\\t%%1\\tcat\\n'\n",
         )
         .unwrap();
         std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();

@@ -22,6 +22,11 @@ impl Core {
     pub(crate) fn check_watcher(&mut self, obs: &Observation) {
         let names: Vec<String> = self.state.sessions.keys().cloned().collect();
         for name in names {
+            if self.state.sessions[&name].pane_lost {
+                // Its Claude's pane is gone and the operator's panes remain: nothing
+                // here can be told about the task, so nothing is decided about it.
+                continue;
+            }
             if self.state.swap.is_some() && matches!(self.state.sessions[&name].activity, Activity::Stopping { .. }) {
                 self.note_taken_while_stopping(&name, obs);
                 continue;
@@ -896,6 +901,8 @@ mod tests {
             capture: Some(capture.into()),
             claude_pid: None,
             foreground_pid: None,
+            pane_id: None,
+            n_panes: 1,
         };
         Observation {
             now_ms,

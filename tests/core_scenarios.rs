@@ -790,6 +790,54 @@ fn a_lost_state_holds_a_task_while_a_claude_in_its_project_has_no_prompt_yet() {
 }
 
 #[test]
+fn a_split_window_is_not_claude_exiting_and_a_closed_claude_pane_waits_for_the_operator() {
+    let mut s = Sim::new(&Setup {
+        dedicated: vec![],
+        ..Setup::default()
+    });
+    s.world.report_panes = true;
+    s.world.busy_turns = 6;
+    s.world.enqueue("alpha", "t.md");
+    s.until(10, "working", |s, _| working(s, S11));
+    // Split: ccl keeps following Claude's pane, and the task finishes where it runs.
+    s.world.pane(S11).split = true;
+    let acts = s.until(20, "done", |s, _| s.world.queues["alpha"].done.len() == 1);
+    assert!(
+        !acts.iter().any(|a| matches!(a, Action::RequeueTask { .. })),
+        "{}",
+        render(&acts)
+    );
+
+    // Claude's pane closed, the operator's pane left: attention, no requeue, nothing typed.
+    s.world.pane(S11).split = false;
+    s.run(5);
+    s.world.enqueue("alpha", "u.md");
+    s.world.busy_turns = 10_000;
+    s.until(20, "working", |s, _| working(s, S11));
+    s.world.pane(S11).split = true;
+    s.world.kill_claude(S11);
+    s.world.pane(S11).claude_pane_closed = true;
+    let acts = s.run(10);
+    assert!(
+        !acts.iter().any(|a| matches!(a, Action::RequeueTask { .. })),
+        "{}",
+        render(&acts)
+    );
+    assert!(on(&acts, S11).is_empty(), "{}", render(&acts));
+    assert!(s.state().sessions[S11].attention.is_some());
+    // Down to that one pane: now Claude has exited for ccl, and the task goes back.
+    s.world.pane(S11).split = false;
+    let acts = s.until(5, "given back", |_, a| {
+        a.iter().any(|a| matches!(a, Action::RequeueTask { .. }))
+    });
+    assert!(
+        logs(&acts).iter().any(|l| l.contains("one pane again")),
+        "{}",
+        render(&acts)
+    );
+}
+
+#[test]
 fn a_prompt_left_in_the_input_box_gets_enter_again_then_the_task_goes_back() {
     let mut s = Sim::new(&Setup {
         dedicated: vec![],

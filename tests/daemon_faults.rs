@@ -600,3 +600,96 @@ fn a_seeded_fault_campaign_runs_every_task_exactly_once() {
     );
     assert!(duplicates.is_empty(), "seed {seed}: {duplicates:#?}; log:\n{log}");
 }
+
+/// `(pane id, command)` of every pane of `session`.
+fn panes_of(fleet: &Fleet, session: &str) -> Vec<(String, String)> {
+    let out = fleet.tmux_raw(&[
+        "list-panes",
+        "-t",
+        &format!("={session}"),
+        "-F",
+        "#{pane_id}\t#{pane_current_command}",
+    ]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('\t').map(|(a, b)| (a.to_string(), b.to_string())))
+        .collect()
+}
+
+/// The pool session carrying a task, per `ccl status`.
+fn carrying(fleet: &Fleet) -> String {
+    common::wait_until("a session carrying the task", Duration::from_secs(10), || {
+        fleet.status()["sessions"]
+            .as_array()?
+            .iter()
+            .find(|s| s["task"].is_string())
+            .and_then(|s| s["name"].as_str().map(String::from))
+    })
+}
+
+#[test]
+fn a_split_window_neither_requeues_nor_reruns_the_task_in_it() {
+    if !common::tmux_tier() {
+        return;
+    }
+    let spec = FleetSpec {
+        pool_min: 2,
+        pool_max: 2,
+        tick: "200ms".into(),
+        ..Default::default()
+    };
+    let mut fleet = Fleet::new("split", spec);
+    fleet.start(None);
+    let body = "work on while the operator splits the window [fake:work=4s]";
+    fleet.enqueue("q", body);
+    fleet.wait_log(": task submitted", Duration::from_secs(30));
+    let session = carrying(&fleet);
+    // The operator splits the window: the new pane (a shell) becomes the active one.
+    fleet.tmux(&["split-window", "-t", &format!("={session}:")]);
+    fleet.wait_done("q", 1, Duration::from_secs(30));
+    let log = fleet.log();
+    assert!(!log.contains("back to the inbox"), "requeued:\n{log}");
+    let n = fleet.received().iter().filter(|r| r["text"] == body).count();
+    assert_eq!(n, 1, "the prompt reached Claude {n} times; log:\n{log}");
+    // Claude's pane was recycled (/exit) where it ran, not in the operator's pane.
+    common::wait_until("claude's pane back at its shell", Duration::from_secs(20), || {
+        panes_of(&fleet, &session)
+            .iter()
+            .all(|(_, c)| c == "bash")
+            .then_some(())
+    });
+
+    // Claude's own pane closed while the operator's pane stays: needs attention, and the
+    // task is neither requeued nor started elsewhere meanwhile.
+    let second = "a task whose pane the operator closes [fake:work=30s]";
+    let from = fleet.log().len();
+    fleet.enqueue("q", second);
+    fleet.wait_log_from(from, ": task submitted", Duration::from_secs(30));
+    let session = carrying(&fleet);
+    fleet.tmux(&["split-window", "-t", &format!("={session}:")]);
+    let claude_pane = common::wait_until("claude's pane", Duration::from_secs(10), || {
+        panes_of(&fleet, &session)
+            .into_iter()
+            .find(|(_, c)| c == "claude")
+            .map(|(id, _)| id)
+    });
+    fleet.tmux(&["kill-pane", "-t", &claude_pane]);
+    fleet.wait_log_from(from, "the pane claude ran in is gone", Duration::from_secs(10));
+    let attention = fleet.status()["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == session.as_str())
+        .map(|s| s["attention"].clone())
+        .unwrap();
+    assert!(attention.is_string(), "status: {attention}");
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until {
+        let log = fleet.log();
+        assert!(!log[from..].contains("back to the inbox"), "requeued:\n{log}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    fleet.stop();
+    let n = fleet.received().iter().filter(|r| r["text"] == second).count();
+    assert_eq!(n, 1, "started again elsewhere; log:\n{}", fleet.log());
+}

@@ -194,6 +194,11 @@ pub struct Pane {
     pub continues_at_ms: Option<i64>,
     /// The next prompt submitted makes Claude exit normally (the prompt was `/exit`).
     pub exits_on_prompt: bool,
+    /// The operator split the window: the session has a second pane, made active.
+    pub split: bool,
+    /// ... and then closed the pane Claude ran in: only the operator's pane is left of
+    /// what ccl knew (still two panes while `split`).
+    pub claude_pane_closed: bool,
 }
 
 impl Pane {
@@ -257,6 +262,8 @@ pub struct World {
     /// Report `work_seen` whenever the core asks for it, as the shell does (off by
     /// default so the golden traces' observations stay as they were recorded).
     pub report_work: bool,
+    /// Report pane ids and counts as the shell does (off by default, as above).
+    pub report_panes: bool,
     /// Every launch line typed: (session, account, conversation, resumed).
     pub launches: Vec<(String, String, String, bool)>,
     /// Configured working directories that do not exist (the operator removed one).
@@ -303,6 +310,7 @@ impl World {
             logs: Vec::new(),
             busy_turns: BUSY_TURNS,
             report_work: false,
+            report_panes: false,
             launches: Vec::new(),
             tmux_down: false,
             violations: Vec::new(),
@@ -341,6 +349,8 @@ impl World {
                 draft: String::new(),
                 continues_at_ms: None,
                 exits_on_prompt: false,
+                split: false,
+                claude_pane_closed: false,
             },
         );
     }
@@ -566,6 +576,14 @@ impl World {
                 // and for dedicated sessions the foreground process itself.
                 claude_pid: (managed && p.registry && p.screen.claude()).then(|| Pane::claude_pid(p)),
                 foreground_pid: (dedicated && p.screen.claude()).then(|| Pane::claude_pid(p)),
+                pane_id: self.report_panes.then(|| {
+                    if p.claude_pane_closed {
+                        format!("%op{}", p.pid)
+                    } else {
+                        format!("%{}", p.pid)
+                    }
+                }),
+                n_panes: if self.report_panes && p.split { 2 } else { 1 },
             });
             if let (true, true, true, Some(id), Some(account)) =
                 (managed, p.registry, p.screen.claude(), &p.conversation, &p.account)
@@ -677,6 +695,17 @@ impl World {
                 if !self.config.is_managed(s) {
                     self.violation(format!("action on unmanaged session {s}: {action}"));
                     continue;
+                }
+                let operators_pane = self.panes.get(s).is_some_and(|p| p.split && p.claude_pane_closed);
+                let typing = matches!(
+                    action,
+                    Action::TypeLine { .. }
+                        | Action::PasteText { .. }
+                        | Action::PasteTask { .. }
+                        | Action::SendKeys { .. }
+                );
+                if operators_pane && typing {
+                    self.violation(format!("typed into the operator's pane of {s}: {action}"));
                 }
                 let dedicated = self.config.dedicated.iter().any(|d| d.name == s);
                 let forbidden = match action {

@@ -1102,8 +1102,9 @@ impl Core {
         jiff::Timestamp::from_millisecond(self.now_ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
     }
 
-    /// Limit, warning, gauge, login and wrap-up lines on a session's screen now: history
-    /// once Claude is ready (a `--resume` redraws them).
+    /// Limit, warning, login and wrap-up lines on a session's screen now: history once
+    /// Claude is ready (a `--resume` redraws them). The gauge is not among them: it is a
+    /// reading with its own reset time, true whenever it is seen.
     pub(crate) fn banner_lines(&self, session: &str) -> Vec<String> {
         let Some(a) = self.screens.get(session) else {
             return Vec::new();
@@ -1112,7 +1113,6 @@ impl Core {
             .iter()
             .map(|q| q.line.clone())
             .chain(a.warning.iter().map(|w| w.line.clone()))
-            .chain(a.gauge.iter().map(|g| g.line.clone()))
             .chain(a.unusable.iter().map(|u| u.line.clone()))
             .chain(a.wrap_up.iter().cloned())
             .collect()

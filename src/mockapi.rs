@@ -50,7 +50,9 @@ pub const PROMPT_PLACEHOLDER: &str = "{prompt}";
 /// As JSON (the control file) it is tagged by `kind`: `{"kind": "normal", "reply": "Done:
 /// {prompt}", "delay_ms": 0}`, `{"kind": "limit5h", "reset_unix": 1764000000}`,
 /// `{"kind": "limit_weekly", ...}`, `{"kind": "error500", "message": "..."}`,
-/// `{"kind": "overloaded529"}`.
+/// `{"kind": "overloaded529"}`, `{"kind": "unauthorized401", "message": "..."}`. A normal
+/// answer may carry the account's use: `"usage": {"five_hour_pct": 97, "five_hour_reset_unix":
+/// …, "seven_day_pct": 31, "seven_day_reset_unix": …}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Behaviour {
@@ -61,6 +63,9 @@ pub enum Behaviour {
         reply: String,
         #[serde(default)]
         delay_ms: u64,
+        /// The account's use, sent as the unified utilization headers with the answer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        usage: Option<Utilization>,
     },
     /// A subscription 429 naming the five-hour window, resetting at `reset_unix` (seconds).
     Limit5h { reset_unix: i64 },
@@ -70,6 +75,64 @@ pub enum Behaviour {
     Error500 { message: String },
     /// A 529 `overloaded_error`.
     Overloaded529,
+    /// A 401 `authentication_error` (a revoked or expired login): the account cannot work.
+    Unauthorized401 { message: String },
+}
+
+/// An account's use of its two windows as the API reports it on every answer (the
+/// `anthropic-ratelimit-unified-5h-utilization` headers and friends), which Claude shows
+/// in its status line's `rate_limits` and, past a threshold, as the passive gauge.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Utilization {
+    /// Percent of the 5-hour window used.
+    pub five_hour_pct: f64,
+    pub five_hour_reset_unix: i64,
+    #[serde(default)]
+    pub seven_day_pct: f64,
+    #[serde(default)]
+    pub seven_day_reset_unix: i64,
+}
+
+/// Use at or above this share of a window is reported as `allowed_warning` with this
+/// surpassed threshold, which is when Claude draws its gauge.
+const WARNING_THRESHOLD: f64 = 0.9;
+
+impl Utilization {
+    /// The unified rate-limit headers of an allowed answer.
+    fn headers(&self) -> Vec<(String, String)> {
+        let mut headers = Vec::new();
+        let mut warning = false;
+        for (window, pct, reset) in [
+            ("5h", self.five_hour_pct, self.five_hour_reset_unix),
+            ("7d", self.seven_day_pct, self.seven_day_reset_unix),
+        ] {
+            let share = pct / 100.0;
+            let warn = share >= WARNING_THRESHOLD;
+            warning |= warn;
+            let name = |k: &str| format!("anthropic-ratelimit-unified-{window}-{k}");
+            headers.push((name("utilization"), format!("{share}")));
+            headers.push((name("reset"), reset.to_string()));
+            headers.push((
+                name("status"),
+                if warn { "allowed_warning" } else { "allowed" }.to_string(),
+            ));
+            if warn {
+                headers.push((name("surpassed-threshold"), format!("{WARNING_THRESHOLD}")));
+            }
+        }
+        let status = if warning { "allowed_warning" } else { "allowed" };
+        headers.push(("anthropic-ratelimit-unified-status".into(), status.into()));
+        headers.push((
+            "anthropic-ratelimit-unified-reset".into(),
+            self.five_hour_reset_unix.to_string(),
+        ));
+        headers.push((
+            "anthropic-ratelimit-unified-representative-claim".into(),
+            "five_hour".into(),
+        ));
+        headers
+    }
 }
 
 fn default_reply() -> String {
@@ -81,6 +144,7 @@ impl Default for Behaviour {
         Behaviour::Normal {
             reply: default_reply(),
             delay_ms: 0,
+            usage: None,
         }
     }
 }
@@ -618,7 +682,9 @@ fn answer_messages(
     shared: &Shared,
 ) -> io::Result<()> {
     match behaviour {
-        Behaviour::Normal { reply, delay_ms } => {
+        Behaviour::Normal { reply, delay_ms, usage } => {
+            let owned = usage.as_ref().map(Utilization::headers).unwrap_or_default();
+            let headers: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
             let first_line = seen
                 .last_user_text
                 .as_deref()
@@ -633,6 +699,7 @@ fn answer_messages(
                 stream_message(
                     writer,
                     shared,
+                    &headers,
                     &id,
                     model,
                     &text,
@@ -648,13 +715,16 @@ fn answer_messages(
                     "stop_reason": "end_turn", "stop_sequence": null,
                     "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
                 });
-                write_json(writer, 200, &[], &message)
+                write_json(writer, 200, &headers, &message)
             }
         }
         Behaviour::Limit5h { reset_unix } => write_limit(writer, *reset_unix, "5h", "five_hour"),
         Behaviour::LimitWeekly { reset_unix } => write_limit(writer, *reset_unix, "7d", "seven_day"),
         Behaviour::Error500 { message } => write_json(writer, 500, &[], &error_body("api_error", message)),
         Behaviour::Overloaded529 => write_json(writer, 529, &[], &error_body("overloaded_error", "Overloaded")),
+        Behaviour::Unauthorized401 { message } => {
+            write_json(writer, 401, &[], &error_body("authentication_error", message))
+        }
     }
 }
 
@@ -700,6 +770,7 @@ fn wait(shared: &Shared, delay_ms: u64) {
 fn stream_message(
     writer: &mut impl Write,
     shared: &Shared,
+    headers: &[(&str, &str)],
     id: &str,
     model: &str,
     text: &str,
@@ -707,7 +778,9 @@ fn stream_message(
     input_tokens: usize,
     output_tokens: usize,
 ) -> io::Result<()> {
-    write_head(writer, 200, "text/event-stream", &[("cache-control", "no-cache")], None)?;
+    let mut head = vec![("cache-control", "no-cache")];
+    head.extend_from_slice(headers);
+    write_head(writer, 200, "text/event-stream", &head, None)?;
     let start = json!({"type": "message_start", "message": {
         "id": id, "type": "message", "role": "assistant", "model": model, "content": [],
         "stop_reason": null, "stop_sequence": null,
@@ -802,6 +875,7 @@ fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         400 => "Bad Request",
+        401 => "Unauthorized",
         413 => "Payload Too Large",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
@@ -932,6 +1006,45 @@ mod tests {
         );
     }
 
+    /// A normal answer carries the account's use as the unified utilization headers
+    /// (past 90 %: `allowed_warning`, which makes Claude draw its gauge); a 401 says the
+    /// login cannot work.
+    #[test]
+    fn answers_carry_the_accounts_use_and_a_revoked_login_is_a_401() {
+        let mock = MockApi::start().unwrap();
+        let usage = Utilization {
+            five_hour_pct: 97.0,
+            five_hour_reset_unix: 1_764_000_000,
+            seven_day_pct: 31.0,
+            seven_day_reset_unix: 1_764_500_000,
+        };
+        mock.set_behaviour(
+            TOKEN_A,
+            Behaviour::Normal {
+                reply: "ok".into(),
+                delay_ms: 0,
+                usage: Some(usage),
+            },
+        );
+        mock.set_default(Behaviour::Unauthorized401 {
+            message: "OAuth token has been revoked. Please obtain a new token.".into(),
+        });
+        for stream in [true, false] {
+            let r = post(&mock, "/v1/messages", TOKEN_A, &claude_request("x", stream));
+            assert_eq!(r.status, 200);
+            assert_eq!(r.headers["anthropic-ratelimit-unified-5h-utilization"], "0.97");
+            assert_eq!(r.headers["anthropic-ratelimit-unified-5h-reset"], "1764000000");
+            assert_eq!(r.headers["anthropic-ratelimit-unified-5h-status"], "allowed_warning");
+            assert_eq!(r.headers["anthropic-ratelimit-unified-5h-surpassed-threshold"], "0.9");
+            assert_eq!(r.headers["anthropic-ratelimit-unified-7d-utilization"], "0.31");
+            assert_eq!(r.headers["anthropic-ratelimit-unified-7d-status"], "allowed");
+            assert_eq!(r.headers["anthropic-ratelimit-unified-status"], "allowed_warning");
+        }
+        let refused = post(&mock, "/v1/messages", "sk-ant-oat01-other", &claude_request("x", true));
+        assert_eq!(refused.status, 401);
+        assert_eq!(refused.json()["error"]["type"], "authentication_error");
+    }
+
     #[test]
     fn accounts_are_told_apart_by_their_token() {
         let mock = MockApi::start().unwrap();
@@ -944,6 +1057,7 @@ mod tests {
         mock.set_default(Behaviour::Normal {
             reply: "ok".into(),
             delay_ms: 0,
+            usage: None,
         });
 
         let limited = post(&mock, "/v1/messages", TOKEN_A, &claude_request("x", true));
@@ -1103,6 +1217,7 @@ mod tests {
         mock.set_default(Behaviour::Normal {
             reply: "late".into(),
             delay_ms: 60_000,
+            usage: None,
         });
         let addr = mock.addr();
         let body = claude_request("slow", true).to_string();

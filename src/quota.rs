@@ -256,7 +256,7 @@ impl Core {
             let Some(g) = self.analysis(&name).and_then(|a| a.gauge.clone()) else {
                 continue;
             };
-            if s.gauge_line.as_deref() == Some(g.line.as_str()) || s.stale_hits.contains(&g.line) {
+            if s.gauge_line.as_deref() == Some(g.line.as_str()) {
                 continue;
             }
             let account = s.account.clone().unwrap_or_else(|| self.state.active.clone());

@@ -1695,3 +1695,14 @@ fn a_prompt_after_which_claude_exits_fails_once_saying_so_not_retried() {
     );
     assert_eq!(s.world.launches.len(), 1, "one launch: {:?}", s.world.launches);
 }
+
+#[test]
+fn a_gauge_on_screen_when_ccl_starts_is_a_reading_not_history() {
+    let mut s = Sim::new(&Setup::default());
+    operator_sessions(&mut s);
+    s.world.show(OPS, "gauge_weekly_88");
+    let acts = s.run(2);
+    let week = s.state().accounts["a"].usage.as_ref().and_then(|u| u.seven_day.clone());
+    assert_eq!(week.map(|w| w.used_pct), Some(88.0), "{}", render(&acts));
+    assert!(!swap_began(&acts), "88 % is below swap_at");
+}

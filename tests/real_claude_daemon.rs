@@ -8,7 +8,10 @@
 //! says "rate limit" never swaps (and files the task as failed, not done); a weekly limit
 //! swaps without anything ever typed into its menu, and a menu left up while every
 //! account is exhausted is dismissed with Escape before `/exit` once the other account
-//! resets; and SIGTERM leaves every session running for a restart to adopt. Recorded
+//! resets; at 97 % of a's 5-hour window (the mock's utilization headers, the client's
+//! gauge) the fleet moves to b at its turn boundaries before any limit; an account whose
+//! login was revoked (401) is reported unhealthy and skipped; and SIGTERM leaves every
+//! session running for a restart to adopt. Recorded
 //! runs replay action for action. Gated by `CCL_TEST_TMUX=1 CCL_TEST_CLAUDE=1` (see
 //! `common::real`); with `CCL_SAVE_SCREENS=1` new real screens go to the corpus.
 mod common;
@@ -462,6 +465,7 @@ fn sigterm_leaves_every_claude_running_and_a_restart_adopts_them_without_relaunc
         Behaviour::Normal {
             reply: "Done: {prompt}".into(),
             delay_ms: 6_000,
+            usage: None,
         },
     );
     let body = "Audit the dependency tree";
@@ -512,4 +516,158 @@ fn sigterm_leaves_every_claude_running_and_a_restart_adopts_them_without_relaunc
     );
     assert_operator_untouched(&fleet, pids[1].1);
     fleet.assert_panes_kept(&pids);
+}
+
+/// Account a reports 97 % of its 5-hour window with an answer: the operator's Claude
+/// draws the gauge, ccl reads it as a's meter, and the fleet moves to b at its turn
+/// boundaries before a ever refuses a request: the task running under a finishes there
+/// (not cut off), the idle operator's Claude moves at once, the next task starts under b,
+/// and `status --json` shows a's 97 % with its reset.
+#[test]
+fn at_97_percent_on_a_the_fleet_moves_to_b_at_turn_boundaries_before_any_limit() {
+    if !common::tmux_tier() {
+        return;
+    }
+    let Some(bin) = claude_bin() else { return };
+    let mut fleet = fleet_with_operator("real-meter", bin);
+    // a's task takes a while, so the swap begins while it runs.
+    let slow = Behaviour::Normal {
+        reply: "Done: {prompt}".into(),
+        delay_ms: 10_000,
+        usage: None,
+    };
+    fleet.mock.set_behaviour(&token("a"), slow);
+    let first = "First task, under a";
+    let first_task = fleet.enqueue("q", first);
+    fleet.start_with_env(None, DEBUG);
+    let sent = fleet.wait_request("the first task under a", |r| r.last_user_text.as_deref() == Some(first));
+    assert_eq!(sent.token, token("a"));
+
+    // From now on a's answers say it is at 97 %; the operator's next answer shows it.
+    let reset_unix = now_unix() + 2 * 3600;
+    let usage = ccl::mockapi::Utilization {
+        five_hour_pct: 97.0,
+        five_hour_reset_unix: reset_unix,
+        seven_day_pct: 31.0,
+        seven_day_reset_unix: reset_unix + 3 * 86_400,
+    };
+    let metered = Behaviour::Normal {
+        reply: "Done: {prompt}".into(),
+        delay_ms: 0,
+        usage: Some(usage),
+    };
+    fleet.mock.set_behaviour(&token("a"), metered);
+    fleet.prompt_by_hand("ops", "how much is left?");
+    fleet.wait_log("swap from a to b begins at turn boundaries", WAIT);
+    let second = "Second task, after the meter said 97";
+    let second_task = fleet.enqueue("q", second);
+    fleet.wait_done("q", 2, WAIT);
+    fleet.wait_log("swapped from a to b", WAIT);
+
+    assert_eq!(
+        report(&fleet, &first_task)["account"],
+        "a",
+        "the running task finished under a"
+    );
+    assert_eq!(report(&fleet, &second_task)["account"], "b", "new work started under b");
+    let log = fleet.log();
+    assert!(!log.contains("decision=swap"), "no limit was ever hit:\n{log}");
+    assert!(
+        !actions_on(&log, "ccl-auto-11").iter().any(|a| a.contains("Escape")),
+        "the running turn was not interrupted: {:#?}",
+        actions_on(&log, "ccl-auto-11")
+    );
+    let home_b = format!("CLAUDE_CONFIG_DIR={}", fleet.home("b").display());
+    let ops_lines = typed_into(&log, "ops");
+    assert!(
+        ops_lines.len() == 1 && ops_lines[0].contains(&home_b) && ops_lines[0].ends_with(&format!("--resume {OPS_ID}")),
+        "the operator's Claude moved to b with its own conversation: {ops_lines:#?}"
+    );
+    let status = fleet.status();
+    assert_eq!(status["active"], "b", "{status:#}");
+    let a = account_entry(&status, "a");
+    assert_eq!(a["usage"]["five_hour"]["used_pct"], 97.0, "{status:#}");
+    // The gauge prints the reset to the minute; the status line gives it exactly.
+    let shown: jiff::Timestamp = a["usage"]["five_hour"]["resets_at"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("a's reset: {status:#}"));
+    assert!(
+        (shown.as_second() - reset_unix).abs() < 60,
+        "{shown} vs {reset_unix}: {status:#}"
+    );
+    assert!(a["exhausted_until"].is_null(), "a was never refused: {status:#}");
+    fleet.stop();
+}
+
+/// Three accounts, b's login revoked (every request under it answered 401). The
+/// operator's Claude under b shows it: b is reported unhealthy with that reason. Then a's
+/// 5-hour limit sends the fleet to c, skipping b, the task finishes there (not failed),
+/// and b is never chosen.
+#[test]
+fn with_b_answering_401_a_limit_sends_the_fleet_to_c_and_b_is_reported_unhealthy() {
+    if !common::tmux_tier() {
+        return;
+    }
+    let Some(bin) = claude_bin() else { return };
+    let spec = common::fleet::FleetSpec {
+        accounts: vec!["a".into(), "b".into(), "c".into()],
+        pool_min: 1,
+        pool_max: 1,
+        dedicated: vec!["ops".into()],
+        ..Default::default()
+    };
+    let mut fleet = RealFleet::new("real-401", spec, bin);
+    fleet.mock.set_behaviour(
+        &token("b"),
+        Behaviour::Unauthorized401 {
+            message: "OAuth token has been revoked. Please obtain a new token.".into(),
+        },
+    );
+    let ops_dir = fleet.root.join("work/ops");
+    fleet.start_claude_by_hand("ops", "b", &ops_dir, OPS_ID);
+    fleet.start_with_env(None, DEBUG);
+    fleet.wait_turns(3, WAIT);
+    // The operator speaks to their Claude under b: the answer is a 401.
+    let target = "=ops:";
+    fleet.tmux(&["send-keys", "-t", target, "-l", "--", OPS_PROMPT]);
+    fleet.wait_screen("ops", "the prompt in the box", |s| {
+        s.replace('\u{a0}', " ").contains(&format!("❯ {OPS_PROMPT}"))
+    });
+    fleet.tmux(&["send-keys", "-t", target, "Enter"]);
+    fleet.wait_log("account b is unhealthy", WAIT);
+    let status = fleet.status();
+    let reason = account_entry(&status, "b")["unhealthy"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(reason.contains("revoked"), "the reason is shown: {status:#}");
+    if let Some(screen) = fleet
+        .capture("ops")
+        .contains("OAuth token has been revoked")
+        .then(|| fleet.capture("ops"))
+    {
+        fleet.save_screen("login-revoked-401", &screen);
+    }
+
+    // a's limit: the fleet goes to c, never to b.
+    let reset_unix = now_unix() + 3 * 3600;
+    fleet.mock.set_behaviour(&token("a"), Behaviour::Limit5h { reset_unix });
+    let task = fleet.enqueue("q", "A task that meets a spent account");
+    fleet.wait_log("swapped from a to c", WAIT);
+    fleet.wait_done("q", 1, WAIT);
+    assert_eq!(report(&fleet, &task)["account"], "c", "the task finished under c");
+    let log = fleet.log();
+    assert!(!log.contains(" to b "), "b was never chosen:\n{log}");
+    let status = fleet.status();
+    assert_eq!(status["active"], "c", "{status:#}");
+    assert!(!account_entry(&status, "b")["unhealthy"].is_null(), "{status:#}");
+    let failed = fleet.queue_dir("q", "failed");
+    assert!(
+        std::fs::read_dir(&failed)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(true),
+        "no task failed"
+    );
+    fleet.stop();
 }

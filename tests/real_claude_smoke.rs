@@ -262,6 +262,7 @@ fn a_prompt_is_answered_then_a_five_hour_limit_is_shown_recorded_and_exit_hints_
         Behaviour::Normal {
             reply: "Done: {prompt}".into(),
             delay_ms: 2500,
+            usage: None,
         },
     );
     let session_id = "5b0f6a1e-3c2d-4e8f-9a7b-1c2d3e4f5a6b";

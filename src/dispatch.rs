@@ -317,6 +317,9 @@ impl Core {
             .iter()
             .flat_map(|q| q.inbox.iter().map(|e| format!("{}/{}", q.name, e.name)))
             .collect();
+        // A queue taken out of the configuration has no claims left to wait for.
+        let configured: BTreeSet<&str> = self.config.queues.iter().map(|q| q.name.as_str()).collect();
+        self.state.claim_blocked.retain(|q, _| configured.contains(q.as_str()));
         // A queue that could not be listed this turn says nothing about its files.
         let observed: BTreeSet<&str> = obs.queues.iter().map(|q| q.name.as_str()).collect();
         self.state.bad_files.retain(|key, _| {

@@ -200,3 +200,25 @@ fn a_claim_that_fails_for_a_lasting_reason_is_reported_once_with_its_cause() {
         render(&after)
     );
 }
+
+#[test]
+fn a_blocked_queue_taken_out_of_the_configuration_is_forgotten() {
+    let setup = Setup {
+        queues: vec!["alpha", "beta"],
+        ..Setup::default()
+    };
+    let mut s = Sim::new(&setup);
+    s.world.claim_error = Some("Permission denied (os error 13)".into());
+    s.world.enqueue("beta", "b.md");
+    s.run(4);
+    assert!(s.state().claim_blocked.contains_key("beta"));
+    s.core.set_config(
+        Setup {
+            queues: vec!["alpha"],
+            ..Setup::default()
+        }
+        .config(),
+    );
+    s.run(1);
+    assert!(s.state().claim_blocked.is_empty(), "{:?}", s.state().claim_blocked);
+}

@@ -14,6 +14,7 @@
 //! working; a hit then goes to the account with the most headroom (`pick_target`).
 
 use crate::core::{Core, Ms, Usage, UsageWindow};
+use crate::screen::LimitKind;
 use crate::util::rfc3339;
 
 /// One reading of an account's meters, as a session under it reported them. The status
@@ -179,16 +180,25 @@ impl Core {
         }
     }
 
-    /// When an account at its limit comes back: the reset instant of its full window
-    /// (100 %) when the meters know it.
-    pub(crate) fn meter_reset(&self, account: &str) -> Option<Ms> {
+    /// When an account that hit a limit of `kind` comes back, by its meters: the reset of
+    /// the window that kind names (5-hour or weekly), else of its fuller window. None when
+    /// the meters know no reset.
+    pub(crate) fn meter_reset(&self, account: &str, kind: Option<LimitKind>) -> Option<Ms> {
         let u = self.state.accounts.get(account)?.usage.as_ref()?;
-        [&u.five_hour, &u.seven_day]
-            .into_iter()
-            .flatten()
-            .filter(|w| w.used_pct >= 100.0)
-            .filter_map(|w| w.resets_at_ms)
-            .max()
+        let reset = |w: &Option<UsageWindow>| w.as_ref().and_then(|w| w.resets_at_ms);
+        match kind {
+            Some(LimitKind::FiveHour | LimitKind::Session) => reset(&u.five_hour),
+            Some(LimitKind::Weekly | LimitKind::ModelWeekly) => reset(&u.seven_day),
+            _ => {
+                let five = u.five_hour.as_ref().map_or(-1.0, |w| w.used_pct);
+                let seven = u.seven_day.as_ref().map_or(-1.0, |w| w.used_pct);
+                if seven > five {
+                    reset(&u.seven_day)
+                } else {
+                    reset(&u.five_hour)
+                }
+            }
+        }
     }
 }
 
@@ -246,5 +256,18 @@ mod tests {
         core.now_ms = 9_000;
         core.expire_meters();
         assert_eq!(core.state().accounts["a"].usage, None);
+    }
+
+    #[test]
+    fn a_hit_without_a_printed_reset_takes_its_windows_reset_from_the_meter() {
+        let mut core = Core::new(config(), State::fresh(&config(), 1), "UTC");
+        core.read_meter(MeterReading {
+            seven_day: window(64.0, Some(90_000)),
+            ..reading("a", 99.0, 5_000)
+        });
+        assert_eq!(core.meter_reset("a", Some(LimitKind::FiveHour)), Some(5_000));
+        assert_eq!(core.meter_reset("a", Some(LimitKind::Weekly)), Some(90_000));
+        assert_eq!(core.meter_reset("a", None), Some(5_000), "the fuller window");
+        assert_eq!(core.meter_reset("b", None), None);
     }
 }

@@ -235,11 +235,11 @@ impl Core {
     }
 
     /// When the account of a hit comes back: the reset the hit printed, else the reset of
-    /// its full meter window, else `quota.default_reset` from now.
+    /// the meter window the hit names (or the fuller one), else `quota.default_reset` from now.
     fn exhausted_until(&self, d: &Detection) -> Ms {
         d.reset_ms
             .filter(|t| *t > self.now_ms)
-            .or_else(|| self.meter_reset(&d.account).filter(|t| *t > self.now_ms))
+            .or_else(|| self.meter_reset(&d.account, d.kind).filter(|t| *t > self.now_ms))
             .unwrap_or(self.now_ms + self.config.quota.default_reset.0 as i64)
     }
 

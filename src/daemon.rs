@@ -115,10 +115,24 @@ pub fn tmux_port(config: &Config) -> Box<dyn tmux::Tmux> {
     }
 }
 
+/// A bare `claude.command` (a name looked up on PATH) becomes the path ccl found it at:
+/// the launch line runs in each pane's login shell, whose profile may set a PATH without
+/// the directory ccl found it in (`~/.local/bin`, an npm prefix), and then the pane
+/// would not find the command that `ccl check` and this start found.
+pub fn pin_claude_command(config: &mut Config) -> Result<()> {
+    if !config.claude.command.contains('/') {
+        let found = crate::cli::resolve_command(&config.claude.command)?;
+        config.claude.command = found.to_string_lossy().into_owned();
+    }
+    Ok(())
+}
+
 pub fn run(config_path: &Path, record: Option<PathBuf>) -> Result<()> {
-    let config = Config::load(config_path)?;
+    let mut config = Config::load(config_path)?;
     check_links(&config)?;
     check_startable(&config)?;
+    pin_claude_command(&mut config)?;
+    log::info!("claude command: {}", config.claude.command);
     let _lock = state::lock(&config.daemon.state_dir)?;
     state::remove_stale_temps(&config.daemon.state_dir);
     state::write_env_file(&config)?;
@@ -261,13 +275,17 @@ pub fn run(config_path: &Path, record: Option<PathBuf>) -> Result<()> {
 /// SIGHUP: a valid new configuration takes effect at the next turn; what cannot change
 /// live (state_dir, tmux socket and backend) is refused; an invalid file changes nothing.
 fn reload(path: &Path, core: &mut Core, recorder: Option<&mut Recorder>, turn: u64) {
-    let new = match Config::load(path) {
+    let mut new = match Config::load(path) {
         Ok(c) => c,
         Err(e) => {
             log::warn!("reload refused, the old configuration stays: {e:#}");
             return;
         }
     };
+    if let Err(e) = pin_claude_command(&mut new) {
+        log::warn!("reload refused, the old configuration stays: claude: {e:#}");
+        return;
+    }
     let old = core.config();
     let mut fixed = Vec::new();
     if new.daemon.state_dir != old.daemon.state_dir {

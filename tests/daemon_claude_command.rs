@@ -110,3 +110,37 @@ fn a_wrapper_with_another_name_runs_tasks_and_its_claude_is_stopped_and_resumed_
     );
     fleet.stop();
 }
+
+#[test]
+fn a_bare_claude_command_found_on_ccls_path_runs_even_where_a_login_shell_resets_path() {
+    if !common::tmux_tier() {
+        return;
+    }
+    let spec = FleetSpec {
+        pool_min: 1,
+        pool_max: 1,
+        ..Default::default()
+    };
+    let mut fleet = Fleet::new("bare-command", spec);
+    // A name only ccl's own PATH has: the panes' login shells set PATH from the system
+    // profile, as they do on a real machine for a claude installed under ~/.local/bin.
+    let name = format!("ccl-test-claude-{}", std::process::id());
+    let bin = fleet.root.join("mybin");
+    fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(FAKE_CLAUDE, bin.join(&name)).unwrap();
+    let link = fleet.root.join("bin/claude").display().to_string();
+    fleet.write_config_edited("", &[(&link, &name)]);
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let task = fleet.enqueue("q", "a task for a claude on ccl's PATH");
+    fleet.start_with_env(None, &[("PATH", &path)]);
+    fleet.wait_done("q", 1, Duration::from_secs(30));
+    assert!(
+        fleet
+            .log()
+            .contains(&format!("claude command: {}", bin.join(&name).display())),
+        "the log says which claude runs:\n{}",
+        fleet.log()
+    );
+    assert_eq!(fleet.tasks("q", "done"), vec![task]);
+    fleet.stop();
+}

@@ -116,6 +116,14 @@ impl Core {
                 d.pattern,
                 rfc3339(until)
             );
+            if let Some(w) = self.state.swap.take() {
+                // The target of a swap before the limit hit its own limit: that swap is
+                // given up, and the swap below moves every session, moved or not, on.
+                self.warn(format!(
+                    "swap from {} to {} given up: {} hit its limit before every session moved",
+                    w.from, w.to, w.to
+                ));
+            }
             self.begin_swap(None, reason, None);
         }
     }
@@ -212,7 +220,9 @@ impl Core {
             }
             return Decision::OtherAccount;
         }
-        if self.state.swap.is_some() {
+        // A swap before the limit has made its target active already: a hit there is that
+        // account's own, and the fleet must leave it too, not wait for the old swap.
+        if self.state.swap.as_ref().is_some_and(|w| !w.at_boundary) {
             return Decision::Swapping;
         }
         if self.state.all_exhausted {

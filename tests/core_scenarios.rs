@@ -1706,3 +1706,38 @@ fn a_gauge_on_screen_when_ccl_starts_is_a_reading_not_history() {
     assert_eq!(week.map(|w| w.used_pct), Some(88.0), "{}", render(&acts));
     assert!(!swap_began(&acts), "88 % is below swap_at");
 }
+
+#[test]
+fn a_limit_on_the_target_of_a_swap_before_the_limit_moves_the_fleet_on() {
+    let mut s = Sim::new(&Setup {
+        accounts: vec!["a", "b", "c"],
+        ..Setup::default()
+    });
+    operator_sessions(&mut s);
+    start_work(&mut s, &[S11]);
+    s.world.show(OPS, "gauge_five_hour_97");
+    s.until(5, "the swap before the limit", |_, a| swap_began(a));
+    assert_eq!(s.state().active, "b");
+    // A task under b hits b's limit while S11 still works under a.
+    s.world.enqueue("alpha", "task-2.md");
+    s.until(20, "task-2 working", |s, _| working(s, S12));
+    s.world.hit(S12, "limit_five_hour");
+    let acts = s.until(10, "the swap from b", |_, a| {
+        logs(a).iter().any(|l| l.starts_with("swap from b to c begins"))
+    });
+    assert!(
+        logs(&acts).iter().any(|l| l.starts_with("swap from a to b given up")),
+        "{}",
+        render(&acts)
+    );
+    let acts = s.until(20, "the swap to c done", |_, a| swap_done(a));
+    assert!(
+        logs(&acts).iter().any(|l| l.starts_with("swapped from b to c")),
+        "{}",
+        render(&acts)
+    );
+    assert!(
+        task_moves(&s.actions()).is_empty(),
+        "no task failed or finished on the way"
+    );
+}

@@ -490,16 +490,21 @@ pub static PATTERNS: &[Pattern] = &[
         r"(?i)^\s*(?:[>❯]\s*)?\[usage limit approaching\. checkpoint now:",
     ),
     // Warnings.
+    // Like hits, only where Claude itself prints a notice: a line of its own (a `⚠` status
+    // line) or right-aligned after a run of spaces as in a footer; never after a reply
+    // bullet or a tool result, where it would be the model's or a tool's words ("the
+    // buffer is approaching its size limit").
     pat(
         "approaching_limit",
         Role::Warning,
-        r"(?i)\bapproaching (?:your )?(?:[\w.-]+ ){0,3}limit\b",
+        r"(?i)(?:^\s*(?:⚠\s*)?|\S\s{3,})approaching (?:your )?(?:[\w.-]+ ){0,3}limit\b",
     ),
-    // The passive gauge: a meter reading, not a hit and not a warning.
+    // The passive gauge: a meter reading (and a warning), never a hit. Claude draws it
+    // right-aligned above the input box.
     pat(
         "used_percent_of_limit",
         Role::Gauge,
-        r"(?i)\byou['’]ve used (?P<pct>\d{1,3})% of your (?P<window>5-hour|session|weekly|(?:opus|sonnet|haiku)(?: [\w.]+)? weekly) limit\b",
+        r"(?i)(?:^\s*|\S\s{3,})you['’]ve used (?P<pct>\d{1,3})% of your (?P<window>5-hour|session|weekly|(?:opus|sonnet|haiku)(?: [\w.]+)? weekly) limit\b",
     ),
     // Claude's own waiting for the reset.
     pat(
@@ -958,6 +963,12 @@ fn scan_signals(region: &[Line], now: Timestamp, tz: &TimeZone, extra: &Extra) -
         let (name, role, rank) = match find(&line.text, is_signal) {
             Some((pattern, caps)) if pattern.role == Role::Gauge => {
                 gauge = gauge_of(pattern.name, &caps, &line.text, now, tz).or(gauge);
+                // Claude shows the gauge only once a warning threshold is passed, so it is
+                // also a warning (`on_warning`), never a hit.
+                warning = Some(Warning {
+                    pattern: pattern.name.to_string(),
+                    line: line.text.trim().to_string(),
+                });
                 continue;
             }
             Some((pattern, _)) => {

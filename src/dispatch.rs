@@ -473,6 +473,14 @@ impl Core {
             .work_seen
             .iter()
             .filter(|w| w.queue == t.queue && w.prompt == FirstPrompt::Pending && free(self, &w.session))
+            // One that needs the operator (text in its box ccl does not know it typed)
+            // will not show anything by itself, and ccl never submits that text.
+            .filter(|w| {
+                self.state
+                    .sessions
+                    .get(&w.session)
+                    .is_some_and(|s| s.attention.is_none())
+            })
             .map(|w| w.session.clone())
             .collect();
         let fresh = held_since_ms == self.now_ms;

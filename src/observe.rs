@@ -117,11 +117,22 @@ impl Shell {
     pub fn observe(&mut self, core: &Core, now_ms: i64) -> Observation {
         let config = core.config();
         // Each session is looked at (and later acted on) through the pane its Claude runs
-        // in, whatever pane the operator made active; see `tmux::parse_panes`.
-        self.tmux.pin_panes(&core.pane_pins());
+        // in, whatever pane the operator made active (see `tmux::parse_panes`): the pane
+        // ccl knows, else the one Claude's registry entry names (a session met already
+        // split, after state was lost).
+        let entries = read_registries(config);
+        let mut pins = core.pane_pins();
+        for (_, e) in &entries {
+            if let (Some(session), Some(pane)) = (&e.tmux_session, &e.tmux_pane) {
+                if config.is_managed(session) {
+                    pins.entry(session.clone()).or_insert_with(|| pane.clone());
+                }
+            }
+        }
+        self.tmux.pin_panes(&pins);
         let mut sessions = self.observe_tmux(config, now_ms);
         let registry = match &sessions {
-            Some(list) => observe_registry(config, list),
+            Some(list) => observe_registry(config, list, entries),
             None => Vec::new(),
         };
         for s in sessions
@@ -357,25 +368,41 @@ fn observe_work(core: &Core, registry: &[RegistrySeen], queues: &[QueueObs]) -> 
 }
 
 /// Registry entries of running Claudes that sit in managed sessions.
-pub(crate) fn observe_registry(config: &Config, sessions: &[SessionObs]) -> Vec<RegistrySeen> {
+/// Every account's registry entries, with the account's name.
+pub(crate) fn read_registries(config: &Config) -> Vec<(String, transcript::RegistryEntry)> {
+    config
+        .accounts
+        .iter()
+        .flat_map(|a| {
+            transcript::read_registry(&a.home)
+                .into_iter()
+                .map(move |e| (a.name.clone(), e))
+        })
+        .collect()
+}
+
+/// The registry entries of Claudes in listed managed sessions.
+pub(crate) fn observe_registry(
+    config: &Config,
+    sessions: &[SessionObs],
+    entries: Vec<(String, transcript::RegistryEntry)>,
+) -> Vec<RegistrySeen> {
     let managed: BTreeSet<&str> = sessions
         .iter()
         .filter(|s| config.is_managed(&s.name))
         .map(|s| s.name.as_str())
         .collect();
     let mut out = Vec::new();
-    for account in &config.accounts {
-        for entry in transcript::read_registry(&account.home) {
-            let Some(session) = entry.tmux_session.clone() else {
-                continue;
-            };
-            if managed.contains(session.as_str()) {
-                out.push(RegistrySeen {
-                    session,
-                    account: account.name.clone(),
-                    entry,
-                });
-            }
+    for (account, entry) in entries {
+        let Some(session) = entry.tmux_session.clone() else {
+            continue;
+        };
+        if managed.contains(session.as_str()) {
+            out.push(RegistrySeen {
+                session,
+                account,
+                entry,
+            });
         }
     }
     out

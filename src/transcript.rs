@@ -456,6 +456,9 @@ pub struct RegistryEntry {
     pub status: Option<String>,
     /// The session name from the "tmux" field `"<session>:@win.%pane"`.
     pub tmux_session: Option<String>,
+    /// The pane (`%N`) from the same field: where in that session this Claude runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tmux_pane: Option<String>,
     pub updated_at_ms: Option<i64>,
 }
 
@@ -516,12 +519,21 @@ fn read_registry_file(path: &Path) -> Option<RegistryEntry> {
         cwd: PathBuf::from(cwd),
         status: text("status"),
         tmux_session: text("tmux").as_deref().and_then(tmux_session_name),
+        tmux_pane: text("tmux").as_deref().and_then(tmux_pane_id),
         updated_at_ms: fields.get("updatedAt").and_then(epoch_ms),
     })
 }
 
 /// The session part of `"<session>:@win.%pane"`. tmux forbids ':' in session names, so the first
 /// ':' ends the name; the '@' check rejects other shapes (such as a `$TMUX` socket string).
+/// `%N` of `"<session>:@win.%N"`.
+fn tmux_pane_id(field: &str) -> Option<String> {
+    tmux_session_name(field)?;
+    let (_, pane) = field.rsplit_once('.')?;
+    let digits = pane.strip_prefix('%')?;
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then(|| pane.to_owned())
+}
+
 fn tmux_session_name(field: &str) -> Option<String> {
     let (session, target) = field.split_once(':')?;
     (!session.is_empty() && target.starts_with('@')).then(|| session.to_owned())
@@ -974,6 +986,7 @@ mod tests {
                     cwd: PathBuf::from("/home/op"),
                     status: Some("busy".to_owned()),
                     tmux_session: Some("ccl-auto-11".to_owned()),
+                    tmux_pane: Some("%7".to_owned()),
                     updated_at_ms: Some(1_777_615_361_000),
                 },
                 RegistryEntry {
@@ -982,6 +995,7 @@ mod tests {
                     cwd: PathBuf::from("/home/op/src/app"),
                     status: Some("idle".to_owned()),
                     tmux_session: Some("ccl-1-conformvault".to_owned()),
+                    tmux_pane: Some("%1".to_owned()),
                     updated_at_ms: Some(1_777_615_361_512),
                 },
             ]

@@ -425,6 +425,7 @@ struct Figures {
     kills_while_failing: usize,
     corrupt_states: usize,
     lost_states: usize,
+    splits: usize,
 }
 
 /// Drops a task into the inbox as a careful script does (write aside, rename in).
@@ -454,8 +455,8 @@ fn filed_bodies(fleet: &Fleet) -> BTreeMap<String, Vec<String>> {
 
 /// The seeded fault campaign of issue 20: tasks keep arriving (some under a name used
 /// before) while the daemon is killed with SIGKILL at random moments, its state saves
-/// fail for a while (and it is killed during some of those), and its state file is
-/// corrupted or lost across a restart. At the end every task's prompt reached Claude
+/// fail for a while (and it is killed during some of those), its state file is
+/// corrupted or lost across a restart, and pool windows are split by "the operator". At the end every task's prompt reached Claude
 /// exactly once per attempt, and every file is in exactly one place.
 /// `CCL_FAULT_SEED=N` replays a run; the seed is printed first.
 #[test]
@@ -482,11 +483,19 @@ fn a_seeded_fault_campaign_runs_every_task_exactly_once() {
         &[("submit_delay = \"200ms\"", "submit_delay = \"200ms\"\nsettle = \"0s\"")],
     );
     let mut rng = Rng(seed.max(1));
+    let mut splits = Rng((seed ^ 0x5B11_7000).max(1));
     let mut figures = Figures::default();
     let mut bodies: Vec<String> = Vec::new();
     const N: usize = 56;
     fleet.start(None);
     let mut next = 0;
+    // Panes the "operator" split off pool sessions, closed again at the next fault.
+    let mut split_panes: Vec<String> = Vec::new();
+    let close_splits = |fleet: &Fleet, panes: &mut Vec<String>| {
+        for pane in panes.drain(..) {
+            let _ = fleet.tmux_raw(&["kill-pane", "-t", &pane]);
+        }
+    };
     while next < N {
         // A batch of tasks; about one in four reuses the nightly script's name.
         for _ in 0..1 + rng.below(4) {
@@ -507,6 +516,19 @@ fn a_seeded_fault_campaign_runs_every_task_exactly_once() {
         }
         // Then one fault, at a random moment of whatever is in flight.
         std::thread::sleep(Duration::from_millis(rng.below(1200)));
+        close_splits(&fleet, &mut split_panes);
+        // Beside the fault, now and then the operator splits a pool session's window (the
+        // new pane becomes the active one) and leaves it so until the next fault. Drawn
+        // from a stream of its own, so adding it left the other faults' order as it was.
+        if splits.below(3) == 0 {
+            let session = format!("ccl-auto-{}", 11 + splits.below(3));
+            let out = fleet.tmux_raw(&["split-window", "-t", &format!("={session}:"), "-P", "-F", "#{pane_id}"]);
+            let pane = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if out.status.success() && !pane.is_empty() {
+                figures.splits += 1;
+                split_panes.push(pane);
+            }
+        }
         match rng.below(10) {
             0..=4 => {
                 fleet.crash();
@@ -540,6 +562,7 @@ fn a_seeded_fault_campaign_runs_every_task_exactly_once() {
             }
         }
     }
+    close_splits(&fleet, &mut split_panes);
     figures.tasks = bodies.len();
     common::wait_until("every task filed", Duration::from_secs(120), || {
         let filed: usize = filed_bodies(&fleet).values().map(Vec::len).sum();
@@ -587,7 +610,7 @@ fn a_seeded_fault_campaign_runs_every_task_exactly_once() {
         }
     }
     eprintln!(
-        "fault campaign seed {seed}: {} tasks ({} under a reused name), {} kill -9, {} failing saves ({} killed while failing), {} corrupt and {} lost state files; duplicates: {}; {:?}",
+        "fault campaign seed {seed}: {} tasks ({} under a reused name), {} kill -9, {} failing saves ({} killed while failing), {} corrupt and {} lost state files, {} split windows; duplicates: {}; {:?}",
         figures.tasks,
         figures.reused,
         figures.kills,
@@ -595,6 +618,7 @@ fn a_seeded_fault_campaign_runs_every_task_exactly_once() {
         figures.kills_while_failing,
         figures.corrupt_states,
         figures.lost_states,
+        figures.splits,
         duplicates.len(),
         started.elapsed()
     );
@@ -692,4 +716,37 @@ fn a_split_window_neither_requeues_nor_reruns_the_task_in_it() {
     fleet.stop();
     let n = fleet.received().iter().filter(|r| r["text"] == second).count();
     assert_eq!(n, 1, "started again elsewhere; log:\n{}", fleet.log());
+}
+
+#[test]
+fn a_session_met_split_with_no_record_is_read_through_the_pane_claude_says_it_runs_in() {
+    if !common::tmux_tier() {
+        return;
+    }
+    let spec = FleetSpec {
+        pool_min: 2,
+        pool_max: 2,
+        tick: "200ms".into(),
+        ..Default::default()
+    };
+    let mut fleet = Fleet::new("splitlost", spec);
+    fleet.start(None);
+    let body = "a task in a window split while ccl was away [fake:work=5s]";
+    let name = fleet.enqueue("q", body);
+    fleet.wait_log(": task submitted", Duration::from_secs(30));
+    let session = carrying(&fleet);
+    fleet.crash();
+    // While ccl is down its record goes, and the operator splits that window.
+    fs::remove_file(fleet.state_dir().join("state.json")).unwrap();
+    fleet.tmux(&["split-window", "-t", &format!("={session}:")]);
+    let from = fleet.log().len();
+    fleet.start(None);
+    fleet.wait_log_from(from, "adopted, not requeued", Duration::from_secs(10));
+    fleet.wait_done("q", 1, Duration::from_secs(30));
+    fleet.stop();
+    let log = fleet.log();
+    assert!(!log[from..].contains("back to inbox"), "requeued:\n{log}");
+    let n = fleet.received().iter().filter(|r| r["text"] == body).count();
+    assert_eq!(n, 1, "the prompt reached Claude {n} times; log:\n{log}");
+    assert_eq!(fleet.tasks("q", "done"), [name]);
 }

@@ -604,6 +604,7 @@ impl World {
                             .into(),
                         ),
                         tmux_session: Some(name.clone()),
+                        tmux_pane: None,
                         updated_at_ms: None,
                     },
                 });

@@ -1544,6 +1544,7 @@ fn an_account_that_cannot_work_is_unhealthy_never_chosen_and_its_sessions_move()
     let mut s = Sim::new(&Setup {
         accounts: vec!["a", "b", "c"],
         dedicated: vec![],
+        on_account_unhealthy: "notify-send unhealthy",
         ..Setup::default()
     });
     // b's login was revoked: any prompt under it ends on the 401.
@@ -1565,12 +1566,15 @@ fn an_account_that_cannot_work_is_unhealthy_never_chosen_and_its_sessions_move()
         "{}",
         render(&acts)
     );
-    let hooks = s
-        .actions()
+    let hooks: Vec<&Action> = acts
         .iter()
         .filter(|a| matches!(a, Action::RunHook { event, .. } if event == "on_account_unhealthy"))
-        .count();
-    assert_eq!(hooks, 0, "no hook command configured in the simulation");
+        .collect();
+    assert!(
+        matches!(hooks[..], [Action::RunHook { env, .. }] if env.iter().any(|(k, v)| k == "CCL_ACCOUNT" && v == "b")
+            && env.iter().any(|(k, v)| k == "CCL_REASON" && v.contains("revoked"))),
+        "the hook once, naming b and why: {hooks:?}"
+    );
     assert!(s.state().accounts["b"]
         .unhealthy
         .as_deref()
@@ -1591,6 +1595,12 @@ fn an_account_that_cannot_work_is_unhealthy_never_chosen_and_its_sessions_move()
     assert!(!logs(&acts).iter().any(|l| l.contains("to b")), "{}", render(&acts));
     assert!(s.state().all_exhausted);
 
+    let fired = s
+        .actions()
+        .iter()
+        .filter(|a| matches!(a, Action::RunHook { event, .. } if event == "on_account_unhealthy"))
+        .count();
+    assert_eq!(fired, 1, "on_account_unhealthy fires once");
     // The operator fixed b's login.
     s.world.exhausted.remove("b");
     s.world.request(

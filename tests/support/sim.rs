@@ -81,6 +81,8 @@ pub struct Setup {
     pub settle: &'static str,
     /// `hooks.on_needs_attention` ("" = none).
     pub on_needs_attention: &'static str,
+    /// `hooks.on_account_unhealthy` ("" = none).
+    pub on_account_unhealthy: &'static str,
     /// `quota.swap_at`.
     pub swap_at: u32,
 }
@@ -97,6 +99,7 @@ impl Default for Setup {
             task_timeout: "2h",
             settle: "2s",
             on_needs_attention: "",
+            on_account_unhealthy: "",
             swap_at: 95,
         }
     }
@@ -133,7 +136,10 @@ impl Setup {
             "[dispatch]\nsettle = \"{}\"\nsubmit_delay = \"500ms\"\ntask_timeout = \"{}\"\ncontinue_prompt = \"{CONTINUE_PROMPT}\"\n",
             self.settle, self.task_timeout
         );
-        text += &format!("[hooks]\non_needs_attention = {:?}\n", self.on_needs_attention);
+        text += &format!(
+            "[hooks]\non_needs_attention = {:?}\non_account_unhealthy = {:?}\n",
+            self.on_needs_attention, self.on_account_unhealthy
+        );
         Config::parse(&text, Path::new("/etc/ccl.toml"), Some(Path::new("/home/dev")))
             .unwrap_or_else(|e| panic!("simulated configuration: {e:#}\n{text}"))
     }

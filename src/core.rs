@@ -81,6 +81,10 @@ pub enum FirstPrompt {
     Pending,
     /// The body of this task in the queue's `running/`.
     Task { task: String },
+    /// No prompt yet, and the body of this task in `running/` sits unsent in Claude's
+    /// input box: ccl's own paste, cut off before its Enter by a crash that also lost
+    /// `state.json`.
+    InBox { task: String },
     /// Something that is no task in `running/`.
     Other,
 }

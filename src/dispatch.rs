@@ -15,7 +15,7 @@ use crate::core::{
     limits, Action, Activity, AfterLaunch, Assignment, BadFile, Core, FirstPrompt, Kind, Observation, Seen, TaskRef,
 };
 use crate::queue::InboxEntry;
-use crate::sessions::{Continue, ShellLine};
+use crate::sessions::{Continue, ShellLine, FOREIGN_BOX_TEXT};
 
 impl Core {
     pub(crate) fn scan_dispatch(&mut self, obs: &Observation) {
@@ -469,6 +469,15 @@ impl Core {
             let session = w.session.clone();
             return self.adopt(&session, t);
         }
+        let pasted = obs.work_seen.iter().find(|w| {
+            w.queue == t.queue
+                && matches!(&w.prompt, FirstPrompt::InBox { task } if *task == t.task)
+                && free(self, &w.session)
+        });
+        if let Some(w) = pasted {
+            let session = w.session.clone();
+            return self.adopt_pasted(&session, t);
+        }
         let maybe: Vec<String> = obs
             .work_seen
             .iter()
@@ -507,6 +516,38 @@ impl Core {
             task: t.task.clone(),
             reason,
         });
+    }
+
+    /// Takes `task` as the work of `session`, whose input box holds the task's body
+    /// unsent: ccl's own paste, so its Enter is ccl's to press (this turn, by the watcher).
+    fn adopt_pasted(&mut self, session: &str, task: TaskRef) {
+        let key = task.to_string();
+        let attempt = self.state.attempts.get(&key).copied().unwrap_or(1).max(1);
+        self.state.attempts.insert(key, attempt);
+        let now_ms = self.now_ms;
+        self.log(format!(
+            "{session}: {task}: its body waits unsent in the input box (pasted before a restart); adopted, Enter follows"
+        ));
+        let at_ms = now_ms - self.config.dispatch.submit_delay.0 as i64;
+        let s = self.state.sessions.get_mut(session).expect("session exists");
+        // The text flagged as not ccl's turned out to be ccl's own paste.
+        if s.attention.as_deref().is_some_and(|a| a.starts_with(FOREIGN_BOX_TEXT)) {
+            s.attention = None;
+        }
+        s.assignment = Some(Assignment {
+            task,
+            claimed_ms: now_ms,
+            started_ms: None,
+            attempt,
+            adopted: Some(format!(
+                "adopted from {session} at {}: ccl had no record of it, and its body was unsent in that session's input box",
+                crate::util::rfc3339(now_ms)
+            )),
+        });
+        s.activity = Activity::Pasted {
+            at_ms,
+            text: crate::core::PasteKind::Task,
+        };
     }
 
     /// Takes `task` as the work of `session`, whose Claude was found working on it.

@@ -25,7 +25,7 @@ use crate::core::{
 use crate::hooks::Hooks;
 use crate::tmux::{PaneInfo, Tmux};
 use crate::transcript::{self, TranscriptReader};
-use crate::{procs, queue, state};
+use crate::{procs, queue, screen, state};
 
 /// The shell: owns the tmux port and everything with I/O that the loop needs between
 /// turns (transcript offsets, running hooks, claims that failed).
@@ -155,7 +155,7 @@ impl Shell {
         };
         let queues = self.observe_queues(config);
         let work_seen = if core.wants_work_seen() {
-            observe_work(core, &registry, &queues)
+            observe_work(core, &registry, &queues, sessions.as_deref().unwrap_or(&[]))
         } else {
             Vec::new()
         };
@@ -313,7 +313,7 @@ impl Shell {
 /// For each pool session that carries no task and whose Claude works in the project of a
 /// queue with files in `running/`: its conversation's first prompt, matched against the
 /// bodies of those files (read once per turn per queue).
-fn observe_work(core: &Core, registry: &[RegistrySeen], queues: &[QueueObs]) -> Vec<WorkSeen> {
+fn observe_work(core: &Core, registry: &[RegistrySeen], queues: &[QueueObs], panes: &[SessionObs]) -> Vec<WorkSeen> {
     let config = core.config();
     let projects = config.shared.target.join("projects");
     let mut bodies: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
@@ -351,7 +351,25 @@ fn observe_work(core: &Core, registry: &[RegistrySeen], queues: &[QueueObs]) -> 
                     None => FirstPrompt::Other,
                 }
             }
-            Ok(None) => FirstPrompt::Pending,
+            Ok(None) => {
+                // No prompt yet: a task's body unsent in the box is ccl's own paste from
+                // before a crash (what else matches a file in running/ exactly).
+                let in_box = panes
+                    .iter()
+                    .find(|p| p.name == r.session)
+                    .and_then(|p| p.capture.as_deref())
+                    .and_then(|c| screen::analyze(c, jiff::Timestamp::UNIX_EPOCH, &jiff::tz::TimeZone::UTC).input);
+                let bodies = bodies.entry(q.name.clone()).or_insert_with(|| {
+                    running
+                        .iter()
+                        .filter_map(|name| queue::read_running(q, name).ok().map(|b| (name.clone(), b)))
+                        .collect()
+                });
+                match in_box.and_then(|text| bodies.iter().find(|(_, body)| transcript::prompt_is(&text, body))) {
+                    Some((name, _)) => FirstPrompt::InBox { task: name.clone() },
+                    None => FirstPrompt::Pending,
+                }
+            }
             Err(e) => {
                 // Unreadable is not proof of anything: treated as "no prompt yet".
                 log::warn!("cannot read transcript {}: {e:#}", path.display());

@@ -328,13 +328,18 @@ impl Core {
                 }
             }
             if !self.state.sessions[name].pane_lost {
-                self.track_attention(name, seen);
+                // A task's body unsent in the box is ccl's own paste (dispatch adopts it).
+                let own_paste = obs
+                    .work_seen
+                    .iter()
+                    .any(|w| w.session == *name && matches!(w.prompt, crate::core::FirstPrompt::InBox { .. }));
+                self.track_attention(name, seen, own_paste);
             }
             self.keep_alive(index, name, *kind, workdir, seen, seen_before, first_sight);
         }
     }
 
-    fn track_attention(&mut self, name: &str, seen: Seen) {
+    fn track_attention(&mut self, name: &str, seen: Seen, own_paste: bool) {
         let screen_reason = match seen {
             Seen::Attention => Some(
                 self.screens
@@ -355,7 +360,7 @@ impl Core {
         let foreign = {
             let s = &self.state.sessions[name];
             let free = matches!(s.activity, Activity::Free) && s.attention.is_none();
-            (s.kind == Kind::Pool && free && screen_reason.is_none())
+            (s.kind == Kind::Pool && free && screen_reason.is_none() && !own_paste)
                 .then(|| self.foreign_text(name))
                 .flatten()
         };

@@ -1751,3 +1751,38 @@ fn a_limit_on_the_target_of_a_swap_before_the_limit_moves_the_fleet_on() {
         "no task failed or finished on the way"
     );
 }
+
+#[test]
+fn a_lost_state_finds_its_own_paste_unsent_and_presses_its_enter() {
+    let mut s = Sim::new(&Setup {
+        pool: 1,
+        dedicated: vec![],
+        on_needs_attention: "notify-send ccl",
+        ..Setup::default()
+    });
+    s.world.report_work = true;
+    // Killed between the paste and its Enter, and state.json is gone: the task's body
+    // sits unsent in the box, the task in running/.
+    s.world.enqueue("alpha", "t.md");
+    s.until(10, "pasted", |_, a| {
+        a.iter().any(|a| matches!(a, Action::PasteTask { .. }))
+    });
+    s.restart_without_state();
+    let acts = s.until(5, "submitted", |s, _| working(s, S11));
+    assert!(
+        logs(&acts)
+            .iter()
+            .any(|l| l.contains("its body waits unsent in the input box") && l.contains("adopted")),
+        "{}",
+        render(&acts)
+    );
+    assert_eq!(
+        attention_hooks(&acts, S11),
+        0,
+        "ccl's own paste is not the operator's text"
+    );
+    assert!(!acts.iter().any(|a| matches!(a, Action::RequeueTask { .. })));
+    s.world.busy_turns = 2;
+    let acts = s.until(20, "done", |s, _| s.world.queues["alpha"].done.len() == 1);
+    assert!(claims(&acts).is_empty(), "run again:\n  {}", render(&acts));
+}

@@ -192,6 +192,9 @@ pub struct Pane {
     pub ignores_term: bool,
     /// The task whose body began this pane's conversation (what its transcript shows).
     pub first_task: Option<TaskRef>,
+    /// The task whose body was pasted into the box and not yet submitted (it becomes the
+    /// conversation's first prompt only with its Enter).
+    pub pasted: Option<TaskRef>,
     /// Text the operator typed and did not send: on the shell's command line, or in
     /// Claude's input box. ccl must never press Enter on it, type after it or erase it.
     pub draft: String,
@@ -352,6 +355,7 @@ impl World {
                 background: Vec::new(),
                 ignores_term: false,
                 first_task: None,
+                pasted: None,
                 draft: String::new(),
                 continues_at_ms: None,
                 exits_on_prompt: false,
@@ -548,10 +552,16 @@ impl World {
             if running.is_empty() {
                 continue;
             }
-            let prompt = match &p.first_task {
-                None => FirstPrompt::Pending,
-                Some(t) if t.queue == q.name && running.contains(&t.task) => FirstPrompt::Task { task: t.task.clone() },
-                Some(_) => FirstPrompt::Other,
+            let prompt = match (&p.first_task, &p.pasted) {
+                // As the shell does: an unsent paste of a running task's body in the box.
+                (None, Some(t)) if p.screen == Screen::Pasted && t.queue == q.name && running.contains(&t.task) => {
+                    FirstPrompt::InBox { task: t.task.clone() }
+                }
+                (None, _) => FirstPrompt::Pending,
+                (Some(t), _) if t.queue == q.name && running.contains(&t.task) => {
+                    FirstPrompt::Task { task: t.task.clone() }
+                }
+                (Some(_), _) => FirstPrompt::Other,
             };
             out.push(WorkSeen {
                 session: name.clone(),
@@ -746,7 +756,7 @@ impl World {
                 Action::TypeLine { session, line } => self.type_line(session, line),
                 Action::PasteText { session, .. } | Action::PasteTask { session, .. } => {
                     if let (Action::PasteTask { queue, task, .. }, Some(p)) = (action, self.panes.get_mut(session)) {
-                        p.first_task.get_or_insert(TaskRef {
+                        p.pasted = Some(TaskRef {
                             queue: queue.clone(),
                             task: task.clone(),
                         });
@@ -935,6 +945,7 @@ impl World {
                     p.account = Some(account.clone());
                     if p.conversation.as_deref() != Some(l.id.as_str()) {
                         p.first_task = None;
+                        p.pasted = None;
                     }
                     p.conversation = Some(l.id.clone());
                     p.cwd = l.cwd.into();
@@ -989,6 +1000,9 @@ impl World {
                 p.account = None;
             }
             ("Enter", Screen::Pasted) => {
+                if let Some(t) = p.pasted.take() {
+                    p.first_task.get_or_insert(t);
+                }
                 let left = p.next_busy.take().unwrap_or(busy_turns);
                 p.screen = Screen::Busy { left };
             }

@@ -156,6 +156,33 @@ fn lay_out(root: &Path, args: &Args, socket: &str) -> Result<()> {
     for sub in ["home", "bin", "pool", "state", "projects/q"] {
         fs::create_dir_all(root.join(sub))?;
     }
+    // Every session works on a task of the one queue at once: each in its own worktree.
+    let project = root.join("projects/q");
+    fs::write(project.join("README.md"), "bench\n")?;
+    for args in [
+        &["init", "-q"][..],
+        &["add", "README.md"],
+        &[
+            "-c",
+            "user.name=bench",
+            "-c",
+            "user.email=bench@localhost",
+            "-c",
+            "commit.gpgsign=false",
+            "commit",
+            "-q",
+            "-m",
+            "bench",
+        ],
+    ] {
+        let status = Command::new("git").arg("-C").arg(&project).args(args).status()?;
+        anyhow::ensure!(
+            status.success(),
+            "git {} failed in {}",
+            args.join(" "),
+            project.display()
+        );
+    }
     std::os::unix::fs::symlink(sibling_binary("ccl-fake-claude")?, root.join("bin/claude"))?;
     let links = ["projects", "file-history", "session-env"];
     for l in links {
@@ -178,7 +205,7 @@ fn lay_out(root: &Path, args: &Args, socket: &str) -> Result<()> {
          [[account]]\nname = \"b\"\nhome = \"{r}/accounts/b\"\n\n\
          [shared]\ntarget = \"{r}/shared\"\n\n\
          [pool]\nmin = {n}\nmax = {n}\nworkdir = \"{r}/pool\"\n\n\
-         [[queue]]\nname = \"q\"\nproject = \"{r}/projects/q\"\n",
+         [[queue]]\nname = \"q\"\nproject = \"{r}/projects/q\"\nisolation = \"worktree\"\n",
         tick = args.tick,
     );
     fs::write(root.join("ccl.toml"), config)?;

@@ -151,6 +151,14 @@ pub enum Command {
         #[command(subcommand)]
         action: AccountAction,
     },
+    /// The task worktrees of isolated queues with their state; `prune` removes the clean, merged ones
+    #[command(
+        after_help = "Examples:\n  ccl worktrees\n  git -C ~/src/app log --oneline main..ccl/fix-login   # review a task's branch\n  ccl worktrees prune   # remove clean, merged ones; says why it kept the others"
+    )]
+    Worktrees {
+        #[command(subcommand)]
+        action: Option<WorktreesAction>,
+    },
     /// A self-contained demonstration on a private tmux server; needs no Claude account
     #[command(
         after_help = "Examples:\n  ccl demo\n  ccl demo --keep     # keep its directory and tmux server to look around"
@@ -197,6 +205,12 @@ pub enum AccountAction {
         /// The account's name in ccl.toml
         name: String,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WorktreesAction {
+    /// Remove every worktree that is clean, merged and unused (and its branch); say why each other one is kept
+    Prune,
 }
 
 /// An error that maps to exit code 2.
@@ -276,6 +290,15 @@ pub fn run(cli: Cli) -> Result<bool> {
                 AccountAction::Disable { name } => (name, false),
             };
             request(&config()?, RequestKind::Account { account, enable })
+        }
+        Command::Worktrees { action } => {
+            let config = config()?;
+            let st = state::load_quiet(&config.state_file());
+            let mut out = std::io::stdout();
+            match action {
+                None => crate::worktree::cmd_list(&config, st.as_ref(), &mut out),
+                Some(WorktreesAction::Prune) => crate::worktree::cmd_prune(&config, st.as_ref(), &mut out),
+            }
         }
         Command::Demo { keep } => crate::demo::run(keep),
         Command::Completions { shell } => {
@@ -598,6 +621,8 @@ pub fn status_json(config: &Config, st: Option<&State>, daemon_pid: Option<u32>,
                 "task": s.assignment.as_ref().map(|a| a.task.to_string()),
                 "attention": s.attention,
                 "adopted": s.assignment.as_ref().and_then(|a| a.adopted.clone()),
+                "worktree": s.assignment.as_ref().and_then(|a| a.worktree.as_ref()).map(|w| &w.path),
+                "branch": s.assignment.as_ref().and_then(|a| a.worktree.as_ref()).map(|w| &w.branch),
             }))
         })
         .collect();
@@ -618,6 +643,8 @@ pub fn status_json(config: &Config, st: Option<&State>, daemon_pid: Option<u32>,
                 "paused": st.is_some_and(|s| s.paused.is_paused(&q.name)),
                 "held": st.map(|s| s.held.iter().filter(|(t, _)| t.queue == q.name).map(|(t, _)| t.task.clone()).collect::<Vec<_>>()).unwrap_or_default(),
                 "renamed": renamed,
+                "max_running": q.max_running,
+                "isolation": q.isolation,
             })
         })
         .collect();
@@ -663,6 +690,7 @@ fn usage_json(u: &crate::core::Usage, now_ms: i64) -> serde_json::Value {
 fn activity_name(a: &Activity) -> &'static str {
     match a {
         Activity::Free => "-",
+        Activity::Preparing { .. } => "preparing",
         Activity::Launching { .. } => "launching",
         Activity::Pasted { .. } => "pasting",
         Activity::Submitted { .. } => "submitting",
@@ -878,6 +906,17 @@ pub fn render_status_in(v: &serde_json::Value, width: usize, tz: &jiff::tz::Time
     }
     out.push_str(&cut(STATUS_LEGEND, width));
     out.push('\n');
+    // The worktree of each running task of an isolated queue.
+    let mut worktrees = vec![["SESSION", "BRANCH", "WORKTREE"].map(String::from).to_vec()];
+    for x in v["sessions"].as_array().into_iter().flatten() {
+        if !x["worktree"].is_null() {
+            worktrees.push(vec![s(&x["name"]), s(&x["branch"]), s(&x["worktree"])]);
+        }
+    }
+    if worktrees.len() > 1 {
+        out.push('\n');
+        out.push_str(&fit_table(&worktrees, width, &[2, 1]));
+    }
     let mut rows = vec![["QUEUE", "INBOX", "RUNNING", "DONE", "FAILED", "HELD", "PAUSED"]
         .map(String::from)
         .to_vec()];
@@ -890,7 +929,7 @@ pub fn render_status_in(v: &serde_json::Value, width: usize, tz: &jiff::tz::Time
         rows.push(vec![
             s(&q["name"]),
             s(&q["inbox"]),
-            s(&q["running"]),
+            format!("{}/{}", s(&q["running"]), s(&q["max_running"])),
             s(&q["done"]),
             s(&q["failed"]),
             q["held"].as_array().map_or(0, Vec::len).to_string(),

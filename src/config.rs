@@ -230,6 +230,22 @@ struct RawQueue {
     project: String,
     #[serde(default)]
     slash_commands: bool,
+    #[serde(default)]
+    max_running: Option<u32>,
+    #[serde(default)]
+    isolation: Isolation,
+    #[serde(default)]
+    worktree_dir: Option<String>,
+}
+
+/// Where a queue's tasks run: all in the project's checkout, or each in its own git
+/// worktree on its own branch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Isolation {
+    #[default]
+    None,
+    Worktree,
 }
 
 #[derive(Debug, Deserialize)]
@@ -428,11 +444,46 @@ pub struct Queue {
     /// the session rather than being a prompt.
     #[serde(default)]
     pub slash_commands: bool,
+    /// Tasks of this queue running at once: 1 without isolation (one checkout never has
+    /// two agents), the pool size with worktrees unless set.
+    #[serde(default = "one")]
+    pub max_running: u32,
+    #[serde(default)]
+    pub isolation: Isolation,
+    /// Where task worktrees are created (`PROJECT/.agent-queue/worktrees` by default).
+    #[serde(default)]
+    pub worktree_dir: PathBuf,
+}
+
+fn one() -> u32 {
+    1
 }
 
 impl Queue {
+    /// A queue without isolation (one task at a time), as a `[[queue]]` with only
+    /// `name` and `project` gives.
+    pub fn new(name: &str, project: PathBuf) -> Queue {
+        Queue {
+            name: name.into(),
+            worktree_dir: project.join(".agent-queue").join("worktrees"),
+            project,
+            max_running: 1,
+            isolation: Isolation::None,
+            slash_commands: false,
+        }
+    }
+
     pub fn dir(&self, state: &str) -> PathBuf {
         self.project.join(".agent-queue").join(state)
+    }
+
+    /// Whether a Claude working in `cwd` works for this queue: in its project, or (when
+    /// isolated) in one of its task worktrees.
+    pub fn holds_workdir(&self, cwd: &Path) -> bool {
+        cwd == self.project
+            || (self.isolation == Isolation::Worktree
+                && cwd.starts_with(&self.worktree_dir)
+                && cwd != self.worktree_dir)
     }
 }
 
@@ -821,10 +872,24 @@ fn from_raw(raw: RawConfig, path: &Path, base: &Path, home: Option<&Path>, probl
         .queue
         .iter()
         .enumerate()
-        .map(|(i, q)| Queue {
-            name: q.name.clone(),
-            project: res(&q.project, &["queue", &i.to_string(), "project"]),
-            slash_commands: q.slash_commands,
+        .map(|(i, q)| {
+            let project = res(&q.project, &["queue", &i.to_string(), "project"]);
+            let worktree_dir = match &q.worktree_dir {
+                Some(dir) => res(dir, &["queue", &i.to_string(), "worktree_dir"]),
+                None => project.join(".agent-queue").join("worktrees"),
+            };
+            let max_running = q.max_running.unwrap_or(match q.isolation {
+                Isolation::None => 1,
+                Isolation::Worktree => raw.pool.max,
+            });
+            Queue {
+                name: q.name.clone(),
+                project,
+                max_running,
+                isolation: q.isolation,
+                worktree_dir,
+                slash_commands: q.slash_commands,
+            }
         })
         .collect();
 
@@ -1063,6 +1128,39 @@ fn validate(c: &Config, problems: &mut Problems) {
                 format!("queue project {} is used by more than one queue", q.project.display()),
             );
         }
+        if q.max_running < 1 {
+            problems.at(
+                &[&["queue", &n, "max_running"]],
+                format!("queue '{}': max_running must be at least 1", q.name),
+            );
+        }
+        if q.isolation == Isolation::None && q.max_running > 1 {
+            problems.at(
+                &[&["queue", &n, "max_running"]],
+                format!(
+                    "queue '{}': max_running = {} needs isolation = \"worktree\" (without isolation all tasks share one checkout, so at most 1 runs at once)",
+                    q.name, q.max_running
+                ),
+            );
+        }
+        if q.isolation == Isolation::Worktree {
+            // The queue's own directories are taken by rename and scanned: a worktree
+            // among them would be scanned as tasks or moved with them.
+            let queue_root = q.project.join(".agent-queue");
+            if crate::queue::STATES
+                .iter()
+                .any(|s| q.worktree_dir.starts_with(queue_root.join(s)))
+            {
+                problems.at(
+                    &[&["queue", &n, "worktree_dir"]],
+                    format!(
+                        "queue '{}': worktree_dir {} lies inside one of the queue's task directories",
+                        q.name,
+                        q.worktree_dir.display()
+                    ),
+                );
+            }
+        }
     }
     if c.quota.confirm_polls == 0 {
         problems.at(&[&["quota", "confirm_polls"]], "quota.confirm_polls must be at least 1");
@@ -1134,6 +1232,19 @@ mod tests {
         assert_eq!(c.pool.names().last().as_deref(), Some("ccl-auto-20"));
         assert_eq!(c.daemon.state_dir, Path::new("/home/op/.local/state/ccl"));
         assert!(c.accounts.len() >= 2);
+
+        // The commented example queue, with every key it documents, parses too.
+        let start = text.find("# [[queue]]").expect("an example queue");
+        let block: String = text[start..]
+            .lines()
+            .take_while(|l| !l.trim().is_empty())
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(block.contains("isolation") && block.contains("worktree_dir"), "{block}");
+        let c = Config::parse(&format!("{text}\n{block}"), &path, Some(Path::new("/home/op"))).unwrap();
+        assert_eq!((c.queues[0].max_running, c.queues[0].isolation), (1, Isolation::None));
     }
 
     #[test]
@@ -1313,6 +1424,43 @@ project = "/p"
                 && err.contains("is the same directory as account 'a' home"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn queue_bounds_and_isolation_have_their_defaults_and_rules() {
+        let text = format!(
+            "{MINIMAL}[pool]\nmin = 4\nmax = 4\n[[queue]]\nname = \"plain\"\nproject = \"/p\"\n\
+             [[queue]]\nname = \"iso\"\nproject = \"/i\"\nisolation = \"worktree\"\n\
+             [[queue]]\nname = \"two\"\nproject = \"/t\"\nisolation = \"worktree\"\nmax_running = 2\nworktree_dir = \"~/wt\"\n"
+        );
+        let c = parse(&text).unwrap();
+        let q = |n: &str| c.queue(n).unwrap().clone();
+        assert_eq!((q("plain").max_running, q("plain").isolation), (1, Isolation::None));
+        assert_eq!((q("iso").max_running, q("iso").isolation), (4, Isolation::Worktree));
+        assert_eq!(q("iso").worktree_dir, Path::new("/i/.agent-queue/worktrees"));
+        assert_eq!(q("two").max_running, 2);
+        assert_eq!(q("two").worktree_dir, Path::new("/home/op/wt"));
+
+        let err = parse(&format!(
+            "{MINIMAL}[[queue]]\nname = \"q\"\nproject = \"/p\"\nmax_running = 3\n\
+             [[queue]]\nname = \"z\"\nproject = \"/z\"\nmax_running = 0\n\
+             [[queue]]\nname = \"w\"\nproject = \"/w\"\nisolation = \"worktree\"\nworktree_dir = \"/w/.agent-queue/inbox/wt\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        for want in [
+            "queue 'q': max_running = 3 needs isolation = \"worktree\"",
+            "queue 'z': max_running must be at least 1",
+            "queue 'w': worktree_dir /w/.agent-queue/inbox/wt lies inside one of the queue's task directories",
+        ] {
+            assert!(err.contains(want), "missing {want:?} in:\n{err}");
+        }
+        let err = parse(&format!(
+            "{MINIMAL}[[queue]]\nname = \"q\"\nproject = \"/p\"\nisolation = \"branch\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("unknown variant 'branch'"), "{err}");
     }
 
     #[test]

@@ -63,6 +63,9 @@ pub struct Observation {
     /// how a task whose record `state.json` lost is found still being worked on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub work_seen: Vec<WorkSeen>,
+    /// What became of last turn's `AddWorktree` actions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub worktrees: Vec<WorktreeOutcome>,
 }
 
 /// A pool session whose Claude (per its registry entry) works in a queue's project, and
@@ -108,6 +111,26 @@ pub struct Usage {
     pub seen_ms: Ms,
     /// The session whose status line it was.
     pub session: String,
+}
+
+/// A git worktree ccl made for one task: the task's Claude runs in `path`, on `branch`,
+/// which started at commit `base` (the project's `HEAD` then).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Worktree {
+    pub path: PathBuf,
+    pub branch: String,
+    pub base: String,
+}
+
+/// The result of one `AddWorktree`: the worktree, or git's message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorktreeOutcome {
+    pub session: String,
+    pub task: TaskRef,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worktree: Option<Worktree>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -274,6 +297,16 @@ pub enum Action {
         queue: String,
         task: String,
     },
+    /// `git worktree add` for a claimed task of an isolated queue: a new branch
+    /// `ccl/NAME` from the project's `HEAD`, checked out in `worktree_dir/NAME`, where
+    /// NAME is `name` or, when that branch or directory exists, the first free `name-N`
+    /// (a worktree is never reused). The outcome comes back in the next observation.
+    AddWorktree {
+        session: String,
+        queue: String,
+        task: String,
+        name: String,
+    },
     FinishTask {
         queue: String,
         task: String,
@@ -317,7 +350,8 @@ impl Action {
             | Action::PasteTask { session, .. }
             | Action::SendKeys { session, .. }
             | Action::StopClaude { session, .. }
-            | Action::ClaimTask { session, .. } => Some(session),
+            | Action::ClaimTask { session, .. }
+            | Action::AddWorktree { session, .. } => Some(session),
             _ => None,
         }
     }
@@ -359,6 +393,12 @@ impl fmt::Display for Action {
             Action::SendKeys { session, keys } => write!(f, "send {} to {session}", keys.join(" ")),
             Action::StopClaude { session, pid } => write!(f, "stop claude in {session} (SIGTERM to pid {pid})"),
             Action::ClaimTask { session, queue, task } => write!(f, "claim {queue}/{task} for {session}"),
+            Action::AddWorktree {
+                session,
+                queue,
+                task,
+                name,
+            } => write!(f, "add worktree ccl/{name} for {queue}/{task} in {session}"),
             Action::FinishTask { queue, task, report } => {
                 write!(
                     f,
@@ -398,6 +438,11 @@ pub struct TaskReport {
     /// Set when this record was written after a restart, from the move decided before it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovered: Option<String>,
+    /// The task's worktree (isolated queues); the shell adds its commits ahead of the
+    /// base and whether its tree is clean when it writes the record. Boxed: most tasks
+    /// have none, and every `FinishTask` carries a report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worktree: Option<Box<Worktree>>,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -434,6 +479,9 @@ pub struct Assignment {
     /// Set when the task was adopted at start from a session found working on it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adopted: Option<String>,
+    /// The git worktree this attempt runs in (isolated queues), once made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worktree: Option<Worktree>,
 }
 
 /// What ccl is doing with a session (the multi-turn state machine). What the pane shows
@@ -443,6 +491,9 @@ pub struct Assignment {
 pub enum Activity {
     /// Nothing in flight.
     Free,
+    /// A task of an isolated queue was claimed and its worktree asked for; Claude is
+    /// launched in it once the shell reports it made.
+    Preparing { since_ms: Ms },
     /// A launch line was typed; waiting for Claude's idle input box.
     Launching {
         deadline_ms: Ms,
@@ -1221,6 +1272,7 @@ project = "/src/q"
             started_ms: Some(0),
             attempt: 1,
             adopted: None,
+            worktree: None,
         });
         core.state.sessions.insert("ccl-auto-12".into(), s);
         assert!(core.reload_blockers(&config()).is_empty());

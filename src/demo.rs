@@ -281,6 +281,7 @@ impl Demo {
             write_trust(&account.home, &self.config)?;
         }
         let q = self.config.queues[0].clone();
+        init_repo(&q.project)?;
         for (hint, body) in TASKS {
             queue::enqueue(&q, body.as_bytes(), Some(hint))?;
         }
@@ -1029,12 +1030,53 @@ fn config_text(root: &Path, socket: &str) -> String {
         "[[dedicated]]\nname = \"{OPERATOR}\"\nworkdir = {}\n\n",
         path("operator")
     ));
+    // Each task in a git worktree of its own, so the pool works on the project in parallel.
     t.push_str(&format!(
-        "[[queue]]\nname = \"{QUEUE}\"\nproject = {}\n\n",
+        "[[queue]]\nname = \"{QUEUE}\"\nproject = {}\nisolation = \"worktree\"\n\n",
         path("project")
     ));
     t.push_str("[dispatch]\nsubmit_delay = \"200ms\"\n");
     t
+}
+
+/// Makes the demo's project a git repository with one commit, for its task worktrees.
+fn init_repo(project: &Path) -> Result<()> {
+    std::fs::create_dir_all(project).with_context(|| format!("cannot create {}", project.display()))?;
+    std::fs::write(project.join("README.md"), "A project for the ccl demo.\n")
+        .with_context(|| format!("cannot write {}", project.join("README.md").display()))?;
+    for args in [
+        &["init", "-q"][..],
+        &["add", "README.md"],
+        &[
+            "-c",
+            "user.name=ccl demo",
+            "-c",
+            "user.email=demo@localhost",
+            "-c",
+            "commit.gpgsign=false",
+            "commit",
+            "-q",
+            "-m",
+            "the demo project",
+        ],
+    ] {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(project)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .context("the demo needs git for its task worktrees")?;
+        if !out.status.success() {
+            bail!(
+                "git {} failed in {}: {}",
+                args.join(" "),
+                project.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// A TOML basic string (paths may hold quotes or backslashes).

@@ -7,10 +7,18 @@
 //! already active), while every account is exhausted, or while the active account is
 //! exhausted, unhealthy or disabled; since the quota poll runs first, a hit seen in this
 //! turn already blocks dispatch in this turn. Queues take turns (round robin from a
-//! persisted cursor), so one busy project cannot starve another.
+//! persisted cursor), so one busy project cannot starve another, and a queue with
+//! `max_running` tasks assigned is passed over until one ends: a queue without isolation
+//! never has two tasks in its checkout at once.
+//!
+//! A task of an isolated queue (`isolation = "worktree"`) is claimed, then its worktree
+//! is asked for (`AddWorktree`); Claude is launched in it once the shell reports it made
+//! (see `watcher.rs`). Each attempt asks for a new worktree, so a retry never lands in
+//! the worktree of an earlier attempt.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
+use crate::config::Isolation;
 use crate::core::{
     limits, Action, Activity, AfterLaunch, Assignment, BadFile, Core, FirstPrompt, Kind, Observation, Seen, TaskRef,
 };
@@ -63,6 +71,7 @@ impl Core {
             return;
         }
         let mut taken: BTreeSet<TaskRef> = BTreeSet::new();
+        let mut running = self.running_per_queue();
         for session in free {
             let mut picked = None;
             for k in 0..n_queues {
@@ -77,6 +86,9 @@ impl Core {
                     .get(&qname)
                     .is_some_and(|b| b.probing || self.now_ms < b.retry_ms)
                 {
+                    continue;
+                }
+                if running.get(&qname).copied().unwrap_or(0) >= self.config.queues[qi].max_running {
                     continue;
                 }
                 let Some(q) = obs.queues.iter().find(|q| q.name == qname) else {
@@ -110,20 +122,44 @@ impl Core {
             let Some((qi, task)) = picked else { break };
             self.state.queue_cursor = (qi + 1) % n_queues;
             taken.insert(task.clone());
+            *running.entry(task.queue.clone()).or_default() += 1;
             self.start_task(&session, task);
         }
-        self.recycle_idle_for_waiting(obs, &taken);
+        self.recycle_idle_for_waiting(obs, &taken, &running);
+    }
+
+    /// Tasks assigned to a session, per queue: what `max_running` bounds. A task counts
+    /// from its claim until it is filed or handed back, whatever its session is doing
+    /// meanwhile (preparing, launching, working, stopped by a limit or a swap).
+    pub(crate) fn running_per_queue(&self) -> BTreeMap<String, u32> {
+        let mut running = BTreeMap::new();
+        for s in self.state.sessions.values() {
+            if let Some(a) = &s.assignment {
+                *running.entry(a.task.queue.clone()).or_default() += 1;
+            }
+        }
+        running
     }
 
     /// A pool Claude left idle with no task (adopted at start, say) keeps its context
     /// until work waits for it; then it is sent `/exit` so the next turn can dispatch.
-    fn recycle_idle_for_waiting(&mut self, obs: &Observation, taken: &BTreeSet<TaskRef>) {
+    fn recycle_idle_for_waiting(
+        &mut self,
+        obs: &Observation,
+        taken: &BTreeSet<TaskRef>,
+        running: &BTreeMap<String, u32>,
+    ) {
+        // Only work that could be dispatched counts: a queue at its bound waits anyway.
         let waiting = obs
             .queues
             .iter()
             .filter(|q| !self.state.paused.is_paused(&q.name))
             .map(|q| {
-                q.inbox
+                let room = self.config.queue(&q.name).map_or(0, |c| {
+                    c.max_running.saturating_sub(running.get(&q.name).copied().unwrap_or(0)) as usize
+                });
+                let n = q
+                    .inbox
                     .iter()
                     .filter(|e| {
                         e.problem.is_none()
@@ -134,7 +170,8 @@ impl Core {
                                 task: e.name.clone(),
                             })
                     })
-                    .count()
+                    .count();
+                n.min(room)
             });
         let mut waiting: usize = waiting.sum();
         let idle: Vec<String> = self
@@ -178,11 +215,12 @@ impl Core {
         });
     }
 
-    /// Claims `task` for `session` and launches a fresh conversation in its project.
+    /// Claims `task` for `session` and launches a fresh conversation in its project (or
+    /// asks for its worktree first).
     fn start_task(&mut self, session: &str, task: TaskRef) {
-        let Some(project) = self.config.queue(&task.queue).map(|q| q.project.clone()) else {
+        if self.config.queue(&task.queue).is_none() {
             return;
-        };
+        }
         let key = task.to_string();
         let attempt = self.state.attempts.get(&key).copied().unwrap_or(0) + 1;
         self.state.attempts.insert(key, attempt);
@@ -200,7 +238,6 @@ impl Core {
             queue: task.queue.clone(),
             task: task.task.clone(),
         });
-        let id = self.new_conversation_id();
         let s = self.state.sessions.get_mut(session).expect("session exists");
         s.assignment = Some(Assignment {
             task,
@@ -208,9 +245,42 @@ impl Core {
             started_ms: None,
             attempt,
             adopted: None,
+            worktree: None,
         });
-        // Cannot fail: only sessions at an empty command line are free.
-        self.launch(session, &project, &id, Continue::New, AfterLaunch::Task);
+        self.launch_task(session);
+    }
+
+    /// Starts the session's assigned task in a fresh conversation: in its worktree, in
+    /// its project when the queue has no isolation, or, for an isolated queue whose
+    /// worktree is not made yet, by asking for it (the launch follows its outcome). A
+    /// task of an isolated queue is never launched in the project's own checkout.
+    pub(crate) fn launch_task(&mut self, session: &str) {
+        let Some(a) = self.state.sessions.get(session).and_then(|s| s.assignment.clone()) else {
+            return;
+        };
+        let Some(q) = self.config.queue(&a.task.queue).cloned() else {
+            return;
+        };
+        let workdir = match (&a.worktree, q.isolation) {
+            (Some(wt), _) => wt.path.clone(),
+            (None, Isolation::None) => q.project.clone(),
+            (None, Isolation::Worktree) => {
+                self.push(Action::AddWorktree {
+                    session: session.into(),
+                    queue: a.task.queue.clone(),
+                    task: a.task.task.clone(),
+                    name: worktree_name(&a.task.task),
+                });
+                let s = self.state.sessions.get_mut(session).expect("session exists");
+                s.conversation = None;
+                s.activity = Activity::Preparing { since_ms: self.now_ms };
+                return;
+            }
+        };
+        let id = self.new_conversation_id();
+        if !self.launch(session, &workdir, &id, Continue::New, AfterLaunch::Task) {
+            self.give_back(session, "its shell line holds text ccl did not type", false);
+        }
     }
 
     /// A claim that failed last turn because the file was gone (another process took
@@ -518,6 +588,26 @@ impl Core {
         });
     }
 
+    /// The worktree of an adopted task of an isolated queue: where its Claude works (the
+    /// base commit it started from is not known any more).
+    fn adopted_worktree(&self, session: &str, task: &TaskRef) -> Option<crate::core::Worktree> {
+        let dir = self
+            .config
+            .queue(&task.queue)
+            .filter(|q| q.isolation == Isolation::Worktree)
+            .map(|q| q.worktree_dir.clone())?;
+        let cwd = self.state.sessions.get(session)?.cwd.clone()?;
+        if !cwd.starts_with(&dir) || cwd == dir {
+            return None;
+        }
+        let name = cwd.file_name()?.to_string_lossy().into_owned();
+        Some(crate::core::Worktree {
+            branch: format!("{BRANCH_PREFIX}{name}"),
+            path: cwd,
+            base: String::new(),
+        })
+    }
+
     /// Takes `task` as the work of `session`, whose input box holds the task's body
     /// unsent: ccl's own paste, so its Enter is ccl's to press (this turn, by the watcher).
     fn adopt_pasted(&mut self, session: &str, task: TaskRef) {
@@ -529,6 +619,7 @@ impl Core {
             "{session}: {task}: its body waits unsent in the input box (pasted before a restart); adopted, Enter follows"
         ));
         let at_ms = now_ms - self.config.dispatch.submit_delay.0 as i64;
+        let worktree = self.adopted_worktree(session, &task);
         let s = self.state.sessions.get_mut(session).expect("session exists");
         // The text flagged as not ccl's turned out to be ccl's own paste.
         if s.attention.as_deref().is_some_and(|a| a.starts_with(FOREIGN_BOX_TEXT)) {
@@ -543,6 +634,7 @@ impl Core {
                 "adopted from {session} at {}: ccl had no record of it, and its body was unsent in that session's input box",
                 crate::util::rfc3339(now_ms)
             )),
+            worktree,
         });
         s.activity = Activity::Pasted {
             at_ms,
@@ -563,6 +655,7 @@ impl Core {
         self.log(format!(
             "{session}: {task}: its Claude is working on it (its conversation began with the task); adopted, not requeued"
         ));
+        let worktree = self.adopted_worktree(session, &task);
         let s = self.state.sessions.get_mut(session).expect("session exists");
         s.assignment = Some(Assignment {
             task,
@@ -570,6 +663,7 @@ impl Core {
             started_ms: Some(now_ms),
             attempt,
             adopted: Some(how),
+            worktree,
         });
         s.activity = Activity::Working {
             since_ms: now_ms,
@@ -617,7 +711,8 @@ impl Core {
                 s.assignment = None;
                 if matches!(
                     s.activity,
-                    Activity::Launching { .. }
+                    Activity::Preparing { .. }
+                        | Activity::Launching { .. }
                         | Activity::Pasted { .. }
                         | Activity::Submitted { .. }
                         | Activity::Working { .. }
@@ -630,5 +725,69 @@ impl Core {
                 ));
             }
         }
+    }
+}
+
+/// Task branches are `ccl/NAME`.
+pub const BRANCH_PREFIX: &str = "ccl/";
+
+/// Longest worktree name (directory and branch suffix) made from a task name, in bytes.
+const MAX_WORKTREE_NAME: usize = 80;
+
+/// The worktree and branch name for a task: its file name without the extension, with
+/// every character git refuses in a branch name (or a shell would mangle) replaced by
+/// `-`, and never starting with `.` or `-` nor ending in `.lock` or `.`.
+pub fn worktree_name(task: &str) -> String {
+    let stem = match task.rsplit_once('.') {
+        Some((stem, _)) if !stem.is_empty() => stem,
+        _ => task,
+    };
+    let mut name: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    while name.contains("..") {
+        name = name.replace("..", ".");
+    }
+    name.truncate(MAX_WORKTREE_NAME);
+    let mut name = name.trim_start_matches(['.', '-']).to_string();
+    loop {
+        let before = name.len();
+        if let Some(s) = name.strip_suffix(".lock") {
+            name = s.to_string();
+        }
+        name = name.trim_end_matches('.').to_string();
+        if name.len() == before {
+            break;
+        }
+    }
+    if name.is_empty() {
+        "task".into()
+    } else {
+        name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::worktree_name;
+
+    #[test]
+    fn worktree_names_are_safe_branch_names() {
+        assert_eq!(
+            worktree_name("20261129-223000-fix-login.md"),
+            "20261129-223000-fix-login"
+        );
+        assert_eq!(worktree_name("a b:c~d^e?f*g[h]\\i@{j}.txt"), "a-b-c-d-e-f-g-h--i--j-");
+        assert_eq!(worktree_name(".hidden..x.lock.md"), "hidden.x");
+        assert_eq!(worktree_name("..."), "task");
+        assert_eq!(worktree_name("plain"), "plain");
+        assert_eq!(worktree_name(&"x".repeat(300)).len(), 80);
     }
 }

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use anyhow::{bail, Context, Result};
 
 use crate::config::Config;
-use crate::core::{limits, Action, ClaimError, Level, TaskRef};
+use crate::core::{limits, Action, ClaimError, Level, TaskRef, WorktreeOutcome};
 use crate::observe::Shell;
 use crate::sessions::is_claude_name;
 use crate::tmux::NewSession;
@@ -139,9 +139,41 @@ impl Shell {
                 Ok(())
             }
             Action::FinishTask { queue, task, report } => {
-                let filed = queue::finish(queue_of(queue)?, task, &serde_json::to_value(report)?)?;
+                let q = queue_of(queue)?;
+                let mut record = serde_json::to_value(report)?;
+                if let Some(wt) = &report.worktree {
+                    record["worktree"] = crate::worktree::record(&q.project, wt);
+                }
+                let filed = queue::finish(q, task, &record)?;
                 log_renamed(queue, task, "done", filed);
                 Ok(())
+            }
+            Action::AddWorktree {
+                session,
+                queue,
+                task,
+                name,
+            } => {
+                let made = crate::worktree::add(queue_of(queue)?, name);
+                let task = TaskRef {
+                    queue: queue.clone(),
+                    task: task.clone(),
+                };
+                let (worktree, error) = match made {
+                    Ok(wt) => (Some(wt), None),
+                    Err(e) => (None, Some(format!("{e:#}"))),
+                };
+                let failed = error.clone();
+                self.worktrees.push(WorktreeOutcome {
+                    session: session.clone(),
+                    task,
+                    worktree,
+                    error,
+                });
+                match failed {
+                    Some(e) => bail!("{e}"),
+                    None => Ok(()),
+                }
             }
             Action::FailTask {
                 queue,

@@ -34,3 +34,4 @@ pub mod trust;
 pub mod untrusted;
 pub mod util;
 pub mod watcher;
+pub mod worktree;

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use crate::config::Config;
 use crate::core::{
     ClaimError, Core, FirstPrompt, HookDone, Observation, QueueObs, RegistrySeen, SessionObs, TaskRef, TranscriptSeen,
-    WorkSeen,
+    WorkSeen, WorktreeOutcome,
 };
 use crate::hooks::Hooks;
 use crate::tmux::{PaneInfo, Tmux};
@@ -35,6 +35,8 @@ pub struct Shell {
     pub(crate) seen_transcripts: BTreeSet<PathBuf>,
     pub(crate) failed_claims: Vec<TaskRef>,
     pub(crate) claim_errors: Vec<ClaimError>,
+    /// Outcomes of `AddWorktree` actions, for the next observation.
+    pub(crate) worktrees: Vec<WorktreeOutcome>,
     pub(crate) hooks: Hooks,
     pub(crate) turns: u64,
     /// Per queue: verdicts on inbox files, so unchanged files are not re-read each turn.
@@ -99,6 +101,7 @@ impl Shell {
             seen_transcripts: BTreeSet::new(),
             failed_claims: Vec::new(),
             claim_errors: Vec::new(),
+            worktrees: Vec::new(),
             hooks: Hooks::default(),
             turns: 0,
             inbox_caches: Default::default(),
@@ -181,16 +184,19 @@ impl Shell {
             hooks_done,
             missing_dirs,
             work_seen,
+            worktrees: std::mem::take(&mut self.worktrees),
         };
         if let Some(mut again) = self.again.take() {
             again.transcripts.append(&mut obs.transcripts);
             again.requests.append(&mut obs.requests);
             again.failed_claims.append(&mut obs.failed_claims);
             again.hooks_done.append(&mut obs.hooks_done);
+            again.worktrees.append(&mut obs.worktrees);
             obs.transcripts = again.transcripts;
             obs.requests = again.requests;
             obs.failed_claims = again.failed_claims;
             obs.hooks_done = again.hooks_done;
+            obs.worktrees = again.worktrees;
         }
         obs
     }
@@ -327,7 +333,7 @@ fn observe_work(core: &Core, registry: &[RegistrySeen], queues: &[QueueObs], pan
         if carries || !config.pool.contains(&r.session) {
             continue;
         }
-        let Some(q) = config.queues.iter().find(|q| q.project == r.entry.cwd) else {
+        let Some(q) = config.queues.iter().find(|q| q.holds_workdir(&r.entry.cwd)) else {
             continue;
         };
         let Some(running) = queues.iter().find(|o| o.name == q.name).map(|o| &o.running) else {

@@ -966,11 +966,7 @@ mod tests {
 
     fn queue() -> (tempfile::TempDir, Queue) {
         let tmp = tempfile::tempdir().unwrap();
-        let q = Queue {
-            name: "proj".into(),
-            project: tmp.path().join("proj"),
-            slash_commands: false,
-        };
+        let q = Queue::new("proj", tmp.path().join("proj"));
         fs::create_dir(&q.project).unwrap();
         ensure_dirs(&q).unwrap();
         (tmp, q)
@@ -1105,11 +1101,7 @@ mod tests {
     #[test]
     fn missing_inbox_scans_empty() {
         let tmp = tempfile::tempdir().unwrap();
-        let q = Queue {
-            name: "none".into(),
-            project: tmp.path().join("nothing-here"),
-            slash_commands: false,
-        };
+        let q = Queue::new("none", tmp.path().join("nothing-here"));
         assert_eq!(scan_inbox(&q).unwrap(), []);
         assert_eq!(counts(&q).unwrap(), Counts::default());
     }
@@ -1382,11 +1374,7 @@ mod tests {
     #[test]
     fn enqueue_creates_missing_queue_dirs() {
         let tmp = tempfile::tempdir().unwrap();
-        let q = Queue {
-            name: "fresh".into(),
-            project: tmp.path().to_path_buf(),
-            slash_commands: false,
-        };
+        let q = Queue::new("fresh", tmp.path().to_path_buf());
         let name = enqueue(&q, b"hello", None).unwrap();
         assert_eq!(where_is(&q, &name), ["inbox"]);
         assert!(STATES.iter().all(|state| q.dir(state).is_dir()));

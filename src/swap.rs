@@ -476,26 +476,22 @@ impl Core {
         }
         // Claude writes a transcript with the first prompt, so a task that was claimed or
         // pasted but never seen submitted has no conversation `--resume` could find.
-        let unsubmitted = s
+        let unsubmitted = s.assignment.as_ref().is_some_and(|a| a.started_ms.is_none());
+        let task_worktree = s
             .assignment
             .as_ref()
-            .filter(|a| a.started_ms.is_none())
-            .map(|a| a.task.queue.clone());
+            .and_then(|a| a.worktree.as_ref())
+            .map(|wt| wt.path.clone());
         let valid_id = m.conversation.clone().filter(|id| screen::is_uuid(id));
         let cwd = m.cwd.clone().unwrap_or_else(|| self.workdir_of(&name));
         match (m.kind, valid_id) {
-            (Kind::Pool, _) if unsubmitted.is_some() => {
-                let project = unsubmitted
-                    .and_then(|q| self.config.queue(&q).map(|q| q.project.clone()))
-                    .unwrap_or(cwd);
-                let id = self.new_conversation_id();
+            (Kind::Pool, _) if unsubmitted => {
                 self.log(format!(
                     "{name}: its task was not submitted yet; starting it afresh under {}",
                     self.state.active
                 ));
-                if !self.launch(&name, &project, &id, Continue::New, AfterLaunch::Task) {
-                    self.give_back(&name, "its shell line holds text ccl did not type", false);
-                }
+                // In its worktree if it has one (or once it is made), else its project.
+                self.launch_task(&name);
             }
             (Kind::Dedicated, Some(id)) => {
                 self.log(format!(
@@ -514,6 +510,8 @@ impl Core {
                 ));
             }
             (Kind::Pool, Some(id)) if m.had_task => {
+                // A task's conversation lives in its worktree, whatever the pane showed.
+                let cwd = task_worktree.unwrap_or(cwd);
                 self.log(format!(
                     "{name}: resuming task conversation {id} under {}",
                     self.state.active
@@ -712,6 +710,7 @@ mod tests {
             started_ms,
             attempt: 1,
             adopted: None,
+            worktree: None,
         });
         state.sessions.insert("ccl-auto-11".into(), s);
         state.swap = Some(Swap {

@@ -171,6 +171,7 @@ fn running_in(st: Option<&State>, queue: &str, name: &str) -> Option<(String, cr
 fn activity(a: &Activity) -> &'static str {
     match a {
         Activity::Free => "-",
+        Activity::Preparing { .. } => "making its worktree",
         Activity::Launching { .. } => "launching claude",
         Activity::Pasted { .. } => "pasting the prompt",
         Activity::Submitted { .. } => "submitting the prompt",

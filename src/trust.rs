@@ -2,7 +2,8 @@
 //! every launch there at its "Quick safety check" question (even with
 //! `--dangerously-skip-permissions`), which ccl must never answer by guessing. So `ccl
 //! check` warns, per account, about configured directories (pool workdir, dedicated
-//! workdirs, queue projects) missing from that account's `.claude.json`. It only reads;
+//! workdirs, queue projects, worktree directories outside their project) missing from
+//! that account's `.claude.json`. It only reads;
 //! it never edits Claude's files.
 
 use std::path::{Path, PathBuf};
@@ -38,6 +39,14 @@ pub fn warnings(config: &Config) -> Vec<String> {
             .queues
             .iter()
             .map(|q| (format!("queue {} project", q.name), q.project.clone())),
+    );
+    // Isolated tasks run in their worktrees: trusted when the project above them is.
+    dirs.extend(
+        config
+            .queues
+            .iter()
+            .filter(|q| q.isolation == crate::config::Isolation::Worktree && !q.worktree_dir.starts_with(&q.project))
+            .map(|q| (format!("queue {} worktree_dir", q.name), q.worktree_dir.clone())),
     );
     let mut out = Vec::new();
     for account in &config.accounts {
@@ -98,5 +107,31 @@ mod tests {
         assert!(warnings(&config)
             .iter()
             .any(|l| l.contains("account a:") && l.contains("no readable .claude.json")));
+    }
+
+    #[test]
+    fn a_worktree_dir_outside_its_project_must_be_trusted_too() {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = tmp.path().join("a");
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::write(
+            home.join(".claude.json"),
+            r#"{"projects": {"/srv": {"hasTrustDialogAccepted": true}}}"#,
+        )
+        .unwrap();
+        let text = format!(
+            "[[account]]\nname = \"a\"\nhome = \"{}\"\n[pool]\nworkdir = \"/srv/pool\"\n\
+             [[queue]]\nname = \"in\"\nproject = \"/srv/in\"\nisolation = \"worktree\"\n\
+             [[queue]]\nname = \"out\"\nproject = \"/srv/out\"\nisolation = \"worktree\"\nworktree_dir = \"/scratch/wt\"\n",
+            home.display()
+        );
+        let config = Config::parse(&text, &tmp.path().join("ccl.toml"), Some(tmp.path())).unwrap();
+        let w = warnings(&config);
+        assert_eq!(w.len(), 1, "{w:#?}");
+        assert!(
+            w[0].starts_with("account a: queue out worktree_dir /scratch/wt is not trusted"),
+            "{}",
+            w[0]
+        );
     }
 }

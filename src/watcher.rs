@@ -20,6 +20,7 @@ use crate::util::{rfc3339, snippet};
 
 impl Core {
     pub(crate) fn check_watcher(&mut self, obs: &Observation) {
+        self.handle_worktrees(obs);
         let names: Vec<String> = self.state.sessions.keys().cloned().collect();
         for name in names {
             if self.state.sessions[&name].pane_lost {
@@ -35,6 +36,7 @@ impl Core {
             let activity = self.state.sessions[&name].activity.clone();
             match activity {
                 Activity::Free => {}
+                Activity::Preparing { since_ms } => self.watch_preparing(&name, since_ms),
                 Activity::Launching {
                     deadline_ms,
                     then,
@@ -53,6 +55,62 @@ impl Core {
                     self.state.sessions.get_mut(&name).expect("session exists").activity = Activity::Free;
                 }
             }
+        }
+    }
+
+    /// Last turn's `AddWorktree` outcomes: a made worktree is recorded with the task's
+    /// assignment (whatever the session is doing now, so a swap that began meanwhile
+    /// relaunches the task there); git's refusal fails the task with git's message.
+    fn handle_worktrees(&mut self, obs: &Observation) {
+        for outcome in &obs.worktrees {
+            let Some(s) = self.state.sessions.get_mut(&outcome.session) else {
+                continue;
+            };
+            let Some(a) = s.assignment.as_mut().filter(|a| a.task == outcome.task) else {
+                continue;
+            };
+            match (&outcome.worktree, &outcome.error) {
+                (Some(wt), _) => {
+                    a.worktree = Some(wt.clone());
+                    let line = format!(
+                        "{}: worktree {} on branch {} for {}",
+                        outcome.session,
+                        wt.path.display(),
+                        wt.branch,
+                        outcome.task
+                    );
+                    self.log(line);
+                }
+                (None, error) => {
+                    let task = a.task.clone();
+                    s.assignment = None;
+                    if matches!(s.activity, Activity::Preparing { .. }) {
+                        s.activity = Activity::Free;
+                    }
+                    self.state.attempts.remove(&task.to_string());
+                    let why = error.clone().unwrap_or_else(|| "git gave no reason".into());
+                    self.fail_running(&outcome.session, &task, &format!("cannot make its git worktree: {why}"));
+                }
+            }
+        }
+    }
+
+    /// A task waits for its worktree; once made, Claude is launched in it. On the first
+    /// turn after a restart the outcome may have been lost with the old process: the
+    /// worktree is asked for again, and a new one is made (one made just before the
+    /// crash is never reused; it stays, clean, for `ccl worktrees prune`).
+    fn watch_preparing(&mut self, name: &str, since_ms: i64) {
+        let s = &self.state.sessions[name];
+        match &s.assignment {
+            Some(a) if a.worktree.is_some() => self.launch_task(name),
+            Some(_) if !self.state.started && since_ms < self.now_ms => {
+                self.log(format!(
+                    "{name}: worktree request interrupted by a restart; asking again"
+                ));
+                self.launch_task(name);
+            }
+            Some(_) => {}
+            None => self.state.sessions.get_mut(name).expect("session exists").activity = Activity::Free,
         }
     }
 
@@ -656,6 +714,7 @@ impl Core {
             attempts: a.attempt,
             adopted: a.adopted.clone(),
             recovered: None,
+            worktree: a.worktree.clone().map(Box::new),
         };
         let kind = s.kind;
         s.activity = Activity::Free;
@@ -707,7 +766,7 @@ impl Core {
         s.activity = Activity::Free;
         if let Some(a) = s.assignment.take() {
             self.state.attempts.remove(&a.task.to_string());
-            self.fail_running(name, &a.task, reason);
+            self.fail_running(name, &a.task, &with_worktree(reason, &a));
         }
         if self.state.sessions[name].seen == Seen::Busy {
             self.push(Action::SendKeys {
@@ -719,7 +778,7 @@ impl Core {
     }
 
     /// `running/TASK` → `failed/` with the reason, a log line and the hook.
-    fn fail_running(&mut self, name: &str, task: &TaskRef, reason: &str) {
+    pub(crate) fn fail_running(&mut self, name: &str, task: &TaskRef, reason: &str) {
         self.warn(format!("{name}: {task}: {reason}"));
         self.push(Action::FailTask {
             queue: task.queue.clone(),
@@ -826,7 +885,7 @@ impl Core {
         if counted && attempts >= limits::MAX_ATTEMPTS {
             self.state.attempts.remove(&key);
             let why = format!("{reason} (after {attempts} attempts)");
-            self.fail_running(name, &a.task, &why);
+            self.fail_running(name, &a.task, &with_worktree(&why, &a));
         } else {
             self.warn(format!(
                 "{name}: {}: {reason}; back to the inbox (attempt {attempts})",
@@ -838,6 +897,18 @@ impl Core {
                 reason: reason.into(),
             });
         }
+    }
+}
+
+/// A failure reason that names the attempt's worktree, which is kept for review.
+fn with_worktree(reason: &str, a: &crate::core::Assignment) -> String {
+    match &a.worktree {
+        Some(wt) => format!(
+            "{reason}; its worktree {} (branch {}) is kept",
+            wt.path.display(),
+            wt.branch
+        ),
+        None => reason.to_string(),
     }
 }
 
@@ -886,6 +957,7 @@ mod tests {
             started_ms: None,
             attempt: 1,
             adopted: None,
+            worktree: None,
         });
         state.sessions.insert("ccl-auto-11".into(), s);
         state.started = true;

@@ -101,7 +101,7 @@ fn a_hit_without_reset_time_needs_consecutive_confirmations() {
 
 #[test]
 fn a_hit_during_the_cooldown_after_a_swap_is_logged_and_does_not_swap() {
-    let mut s = Sim::new(&Setup::default());
+    let mut s = Sim::new(&Setup::parallel());
     start_work(&mut s, &[S11, S12]);
     s.world.hit(S11, "limit_five_hour");
     s.until(10, "the first swap", |_, a| swap_done(a));
@@ -178,7 +178,7 @@ fn an_api_key_429_does_not_swap_but_a_subscription_limit_does() {
 
 #[test]
 fn a_hit_blocks_dispatch_in_the_same_turn() {
-    let mut s = Sim::new(&Setup::default());
+    let mut s = Sim::new(&Setup::parallel());
     start_work(&mut s, &[S11]);
     s.run(2);
     // One observation holds a new task, two free pool sessions, and the limit.
@@ -189,7 +189,9 @@ fn a_hit_blocks_dispatch_in_the_same_turn() {
     assert!(swap_began(&acts));
 
     // Once the swap is done, the task goes out under the new account.
-    let acts = s.until(10, "late.md claimed", |_, a| claims(a).iter().any(|c| c.2 == "late.md"));
+    let mut acts = s.until(10, "late.md claimed", |_, a| claims(a).iter().any(|c| c.2 == "late.md"));
+    // Its worktree is made, then Claude is launched there.
+    acts.extend(s.run(1));
     let (session, _, _) = claims(&acts).into_iter().find(|c| c.2 == "late.md").unwrap();
     assert!(swap_done(&acts));
     let launch = typed(&acts, &session).into_iter().find(|l| is_launch(l)).unwrap();
@@ -244,7 +246,7 @@ fn a_hit_in_a_dedicated_session_counts_and_is_logged_with_its_facts() {
 
 #[test]
 fn a_swap_moves_every_conversation_to_the_next_account() {
-    let mut s = Sim::new(&Setup::default());
+    let mut s = Sim::new(&Setup::parallel());
     operator_sessions(&mut s);
     // The operator's own background jobs in their sessions (the simulator fails the turn
     // should any of them be signalled).
@@ -260,8 +262,11 @@ fn a_swap_moves_every_conversation_to_the_next_account() {
         let lines = typed(&acts, name);
         assert_eq!(lines.len(), 2, "{name}: {lines:?}");
         assert_eq!(lines[0], "/exit", "{name}");
+        // Each task's conversation goes on in its own worktree.
+        let task = &s.state().sessions[*name].assignment.as_ref().unwrap().task.task;
+        let worktree = format!("/src/q-alpha/.agent-queue/worktrees/{}", task.trim_end_matches(".md"));
         assert!(
-            lines[1].starts_with("cd /src/q-alpha ")
+            lines[1].starts_with(&format!("cd {worktree} "))
                 && lines[1].contains("CLAUDE_CONFIG_DIR=/homes/b")
                 && lines[1].ends_with(&format!("--resume {id}")),
             "{name}: {}",
@@ -383,7 +388,7 @@ fn a_swap_skips_an_exhausted_account() {
 
 #[test]
 fn with_every_account_exhausted_work_waits_then_resumes_at_the_earliest_reset() {
-    let mut s = Sim::new(&Setup::default());
+    let mut s = Sim::new(&Setup::parallel());
     start_work(&mut s, &[S11]);
     s.world.hit(S11, "limit_five_hour"); // a: until 9:23
     s.until(10, "swap to b", |_, a| swap_done(a));
@@ -414,9 +419,10 @@ fn with_every_account_exhausted_work_waits_then_resumes_at_the_earliest_reset() 
     let acts = s.until(10, "swap back", |_, a| swap_done(a));
     assert!(logs(&acts).iter().any(|l| l.starts_with("swapped from b to a")));
     assert!(!s.state().all_exhausted);
-    let acts = s.until(10, "waiting.md claimed", |_, a| {
+    let mut acts = s.until(10, "waiting.md claimed", |_, a| {
         claims(a).iter().any(|c| c.2 == "waiting.md")
     });
+    acts.extend(s.run(1));
     assert!(acts
         .iter()
         .any(|a| matches!(a, Action::PasteText { session, text } if session == S11 && text == CONTINUE_PROMPT)));
@@ -486,7 +492,7 @@ fn a_manual_swap_to_an_unknown_or_exhausted_account_is_refused() {
 
 #[test]
 fn a_restart_in_the_middle_of_a_swap_finishes_it() {
-    let mut s = Sim::new(&Setup::default());
+    let mut s = Sim::new(&Setup::parallel());
     operator_sessions(&mut s);
     start_work(&mut s, &[S11, S12]);
     let (c11, c12) = (conversation(&s, S11), conversation(&s, S12));
@@ -518,7 +524,7 @@ fn a_restart_in_the_middle_of_a_swap_finishes_it() {
 
 #[test]
 fn a_dedicated_session_never_gets_a_task_even_when_it_is_the_only_idle_one() {
-    let mut s = Sim::new(&Setup::default());
+    let mut s = Sim::new(&Setup::parallel());
     operator_sessions(&mut s);
     s.world.kill_claude(NOTES); // one at its shell, one with Claude idle
     start_work(&mut s, &[S11, S12, S13]);
@@ -727,7 +733,7 @@ fn a_crash_after_deciding_a_requeue_gives_the_task_back_once() {
 fn a_lost_state_adopts_the_session_still_working_on_its_task() {
     let mut s = Sim::new(&Setup {
         dedicated: vec![],
-        ..Setup::default()
+        ..Setup::parallel()
     });
     s.world.report_work = true;
     start_work(&mut s, &[S11, S12]);
@@ -741,6 +747,9 @@ fn a_lost_state_adopts_the_session_still_working_on_its_task() {
     for (session, task) in [(S11, "task-1.md"), (S12, "task-2.md")] {
         let a = s.state().sessions[session].assignment.clone().expect("adopted");
         assert_eq!(a.task.task, task);
+        // Its worktree (where its Claude works) is still the task's.
+        let wt = a.worktree.clone().expect("the adopted task's worktree");
+        assert!(wt.path.ends_with(task.trim_end_matches(".md")), "{wt:?}");
         assert!(a.adopted.unwrap_or_default().contains("adopted from"));
     }
     // Each task then finishes where it ran, once, with the adoption on its record.
@@ -1252,7 +1261,7 @@ fn continue_prompts(acts: &[Action], session: &str) -> usize {
 
 #[test]
 fn the_passive_gauge_is_a_meter_reading_and_moves_the_fleet_at_turn_boundaries() {
-    let mut s = Sim::new(&Setup::default());
+    let mut s = Sim::new(&Setup::parallel());
     operator_sessions(&mut s);
     start_work(&mut s, &[S11]);
     let id = conversation(&s, S11);
@@ -1721,7 +1730,7 @@ fn a_gauge_on_screen_when_ccl_starts_is_a_reading_not_history() {
 fn a_limit_on_the_target_of_a_swap_before_the_limit_moves_the_fleet_on() {
     let mut s = Sim::new(&Setup {
         accounts: vec!["a", "b", "c"],
-        ..Setup::default()
+        ..Setup::parallel()
     });
     operator_sessions(&mut s);
     start_work(&mut s, &[S11]);
@@ -1785,4 +1794,181 @@ fn a_lost_state_finds_its_own_paste_unsent_and_presses_its_enter() {
     s.world.busy_turns = 2;
     let acts = s.until(20, "done", |s, _| s.world.queues["alpha"].done.len() == 1);
     assert!(claims(&acts).is_empty(), "run again:\n  {}", render(&acts));
+}
+
+// ---------------------------------------------------------------------------------------
+// The bound per queue, and a worktree per task
+
+/// Pool sessions working on a task of `queue` right now.
+fn running_in(s: &Sim, queue: &str) -> usize {
+    s.state()
+        .sessions
+        .values()
+        .filter(|x| x.assignment.as_ref().is_some_and(|a| a.task.queue == queue))
+        .count()
+}
+
+fn all_done(s: &Sim, n: usize) -> bool {
+    s.world.queues.values().map(|q| q.done.len()).sum::<usize>() == n
+}
+
+#[test]
+fn a_queue_without_isolation_runs_one_task_at_a_time_while_queues_take_turns() {
+    // Three free pool sessions and six waiting tasks in two queues sharing no checkout.
+    let mut s = Sim::new(&Setup {
+        queues: vec!["alpha", "beta"],
+        dedicated: vec![],
+        ..Setup::default()
+    });
+    for i in 1..=3 {
+        s.world.enqueue("alpha", &format!("a{i}.md"));
+        s.world.enqueue("beta", &format!("b{i}.md"));
+    }
+    let mut most = (0, 0);
+    let mut both_at_once = false;
+    s.until(200, "all six done", |s, _| {
+        let (a, b) = (running_in(s, "alpha"), running_in(s, "beta"));
+        most = (most.0.max(a), most.1.max(b));
+        both_at_once |= a == 1 && b == 1;
+        all_done(s, 6)
+    });
+    // (The simulator also fails any turn that claims a second task of one checkout.)
+    assert_eq!(most, (1, 1), "at most one task per queue without isolation");
+    assert!(both_at_once, "the two queues still ran side by side");
+}
+
+#[test]
+fn a_worktree_queue_runs_up_to_max_running_tasks_each_in_a_worktree_of_its_own() {
+    let mut s = Sim::new(&Setup {
+        dedicated: vec![],
+        max_running: Some(2),
+        ..Setup::parallel()
+    });
+    for i in 1..=4 {
+        s.world.enqueue("alpha", &format!("t{i}.md"));
+    }
+    let mut most = 0;
+    let acts = s.until(200, "all four done", |s, _| {
+        most = most.max(running_in(s, "alpha"));
+        all_done(s, 4)
+    });
+    assert_eq!(most, 2, "max_running = 2 with three free sessions");
+    // Every task launched once, in the worktree made for it, on a branch of its own.
+    let launches: Vec<&str> = [S11, S12, S13]
+        .iter()
+        .flat_map(|n| typed(&acts, n))
+        .filter(|l| is_launch(l))
+        .collect();
+    assert_eq!(launches.len(), 4, "{launches:#?}");
+    for i in 1..=4 {
+        let dir = format!("cd /src/q-alpha/.agent-queue/worktrees/t{i} ");
+        assert_eq!(
+            launches.iter().filter(|l| l.starts_with(&dir)).count(),
+            1,
+            "{launches:#?}"
+        );
+    }
+    let reports: Vec<_> = acts
+        .iter()
+        .filter_map(|a| match a {
+            Action::FinishTask { task, report, .. } => Some((task.clone(), report.worktree.clone().unwrap())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reports.len(), 4);
+    for (task, wt) in reports {
+        assert_eq!(wt.branch, format!("ccl/{}", task.trim_end_matches(".md")));
+    }
+}
+
+#[test]
+fn a_task_whose_worktree_git_refuses_fails_with_gits_message() {
+    let mut s = Sim::new(&Setup {
+        dedicated: vec![],
+        ..Setup::parallel()
+    });
+    s.world.worktree_error = Some(
+        "git rev-parse failed in /src/q-alpha: fatal: not a git repository (or any of the parent directories): .git"
+            .into(),
+    );
+    s.world.enqueue("alpha", "t1.md");
+    let acts = s.until(10, "the task failed", |s, _| !s.world.queues["alpha"].failed.is_empty());
+    let (task, reason) = &s.world.queues["alpha"].failed[0];
+    assert_eq!(task, "t1.md");
+    assert!(reason.contains("fatal: not a git repository"), "{reason}");
+    // Claude was never launched for it, and the session is free for the next task.
+    assert!(!acts
+        .iter()
+        .any(|a| matches!(a, Action::TypeLine { line, .. } if is_launch(line))));
+    s.world.enqueue("alpha", "t2.md");
+    s.until(20, "the next task done", |s, _| all_done(s, 1));
+}
+
+#[test]
+fn a_retried_task_gets_a_fresh_worktree_and_a_swap_resumes_in_the_same_one() {
+    let mut s = Sim::new(&Setup {
+        pool: 1,
+        dedicated: vec![],
+        ..Setup::parallel()
+    });
+    s.world.busy_turns = 10_000;
+    s.world.enqueue("alpha", "fragile.md");
+    s.until(10, "working", |s, _| working(s, S11));
+    let first = s.state().sessions[S11].cwd.clone().unwrap();
+    assert_eq!(first.to_str(), Some("/src/q-alpha/.agent-queue/worktrees/fragile"));
+
+    // A swap mid-task: the conversation goes on in the same worktree.
+    s.world.hit(S11, "limit_five_hour");
+    let acts = s.until(10, "the swap", |_, a| swap_done(a));
+    let resumed = typed(&acts, S11)
+        .into_iter()
+        .find(|l| is_launch(l))
+        .unwrap()
+        .to_string();
+    assert!(resumed.starts_with(&format!("cd {} ", first.display())), "{resumed}");
+    s.until(10, "working again", |s, _| working(s, S11));
+
+    // Claude dies: the task goes back and its next attempt gets a new worktree.
+    s.world.kill_claude(S11);
+    s.until(10, "working again", |s, _| working(s, S11));
+    let second = s.state().sessions[S11].cwd.clone().unwrap();
+    assert_eq!(second.to_str(), Some("/src/q-alpha/.agent-queue/worktrees/fragile-2"));
+    let branch = &s.state().sessions[S11]
+        .assignment
+        .as_ref()
+        .unwrap()
+        .worktree
+        .as_ref()
+        .unwrap()
+        .branch;
+    assert_eq!(branch, "ccl/fragile-2");
+}
+
+#[test]
+fn a_restart_while_a_worktree_is_being_made_asks_for_a_new_one() {
+    let mut s = Sim::new(&Setup {
+        pool: 1,
+        dedicated: vec![],
+        ..Setup::parallel()
+    });
+    s.world.enqueue("alpha", "t1.md");
+    s.until(10, "the worktree asked for", |_, a| {
+        a.iter().any(|x| matches!(x, Action::AddWorktree { .. }))
+    });
+    // The daemon dies after git made it, before it heard back: the outcome is lost.
+    s.world.lose_worktree_outcomes();
+    s.restart();
+    let acts = s.until(20, "the task done", |s, _| all_done(s, 1));
+    let asked = acts.iter().filter(|a| matches!(a, Action::AddWorktree { .. })).count();
+    assert_eq!(asked, 1, "{}", render(&acts));
+    // The one made before the crash is not reused: the task ran in a new one.
+    let launch = typed(&acts, S11)
+        .into_iter()
+        .find(|l| is_launch(l))
+        .unwrap()
+        .to_string();
+    assert!(
+        launch.starts_with("cd /src/q-alpha/.agent-queue/worktrees/t1-2 "),
+        "{launch}"
+    );
 }

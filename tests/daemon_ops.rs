@@ -433,9 +433,11 @@ fn a_near_limit_warning_drains_the_account_and_the_next_task_runs_after_the_swap
     if !common::tmux_tier() {
         return;
     }
+    // Two tasks of the queue run at once: each in a worktree of its own.
     let spec = FleetSpec {
         pool_min: 2,
         pool_max: 2,
+        worktrees: true,
         ..Default::default()
     };
     let mut fleet = Fleet::new("ops-drain", spec);

@@ -46,7 +46,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
 /// operator's session "working" on a task) with tasks waiting, one of the operator's
 /// Claudes idle and the other session at its shell.
 fn dedicated_hijack() -> Sim {
-    let config = Setup::default().config();
+    let config = Setup::parallel().config();
     let mut state = State::fresh(&config, SEED);
     let ops = sim::dedicated_marked_working("hijacked.md");
     state.sessions.insert(OPS.into(), ops);
@@ -69,7 +69,7 @@ fn dedicated_hijack() -> Sim {
 fn paste_without_submit() -> Sim {
     let mut s = Sim::new(&Setup {
         dedicated: vec![],
-        ..Setup::default()
+        ..Setup::parallel()
     });
     s.world.pane(S11).swallow_enters = 1;
     s.world.pane(S12).swallow_enters = 1_000;
@@ -98,7 +98,7 @@ const PHANTOMS: &[&str] = &[
 fn phantom_sessions() -> Sim {
     let mut s = Sim::new(&Setup {
         dedicated: vec![],
-        ..Setup::default()
+        ..Setup::parallel()
     });
     for (i, name) in PHANTOMS.iter().enumerate() {
         if i % 2 == 0 {
@@ -123,7 +123,7 @@ fn phantom_sessions() -> Sim {
 
 /// Incident 5: a swap killed the operator's sessions and left them at a bare shell.
 fn swap_keeps_operator_sessions() -> Sim {
-    let mut s = Sim::new(&Setup::default());
+    let mut s = Sim::new(&Setup::parallel());
     operator_sessions(&mut s);
     start_work(&mut s, &[S11, S12]);
     s.world.hit(S11, "limit_five_hour");
@@ -135,7 +135,7 @@ fn swap_keeps_operator_sessions() -> Sim {
 
 /// Incident 6: 500 errors whose text said "rate limit" caused ping-pong swaps.
 fn server_500_rate_limit() -> Sim {
-    let mut s = Sim::new(&Setup::default());
+    let mut s = Sim::new(&Setup::parallel());
     operator_sessions(&mut s);
     start_work(&mut s, &[S11, S12]);
     for name in [S11, S12] {
@@ -172,7 +172,7 @@ fn swap_round_robin() -> Sim {
 
 /// Every account exhausted: nothing moves until the earliest reset, then work returns.
 fn all_exhausted_return() -> Sim {
-    let mut s = Sim::new(&Setup::default());
+    let mut s = Sim::new(&Setup::parallel());
     start_work(&mut s, &[S11]);
     s.world.hit(S11, "limit_five_hour");
     s.until(10, "swap to b", |_, a| swap_done(a));
@@ -206,7 +206,7 @@ fn manual_swap() -> Sim {
 /// The daemon stops right after a swap began and starts again from state.json; the trace
 /// is that second run.
 fn restart_mid_swap() -> Sim {
-    let mut s = Sim::new(&Setup::default());
+    let mut s = Sim::new(&Setup::parallel());
     operator_sessions(&mut s);
     start_work(&mut s, &[S11, S12]);
     s.world.hit(S11, "limit_five_hour");

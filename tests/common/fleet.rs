@@ -46,6 +46,11 @@ pub struct FleetSpec {
     pub work_ms: u64,
     /// Extra TOML appended to the generated configuration.
     pub extra_toml: String,
+    /// Each project is a git repository with one commit, and its queue runs every task
+    /// in a worktree of its own (`isolation = "worktree"`).
+    pub worktrees: bool,
+    /// `max_running` of every queue; None leaves the key out (its default applies).
+    pub max_running: Option<u32>,
 }
 
 impl Default for FleetSpec {
@@ -59,6 +64,8 @@ impl Default for FleetSpec {
             tick: "300ms".into(),
             work_ms: 600,
             extra_toml: String::new(),
+            worktrees: false,
+            max_running: None,
         }
     }
 }
@@ -98,7 +105,14 @@ impl Fleet {
             }
         }
         for q in &spec.queues {
-            fs::create_dir_all(root.join("projects").join(q)).unwrap();
+            let project = root.join("projects").join(q);
+            fs::create_dir_all(&project).unwrap();
+            if spec.worktrees {
+                fs::write(project.join("README.md"), format!("project {q}\n")).unwrap();
+                git(&project, &["init", "-q"]);
+                git(&project, &["add", "README.md"]);
+                git(&project, &["commit", "-q", "-m", "first"]);
+            }
         }
         for d in &spec.dedicated {
             fs::create_dir_all(root.join("work").join(d)).unwrap();
@@ -151,9 +165,16 @@ impl Fleet {
         }
         for q in &self.spec.queues {
             t.push_str(&format!(
-                "[[queue]]\nname = \"{q}\"\nproject = \"{}\"\n\n",
+                "[[queue]]\nname = \"{q}\"\nproject = \"{}\"\n",
                 self.project(q).display()
             ));
+            if self.spec.worktrees {
+                t.push_str("isolation = \"worktree\"\n");
+            }
+            if let Some(n) = self.spec.max_running {
+                t.push_str(&format!("max_running = {n}\n"));
+            }
+            t.push('\n');
         }
         t.push_str("[quota]\nreactivate_cooldown = \"2s\"\n\n[dispatch]\nsubmit_delay = \"200ms\"\n\n");
         t.push_str(&self.spec.extra_toml);
@@ -460,10 +481,15 @@ impl Fleet {
         }
     }
 
-    /// The report ccl filed next to a done task (`done/TASK.json`).
+    /// The report ccl filed next to a done task (`done/TASK.json`). It is written right
+    /// after the task moves into `done/`, so a test that just saw the task there waits
+    /// for it.
     pub fn report(&self, queue: &str, task: &str) -> serde_json::Value {
         let path = self.queue_dir(queue, "done").join(format!("{task}.json"));
-        serde_json::from_slice(&fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+        let bytes = wait_until(&format!("{}", path.display()), Duration::from_secs(10), || {
+            fs::read(&path).ok()
+        });
+        serde_json::from_slice(&bytes).unwrap()
     }
 
     /// Holds until task `running` of `queue` is filed to done/, asserting all the while
@@ -660,6 +686,33 @@ impl Fleet {
         );
         serde_json::from_slice(&out.stdout).unwrap()
     }
+}
+
+/// `git -C DIR ARGS` with a fixed identity and no signing (whatever the tester's git
+/// configuration says); stdout, or a panic with git's message.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args([
+            "-c",
+            "user.name=ccl test",
+            "-c",
+            "user.email=test@localhost",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?} in {} failed: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// `backend = "…"` from `CCL_TEST_TMUX_BACKEND`, or nothing (the default backend).

@@ -21,9 +21,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use ccl::config::Config;
+use ccl::config::Isolation;
 use ccl::core::{
     Action, Activity, ClaimError, Core, FirstPrompt, Observation, QueueObs, RegistrySeen, Request, RequestKind,
-    SessionObs, State, TaskRef, TranscriptSeen, WorkSeen,
+    SessionObs, State, TaskRef, TranscriptSeen, WorkSeen, Worktree, WorktreeOutcome,
 };
 use ccl::queue::InboxEntry;
 use ccl::trace::{self, Header, Recorder};
@@ -85,6 +86,10 @@ pub struct Setup {
     pub on_account_unhealthy: &'static str,
     /// `quota.swap_at`.
     pub swap_at: u32,
+    /// `isolation` of every queue ("none" or "worktree").
+    pub isolation: &'static str,
+    /// `max_running` of every queue; None leaves the key out (its default applies).
+    pub max_running: Option<u32>,
 }
 
 impl Default for Setup {
@@ -101,6 +106,8 @@ impl Default for Setup {
             on_needs_attention: "",
             on_account_unhealthy: "",
             swap_at: 95,
+            isolation: "none",
+            max_running: None,
         }
     }
 }
@@ -108,6 +115,15 @@ impl Default for Setup {
 pub const CONTINUE_PROMPT: &str = "Continue where you left off.";
 
 impl Setup {
+    /// The default setup with every queue isolated in worktrees, so that several of its
+    /// tasks run at once (one per pool session).
+    pub fn parallel() -> Setup {
+        Setup {
+            isolation: "worktree",
+            ..Setup::default()
+        }
+    }
+
     pub fn config(&self) -> Config {
         let mut text = String::from(
             "[daemon]\ntick = \"2s\"\nstate_dir = \"/state\"\n\
@@ -126,7 +142,13 @@ impl Setup {
             text += &format!("[[dedicated]]\nname = \"{d}\"\nworkdir = \"/src/{d}\"\n");
         }
         for q in &self.queues {
-            text += &format!("[[queue]]\nname = \"{q}\"\nproject = \"/src/q-{q}\"\n");
+            text += &format!(
+                "[[queue]]\nname = \"{q}\"\nproject = \"/src/q-{q}\"\nisolation = \"{}\"\n",
+                self.isolation
+            );
+            if let Some(n) = self.max_running {
+                text += &format!("max_running = {n}\n");
+            }
         }
         text += &format!(
             "[quota]\nreactivate_cooldown = \"{}\"\nconfirm_polls = {}\ndefault_reset = \"5h\"\nswap_at = {}\n",
@@ -264,6 +286,14 @@ pub struct World {
     pub unfileable: BTreeSet<String>,
     /// Exactly once: prompts pasted per running task since it was claimed.
     pastes: BTreeMap<TaskRef, u32>,
+    /// Outcomes of `AddWorktree`, delivered with the next observation.
+    worktree_outcomes: Vec<WorktreeOutcome>,
+    /// Every worktree made: (task, path); a name is never made twice, as git refuses.
+    pub worktrees: Vec<(TaskRef, PathBuf)>,
+    /// Makes the next `AddWorktree` fail with this message (a project that is not a repository).
+    pub worktree_error: Option<String>,
+    /// Tasks claimed and not yet filed or handed back, by queue: what `max_running` bounds.
+    pub in_flight: BTreeMap<String, BTreeSet<String>>,
     pub replies: Vec<(String, bool, String)>,
     pub logs: Vec<String>,
     /// Turns a submitted prompt keeps Claude busy (unless the pane says otherwise).
@@ -315,6 +345,10 @@ impl World {
             claim_error: None,
             unfileable: BTreeSet::new(),
             pastes: BTreeMap::new(),
+            worktree_outcomes: Vec::new(),
+            worktrees: Vec::new(),
+            worktree_error: None,
+            in_flight: BTreeMap::new(),
             replies: Vec::new(),
             logs: Vec::new(),
             busy_turns: BUSY_TURNS,
@@ -545,7 +579,7 @@ impl World {
             if !self.config.pool.contains(name) || !p.registry || !p.screen.claude() || p.conversation.is_none() {
                 continue;
             }
-            let Some(q) = self.config.queues.iter().find(|q| q.project == p.cwd) else {
+            let Some(q) = self.config.queues.iter().find(|q| q.holds_workdir(&p.cwd)) else {
                 continue;
             };
             let running = &self.queues[&q.name].running;
@@ -655,6 +689,7 @@ impl World {
             hooks_done: Vec::new(),
             missing_dirs: self.missing_dirs.iter().cloned().collect(),
             work_seen: Vec::new(),
+            worktrees: std::mem::take(&mut self.worktree_outcomes),
         }
     }
 
@@ -823,6 +858,21 @@ impl World {
                         skip.insert(session.clone());
                         continue;
                     }
+                    let isolated = self.isolated(queue);
+                    let flying = self.in_flight.entry(queue.clone()).or_default();
+                    if !isolated && !flying.is_empty() {
+                        let others: Vec<String> = flying.iter().cloned().collect();
+                        self.violation(format!(
+                            "{queue}/{task} claimed while {others:?} of the same checkout still run"
+                        ));
+                    }
+                    let bound = self.config.queue(queue).map_or(1, |q| q.max_running) as usize;
+                    let flying = self.in_flight.entry(queue.clone()).or_default();
+                    flying.insert(task.clone());
+                    if flying.len() > bound {
+                        let n = flying.len();
+                        self.violation(format!("{queue} has {n} tasks running, over its max_running {bound}"));
+                    }
                     let q = self.queue(queue);
                     // A rename never replaces: a task of that name still running stays.
                     let in_the_way = q.running.contains(task);
@@ -830,6 +880,7 @@ impl World {
                         q.running.push(task.clone());
                         self.pastes.insert(t, 0);
                     } else {
+                        self.in_flight.entry(queue.clone()).or_default().remove(task);
                         // As the shell does: the claim failed, so the session's remaining
                         // actions this turn are skipped and the core hears of it next turn.
                         self.failed_claims.push(TaskRef {
@@ -839,7 +890,47 @@ impl World {
                         skip.insert(session.clone());
                     }
                 }
+                Action::AddWorktree {
+                    session,
+                    queue,
+                    task,
+                    name,
+                } => {
+                    let task = TaskRef {
+                        queue: queue.clone(),
+                        task: task.clone(),
+                    };
+                    let outcome = match self.worktree_error.take() {
+                        Some(error) => WorktreeOutcome {
+                            session: session.clone(),
+                            task,
+                            worktree: None,
+                            error: Some(error),
+                        },
+                        None => {
+                            let dir = self.config.queue(queue).unwrap().worktree_dir.clone();
+                            let free = (1..)
+                                .map(|n| if n == 1 { name.clone() } else { format!("{name}-{n}") })
+                                .find(|n| self.worktrees.iter().all(|(_, p)| *p != dir.join(n)))
+                                .unwrap();
+                            let path = dir.join(&free);
+                            self.worktrees.push((task.clone(), path.clone()));
+                            WorktreeOutcome {
+                                session: session.clone(),
+                                task,
+                                worktree: Some(Worktree {
+                                    path,
+                                    branch: format!("ccl/{free}"),
+                                    base: "0123abcd".into(),
+                                }),
+                                error: None,
+                            }
+                        }
+                    };
+                    self.worktree_outcomes.push(outcome);
+                }
                 Action::FinishTask { queue, task, .. } => {
+                    self.land(queue, task);
                     let q = self.queue(queue);
                     if q.take("running", task) {
                         q.done.push(task.clone());
@@ -857,6 +948,7 @@ impl World {
                         // The shell's move failed (and it logged why); the file stays.
                         continue;
                     }
+                    self.land(queue, task);
                     let q = self.queue(queue);
                     if q.take(from, task) {
                         q.failed.push((task.clone(), reason.clone()));
@@ -865,6 +957,7 @@ impl World {
                     }
                 }
                 Action::RequeueTask { queue, task, .. } => {
+                    self.land(queue, task);
                     let mtime_ms = self.next_mtime_ms;
                     let q = self.queue(queue);
                     if q.take("running", task) {
@@ -912,6 +1005,24 @@ impl World {
         }
     }
 
+    /// The daemon dies between making a worktree and hearing of it.
+    pub fn lose_worktree_outcomes(&mut self) {
+        self.worktree_outcomes.clear();
+    }
+
+    fn isolated(&self, queue: &str) -> bool {
+        self.config
+            .queue(queue)
+            .is_some_and(|q| q.isolation == Isolation::Worktree)
+    }
+
+    /// A task leaves `running/`: it no longer counts against its queue's bound.
+    fn land(&mut self, queue: &str, task: &str) {
+        if let Some(flying) = self.in_flight.get_mut(queue) {
+            flying.remove(task);
+        }
+    }
+
     fn type_line(&mut self, session: &str, line: &str) {
         let homes: Vec<(String, String)> = self
             .config
@@ -942,6 +1053,18 @@ impl World {
                             .violations
                             .push(format!("launch with unknown home in {session}: {line}"));
                     };
+                    if !l.resume {
+                        let outside = self.config.queues.iter().any(|q| {
+                            q.isolation == Isolation::Worktree
+                                && Path::new(&l.cwd).starts_with(&q.project)
+                                && !Path::new(&l.cwd).starts_with(&q.worktree_dir)
+                        });
+                        if outside {
+                            self.violations
+                                .push(format!("a task of an isolated queue launched in its checkout: {line}"));
+                        }
+                    }
+                    let p = self.panes.get_mut(session).unwrap();
                     p.account = Some(account.clone());
                     if p.conversation.as_deref() != Some(l.id.as_str()) {
                         p.first_task = None;
@@ -1146,7 +1269,7 @@ impl Sim {
 
     /// Turns until `done` holds after one (at most `max`); all their actions. Panics
     /// with the last turns' actions when it never holds.
-    pub fn until(&mut self, max: usize, what: &str, done: impl Fn(&Sim, &[Action]) -> bool) -> Vec<Action> {
+    pub fn until(&mut self, max: usize, what: &str, mut done: impl FnMut(&Sim, &[Action]) -> bool) -> Vec<Action> {
         let mut all = Vec::new();
         for _ in 0..max {
             let actions = self.turn();
@@ -1379,6 +1502,7 @@ pub fn dedicated_marked_working(task: &str) -> ccl::core::SessionState {
         started_ms: Some(ms(START) - 60_000),
         attempt: 1,
         adopted: None,
+        worktree: None,
     });
     ops
 }

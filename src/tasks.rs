@@ -73,6 +73,9 @@ pub fn show(config: &Config, q: &Queue, task: &str) -> Result<String> {
                         "started",
                         &a.started_ms.map(util::rfc3339).unwrap_or_else(|| "not yet".into()),
                     );
+                    if let Some(wt) = &a.worktree {
+                        row("worktree", &format!("{} (branch {})", wt.path.display(), wt.branch));
+                    }
                 }
                 row("activity", activity(&s.activity));
                 conversation = s.conversation.clone();
@@ -102,6 +105,10 @@ pub fn show(config: &Config, q: &Queue, task: &str) -> Result<String> {
                         row("duration", &format!("{}s", ms / 1000));
                     }
                     conversation = fields.get("conversation").and_then(Value::as_str).map(str::to_string);
+                    // A task of an isolated queue ran (and left its transcript) in its worktree.
+                    if let Some(path) = fields.get("worktree").and_then(|w| w["path"].as_str()) {
+                        cwd = PathBuf::from(path);
+                    }
                     // Every other field as it is (a result, its cost, the model, how it
                     // was recovered): the record only ever gains fields.
                     let known = [

@@ -161,6 +161,13 @@ fn a_worktree_queue_runs_three_at_once_each_in_its_own_worktree_and_branch() {
         paths.insert(path.to_string());
     }
     assert_eq!(paths.len(), 3);
+    // `ccl show` finds a done task's transcript where its Claude ran: in its worktree.
+    let shown = String::from_utf8(fleet.ccl(&["show", "q", &tasks[0]], None).stdout).unwrap();
+    let line = shown
+        .lines()
+        .find(|l| l.trim_start().starts_with("transcript"))
+        .unwrap_or_else(|| panic!("no transcript line:\n{shown}"));
+    assert!(!line.contains("not there"), "{shown}");
     assert_eq!(worktree_paths(&project).len(), 4, "the checkout and three worktrees");
     // The project's own checkout stays clean: queue and worktrees are excluded locally.
     assert_eq!(

@@ -179,6 +179,22 @@ pub enum Command {
     /// Print the man page (roff)
     #[command(after_help = "Examples:\n  ccl man | man -l -\n  ccl man > ~/.local/share/man/man1/ccl.1")]
     Man,
+    /// What Claude's hooks and status line run (from ccl's --settings): spools the report
+    /// on stdin for the daemon; `status` also prints the status line. Always exits 0.
+    #[command(
+        hide = true,
+        after_help = "Examples:\n  echo '{\"session_id\":\"…\"}' | ccl signal --dir ~/.local/state/ccl/signals --account main Stop"
+    )]
+    Signal {
+        /// The spool directory (state_dir/signals)
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// The account the settings file was written for (shown in ccl's status line)
+        #[arg(long)]
+        account: Option<String>,
+        /// SessionStart, UserPromptSubmit, Stop, StopFailure, Notification or status
+        event: String,
+    },
 }
 
 /// The command was interrupted (SIGINT/SIGTERM): exit code 130, as a shell reports it.
@@ -311,6 +327,10 @@ pub fn run(cli: Cli) -> Result<bool> {
             clap_mangen::Man::new(cmd)
                 .render(&mut std::io::stdout())
                 .context("cannot write the man page")?;
+            Ok(true)
+        }
+        Command::Signal { dir, account, event } => {
+            crate::signals::cmd_signal(&dir, account.as_deref(), &event);
             Ok(true)
         }
     }
@@ -623,6 +643,7 @@ pub fn status_json(config: &Config, st: Option<&State>, daemon_pid: Option<u32>,
                 "adopted": s.assignment.as_ref().and_then(|a| a.adopted.clone()),
                 "worktree": s.assignment.as_ref().and_then(|a| a.worktree.as_ref()).map(|w| &w.path),
                 "branch": s.assignment.as_ref().and_then(|a| a.worktree.as_ref()).map(|w| &w.branch),
+                "signals": s.hooked,
             }))
         })
         .collect();

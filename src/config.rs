@@ -162,6 +162,7 @@ struct RawClaude {
     command: String,
     args: Vec<String>,
     env: std::collections::BTreeMap<String, String>,
+    signals: bool,
 }
 impl Default for RawClaude {
     fn default() -> Self {
@@ -169,6 +170,7 @@ impl Default for RawClaude {
             command: "claude".into(),
             args: vec!["--dangerously-skip-permissions".into()],
             env: Default::default(),
+            signals: true,
         }
     }
 }
@@ -370,6 +372,10 @@ pub struct Claude {
     /// written `"<redacted>"` wherever a configuration is serialised (trace headers).
     #[serde(serialize_with = "redacted_values")]
     pub env: Vec<(String, String)>,
+    /// Launch with `--settings` carrying ccl's hooks and status line (see `signals.rs`).
+    /// Absent from a trace recorded before the key existed: those launched without it.
+    #[serde(default)]
+    pub signals: bool,
 }
 
 /// What a serialised configuration holds in place of each `claude.env` value.
@@ -673,6 +679,17 @@ impl Config {
     pub fn env_file(&self) -> PathBuf {
         self.daemon.state_dir.join("claude.env")
     }
+
+    /// Where hooks spool their reports and the daemon's wake-up FIFO lives.
+    pub fn signals_dir(&self) -> PathBuf {
+        self.daemon.state_dir.join("signals")
+    }
+
+    /// The `--settings` file given to Claudes launched under `account` (written by the
+    /// daemon at start; its hooks name the account for the status line).
+    pub fn signal_settings(&self, account: &str) -> PathBuf {
+        self.signals_dir().join(format!("settings-{account}.json"))
+    }
 }
 
 /// Problems found while validating, each with the key it is about: a path of table keys
@@ -907,6 +924,7 @@ fn from_raw(raw: RawConfig, path: &Path, base: &Path, home: Option<&Path>, probl
             command: claude_command(&raw.claude.command, base, home, problems),
             args: raw.claude.args,
             env: raw.claude.env.into_iter().collect(),
+            signals: raw.claude.signals,
         },
         accounts,
         shared: Shared {

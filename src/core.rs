@@ -66,6 +66,82 @@ pub struct Observation {
     /// What became of last turn's `AddWorktree` actions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub worktrees: Vec<WorktreeOutcome>,
+    /// What Claudes launched with ccl's `--settings` reported since the last turn, in the
+    /// order they wrote it (status lines: only the latest per session).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signals: Vec<SignalSeen>,
+}
+
+/// One report of a Claude's hook or status line, matched to a managed session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignalSeen {
+    pub session: String,
+    /// The configured account whose home the Claude runs under (its `CLAUDE_CONFIG_DIR`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// When the hook wrote it.
+    pub at_ms: Ms,
+    #[serde(flatten)]
+    pub event: HookEvent,
+}
+
+/// What a hook or the status line said, reduced to what ccl decides on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum HookEvent {
+    /// `SessionStart`: the conversation this Claude runs now (`source`: startup, resume,
+    /// clear, compact — the id changes on the last two).
+    SessionStart {
+        conversation: String,
+        cwd: PathBuf,
+        source: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model: Option<String>,
+    },
+    /// `UserPromptSubmit`: a prompt was taken.
+    PromptSubmitted { conversation: String },
+    /// `Stop`: the turn ended; not finished while background tasks still run.
+    Stop {
+        conversation: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_message: Option<String>,
+        #[serde(default)]
+        background_running: u32,
+    },
+    /// `StopFailure`: the turn ended with an API error (`rate_limit` for a usage limit).
+    StopFailure {
+        conversation: String,
+        error: String,
+        message: String,
+    },
+    /// `Notification`: a permission, question or idle prompt.
+    Notification { kind: String, message: String },
+    /// The status line: the account's usage windows, the conversation's cost and model.
+    Status {
+        conversation: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cost_usd: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        five_hour: Option<UsageWindow>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seven_day: Option<UsageWindow>,
+    },
+}
+
+impl HookEvent {
+    /// The conversation the report is about, when it names one.
+    pub fn conversation(&self) -> Option<&str> {
+        match self {
+            HookEvent::SessionStart { conversation, .. }
+            | HookEvent::PromptSubmitted { conversation }
+            | HookEvent::Stop { conversation, .. }
+            | HookEvent::StopFailure { conversation, .. }
+            | HookEvent::Status { conversation, .. } => Some(conversation),
+            HookEvent::Notification { .. } => None,
+        }
+    }
 }
 
 /// A pool session whose Claude (per its registry entry) works in a queue's project, and
@@ -443,6 +519,23 @@ pub struct TaskReport {
     /// have none, and every `FinishTask` carries a report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worktree: Option<Box<Worktree>>,
+    /// What Claude itself reported about the task (its hooks and status line); written
+    /// as top-level fields. Boxed, as `worktree` is, so an action stays small.
+    #[serde(flatten)]
+    pub reported: Box<Reported>,
+}
+
+/// What the signals said about a finished task, when they said it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Reported {
+    /// Claude's last message of the task's turn (from `Stop`), capped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+    /// The conversation's cost so far as the status line reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -625,6 +718,25 @@ pub struct SessionState {
     /// stopped it; typed back (never submitted) into the resumed conversation's box.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub draft: Option<String>,
+    /// The Claude in front reported `SessionStart` through ccl's hooks: its signals decide,
+    /// and the registry no longer overrides its conversation id. Cleared when it exits.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hooked: bool,
+    /// Model and cost of the conversation, from its hooks and status line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    /// Claude's last message of the current turn (from `Stop`), for the task's result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_message: Option<String>,
+    /// The last `Stop` said this many background tasks still run: the turn is not done.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub background_tasks: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl SessionState {
@@ -651,6 +763,11 @@ impl SessionState {
             quota_note: None,
             shell_prompt: None,
             draft: None,
+            hooked: false,
+            model: None,
+            cost_usd: None,
+            last_message: None,
+            background_tasks: 0,
         }
     }
 
@@ -894,6 +1011,8 @@ pub mod limits {
     /// A Claude that said it would continue by itself at the reset gets this long after
     /// its account became usable again before ccl sends its own continue prompt.
     pub const AUTO_CONTINUE_GRACE_MS: i64 = 60_000;
+    /// Characters of Claude's last message kept as a task's `result`.
+    pub const RESULT_CHARS: usize = 4_000;
 }
 
 pub struct Core {
@@ -1127,6 +1246,22 @@ impl Core {
 
     pub(crate) fn analysis(&self, session: &str) -> Option<&Analysis> {
         self.screens.get(session)
+    }
+
+    /// This turn's hook reports of `session` about the conversation it runs now, in the
+    /// order Claude wrote them. Reports naming another conversation (a Claude that ran
+    /// there before) are not about this one.
+    pub(crate) fn signals_of<'a>(&self, obs: &'a Observation, session: &str) -> Vec<&'a HookEvent> {
+        let current = self.state.sessions.get(session).and_then(|s| s.conversation.clone());
+        obs.signals
+            .iter()
+            .filter(|s| s.session == session)
+            .filter(|s| match s.event.conversation() {
+                Some(c) => current.as_deref() == Some(c),
+                None => true,
+            })
+            .map(|s| &s.event)
+            .collect()
     }
 
     /// A new conversation id: a v4-shaped UUID from the seeded generator (splitmix64).

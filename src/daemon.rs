@@ -27,6 +27,8 @@ const SAVE_ERROR_EVERY_MS: i64 = 60_000;
 pub enum Event {
     Tick,
     Wake,
+    /// A hook wrote to the spool: a turn now rather than at the next tick.
+    Signal,
     Stop(i32),
     Reload,
 }
@@ -36,6 +38,7 @@ impl std::fmt::Display for Event {
         match self {
             Event::Tick => f.write_str("tick"),
             Event::Wake => f.write_str("wake-up for a pending deadline"),
+            Event::Signal => f.write_str("a signal from claude"),
             Event::Stop(sig) => write!(f, "stop signal {sig}"),
             Event::Reload => f.write_str("reload (SIGHUP)"),
         }
@@ -171,6 +174,7 @@ pub fn run(config_path: &Path, record: Option<PathBuf>) -> Result<()> {
         }
         None => None,
     };
+    let signal_wake = prepare_signals(&config)?;
     let mut shell = Shell::new(tmux_port(&config));
     let mut core = Core::new(config, state, &tz);
     let signals = signals()?;
@@ -208,7 +212,7 @@ pub fn run(config_path: &Path, record: Option<PathBuf>) -> Result<()> {
                 reload(config_path, &mut core, recorder.as_mut(), turn);
                 ticker = tick(Duration::from_millis(core.config().daemon.tick.0));
             }
-            Event::Tick | Event::Wake => 'turn: {
+            Event::Tick | Event::Wake | Event::Signal => 'turn: {
                 turn += 1;
                 let now = now_ms();
                 log::debug!("turn {turn} ({event})");
@@ -259,6 +263,7 @@ pub fn run(config_path: &Path, record: Option<PathBuf>) -> Result<()> {
         event = select! {
             recv(ticker) -> _ => Event::Tick,
             recv(wake_rx) -> _ => Event::Wake,
+            recv(signal_wake) -> _ => Event::Signal,
             recv(signals) -> sig => match sig {
                 Ok(signal_hook::consts::SIGHUP) => Event::Reload,
                 Ok(s) => Event::Stop(s),
@@ -270,6 +275,17 @@ pub fn run(config_path: &Path, record: Option<PathBuf>) -> Result<()> {
         log::warn!("cannot save state on exit: {e:#}");
     }
     Ok(())
+}
+
+/// The `--settings` files and the wake-up FIFO (when `claude.signals` is on), and the
+/// channel the FIFO wakes; a never-ready channel when signals are off.
+fn prepare_signals(config: &Config) -> Result<Receiver<()>> {
+    if !config.claude.signals {
+        return Ok(crossbeam_channel::never());
+    }
+    let exe = std::env::current_exe().context("cannot find ccl's own executable for the hooks")?;
+    crate::signals::prepare(config, &exe).context("cannot prepare the signal settings")?;
+    crate::signals::wake_channel(config)
 }
 
 /// SIGHUP: a valid new configuration takes effect at the next turn; what cannot change
@@ -338,6 +354,16 @@ fn reload(path: &Path, core: &mut Core, recorder: Option<&mut Recorder>, turn: u
     if let Err(e) = state::write_env_file(&new) {
         log::warn!("reload refused: {e:#}");
         return;
+    }
+    if new.claude.signals {
+        // Accounts may have been added: each needs its settings file before a launch.
+        let written = std::env::current_exe()
+            .map_err(anyhow::Error::from)
+            .and_then(|exe| crate::signals::prepare(&new, &exe));
+        if let Err(e) = written {
+            log::warn!("reload refused: cannot prepare the signal settings: {e:#}");
+            return;
+        }
     }
     if let Some(r) = recorder {
         if let Err(e) = r.reload(turn, &new) {

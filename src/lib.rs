@@ -23,6 +23,7 @@ pub mod queue;
 pub mod quota;
 pub mod screen;
 pub mod sessions;
+pub mod signals;
 pub mod state;
 pub mod swap;
 pub mod tasks;

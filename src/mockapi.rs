@@ -163,6 +163,21 @@ pub struct SeenRequest {
     pub last_user_text: Option<String>,
     /// Whether the body asked for a streamed answer.
     pub stream: bool,
+    /// When the request arrived, in ms since the epoch.
+    pub at_ms: i64,
+    /// When the answer (or refusal) was fully written, in ms since the epoch; None while
+    /// it is being answered or when writing it failed. Latency benchmarks start here.
+    pub answered_ms: Option<i64>,
+    /// Tells requests apart, for `answered_ms`.
+    #[serde(skip)]
+    pub id: u64,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// Where the mock listens and which files it shares with other processes.
@@ -194,6 +209,7 @@ struct Shared {
     workers: Mutex<Vec<JoinHandle<()>>>,
     n_connections: AtomicUsize,
     next_id: AtomicU64,
+    next_request: AtomicU64,
 }
 
 #[derive(Default)]
@@ -229,6 +245,7 @@ impl MockApi {
             workers: Mutex::new(Vec::new()),
             n_connections: AtomicUsize::new(0),
             next_id: AtomicU64::new(0),
+            next_request: AtomicU64::new(0),
         });
         let accept_shared = Arc::clone(&shared);
         let accept_thread = std::thread::Builder::new()
@@ -551,6 +568,9 @@ fn respond(request: &Request, writer: &mut impl Write, shared: &Shared) -> io::R
         conversation: conversation_of(&body).or_else(|| request.header("x-claude-code-session-id").map(str::to_string)),
         last_user_text: last_user_text(&body),
         stream: body.get("stream").and_then(Value::as_bool).unwrap_or(false),
+        at_ms: now_ms(),
+        answered_ms: None,
+        id: shared.next_request.fetch_add(1, Ordering::SeqCst),
     };
     record(shared, &seen);
     let path = request.target.split('?').next().unwrap_or("");
@@ -560,7 +580,13 @@ fn respond(request: &Request, writer: &mut impl Write, shared: &Shared) -> io::R
     match (request.method.as_str(), path) {
         ("POST", "/v1/messages") => {
             let behaviour = behaviour_for(shared, &seen.token);
-            answer_messages(&behaviour, &seen, &body, writer, shared)
+            answer_messages(&behaviour, &seen, &body, writer, shared)?;
+            let answered_ms = now_ms();
+            let mut state = lock(&shared.state);
+            if let Some(r) = state.seen.iter_mut().rev().find(|r| r.id == seen.id) {
+                r.answered_ms = Some(answered_ms);
+            }
+            Ok(())
         }
         ("POST", "/v1/messages/count_tokens") => {
             // A rough count is all Claude uses it for (context-size display).
@@ -994,14 +1020,29 @@ mod tests {
         );
         assert!(reply.body.contains(r#""text":"Done: fix the build""#));
         assert!(reply.body.contains(r#""stop_reason":"end_turn""#));
+        // The server notes the answer just after its last byte, which the client may read first.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let seen = loop {
+            let seen = mock.requests();
+            if seen.iter().all(|r| r.answered_ms.is_some()) || std::time::Instant::now() > deadline {
+                break seen;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        assert_eq!(seen.len(), 1);
+        let answered = seen[0].answered_ms.expect("the answer was written");
+        assert!(answered >= seen[0].at_ms, "{:?}", seen[0]);
         assert_eq!(
-            mock.requests(),
+            seen,
             [SeenRequest {
                 token: TOKEN_A.into(),
                 path: "/v1/messages?beta=true".into(),
                 conversation: Some(SESSION.into()),
                 last_user_text: Some("fix the build\nthen test".into()),
                 stream: true,
+                at_ms: seen[0].at_ms,
+                answered_ms: Some(answered),
+                id: seen[0].id,
             }]
         );
     }

@@ -19,10 +19,11 @@ use std::path::PathBuf;
 
 use crate::config::Config;
 use crate::core::{
-    ClaimError, Core, FirstPrompt, HookDone, Observation, QueueObs, RegistrySeen, SessionObs, TaskRef, TranscriptSeen,
-    WorkSeen, WorktreeOutcome,
+    ClaimError, Core, FirstPrompt, HookDone, HookEvent, Observation, QueueObs, RegistrySeen, SessionObs, SignalSeen,
+    TaskRef, TranscriptSeen, WorkSeen, WorktreeOutcome,
 };
 use crate::hooks::Hooks;
+use crate::signals::SpoolReader;
 use crate::tmux::{PaneInfo, Tmux};
 use crate::transcript::{self, TranscriptReader};
 use crate::{procs, queue, screen, state};
@@ -48,9 +49,11 @@ pub struct Shell {
     /// Captures actually taken from tmux (not reused), for tests and benchmarks.
     n_captures: u64,
     /// One-shot inputs of a turn that was undone (its state could not be saved): given
-    /// to the core again with the next observation, so no request, transcript record or
-    /// failed claim is lost with the turn.
+    /// to the core again with the next observation, so no request, transcript record,
+    /// hook report or failed claim is lost with the turn.
     again: Option<Observation>,
+    /// Where the hooks' spool was read up to.
+    spool: SpoolReader,
 }
 
 /// How old a reused capture may get: past this it is taken again even though tmux
@@ -109,6 +112,7 @@ impl Shell {
             touched: BTreeSet::new(),
             n_captures: 0,
             again: None,
+            spool: SpoolReader::default(),
         }
     }
 
@@ -156,6 +160,10 @@ impl Shell {
             Some(_) => self.observe_transcripts(core),
             None => Vec::new(),
         };
+        let signals = match &sessions {
+            Some(_) => self.observe_signals(config),
+            None => Vec::new(),
+        };
         let queues = self.observe_queues(config);
         let work_seen = if core.wants_work_seen() {
             observe_work(core, &registry, &queues, sessions.as_deref().unwrap_or(&[]))
@@ -185,6 +193,7 @@ impl Shell {
             missing_dirs,
             work_seen,
             worktrees: std::mem::take(&mut self.worktrees),
+            signals,
         };
         if let Some(mut again) = self.again.take() {
             again.transcripts.append(&mut obs.transcripts);
@@ -192,11 +201,13 @@ impl Shell {
             again.failed_claims.append(&mut obs.failed_claims);
             again.hooks_done.append(&mut obs.hooks_done);
             again.worktrees.append(&mut obs.worktrees);
+            again.signals.append(&mut obs.signals);
             obs.transcripts = again.transcripts;
             obs.requests = again.requests;
             obs.failed_claims = again.failed_claims;
             obs.hooks_done = again.hooks_done;
             obs.worktrees = again.worktrees;
+            obs.signals = again.signals;
         }
         obs
     }
@@ -205,6 +216,36 @@ impl Shell {
     /// (tmux, registries and queues are simply observed afresh).
     pub fn give_again(&mut self, obs: Observation) {
         self.again = Some(obs);
+    }
+
+    /// The spool's new lines as signals of managed sessions, in the order written; of
+    /// the status lines (one per redraw) only each session's latest is kept.
+    fn observe_signals(&mut self, config: &Config) -> Vec<SignalSeen> {
+        let lines = self.spool.read(&config.signals_dir());
+        let mut out: Vec<SignalSeen> = Vec::new();
+        for line in lines {
+            let Some(session) = line.session.clone().filter(|s| config.is_managed(s)) else {
+                continue;
+            };
+            let Some(event) = line.event() else { continue };
+            let account = line.config_dir.as_ref().and_then(|dir| {
+                config
+                    .accounts
+                    .iter()
+                    .find(|a| a.home.as_os_str() == dir.as_str())
+                    .map(|a| a.name.clone())
+            });
+            if matches!(event, HookEvent::Status { .. }) {
+                out.retain(|s| !(s.session == session && matches!(s.event, HookEvent::Status { .. })));
+            }
+            out.push(SignalSeen {
+                session,
+                account,
+                at_ms: line.at_ms,
+                event,
+            });
+        }
+        out
     }
 
     fn observe_tmux(&mut self, config: &Config, now_ms: i64) -> Option<Vec<SessionObs>> {

@@ -1,8 +1,9 @@
 //! Phase 1 of a turn: the quota poll. Decides whether the active account has really hit
 //! its usage limit, and starts a swap when it has.
 //!
-//! Structured signals come first: a transcript record with `apiErrorStatus: 429` and
-//! `error: "rate_limit"` is a hit, taken once (the shell reads each record once). Pane
+//! Structured signals come first: a `StopFailure` hook with `error: "rate_limit"`
+//! (source `hook`), else a transcript record with `apiErrorStatus: 429` and
+//! `error: "rate_limit"` (source `transcript`), is a hit, each taken once. Pane
 //! text is the fallback: the screen module only reports limit lines in the bottom region
 //! that the model did not merely quote, and here a line counts only if it was not already
 //! on screen when Claude last became ready (a `--resume` redraws old banners), only while
@@ -20,7 +21,7 @@
 //! usage limit" is a server error: a veto, never a hit.
 
 use crate::config::OnWarning;
-use crate::core::{limits, Activity, Core, Kind, Ms, Observation, UsageWindow};
+use crate::core::{limits, Activity, Core, HookEvent, Kind, Ms, Observation, UsageWindow};
 use crate::meters::MeterReading;
 use crate::screen::{GaugeWindow, LimitKind};
 use crate::transcript::Signal;
@@ -143,33 +144,31 @@ impl Core {
         let mut out = Vec::new();
         let mut api_error = false;
 
-        for seen in obs.transcripts.iter().filter(|t| t.session == name) {
+        // The hooks first: `StopFailure` with `rate_limit` is Claude's own word that the
+        // turn hit a limit; its message carries the reset time.
+        for event in self.signals_of(obs, name) {
+            let HookEvent::StopFailure { error, message, .. } = event else {
+                continue;
+            };
+            if error != "rate_limit" {
+                // Any other failure is an API error: a veto for pane text, as a record is.
+                api_error = true;
+                continue;
+            }
+            match self.limit_detection(name, &account, "hook", "hook_rate_limit", message) {
+                Some(d) => out.push((d, false)),
+                None => api_error = true,
+            }
+        }
+        let hooked = !out.is_empty();
+        for seen in obs.transcripts.iter().filter(|t| t.session == name && !hooked) {
             for record in &seen.records {
                 match &record.signal {
                     Signal::LimitHit { text } => {
-                        let analysis = self.analyze(text);
-                        if analysis.quota.is_none() && analysis.server_error.is_some() {
-                            // An API-key 429 ("Request rejected") is a per-minute rate limit,
-                            // not an exhausted subscription: a veto, not a hit.
-                            api_error = true;
-                            continue;
+                        match self.limit_detection(name, &account, "transcript", "transcript_rate_limit", text) {
+                            Some(d) => out.push((d, false)),
+                            None => api_error = true,
                         }
-                        let parsed = analysis.quota;
-                        out.push((
-                            Detection {
-                                session: name.into(),
-                                account: account.clone(),
-                                source: "transcript",
-                                pattern: parsed
-                                    .as_ref()
-                                    .map(|q| q.pattern.clone())
-                                    .unwrap_or_else(|| "transcript_rate_limit".into()),
-                                kind: parsed.as_ref().map(|q| q.kind),
-                                reset_ms: parsed.and_then(|q| q.reset_at).map(|t| t.as_millisecond()),
-                                line: text.clone(),
-                            },
-                            false,
-                        ));
                     }
                     Signal::ApiError { .. } => api_error = true,
                     _ => {}
@@ -199,6 +198,37 @@ impl Core {
             }
         }
         (out, api_error, stale_seen)
+    }
+
+    /// A limit hit Claude itself reported (`source`: its transcript or its hook), with the
+    /// reset time parsed from its message; None when the message is an API-key 429
+    /// ("Request rejected"), a per-minute rate limit rather than an exhausted
+    /// subscription: a veto, not a hit.
+    fn limit_detection(
+        &self,
+        name: &str,
+        account: &str,
+        source: &'static str,
+        fallback_pattern: &str,
+        text: &str,
+    ) -> Option<Detection> {
+        let analysis = self.analyze(text);
+        if analysis.quota.is_none() && analysis.server_error.is_some() {
+            return None;
+        }
+        let parsed = analysis.quota;
+        Some(Detection {
+            session: name.into(),
+            account: account.into(),
+            source,
+            pattern: parsed
+                .as_ref()
+                .map(|q| q.pattern.clone())
+                .unwrap_or_else(|| fallback_pattern.into()),
+            kind: parsed.as_ref().map(|q| q.kind),
+            reset_ms: parsed.and_then(|q| q.reset_at).map(|t| t.as_millisecond()),
+            line: text.into(),
+        })
     }
 
     fn decide(&mut self, d: &Detection, vetoed: bool) -> Decision {
@@ -231,7 +261,7 @@ impl Core {
         if self.in_cooldown() {
             return Decision::Cooldown;
         }
-        if d.reset_ms.is_some() || d.source == "transcript" {
+        if d.reset_ms.is_some() || d.source != "pane" {
             return Decision::Swap;
         }
         let state = self.state.sessions.get_mut(&d.session).expect("session exists");

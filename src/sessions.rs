@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::core::{limits, Action, Activity, Core, Kind, Observation, Seen, SessionObs, SessionState};
+use crate::core::{limits, Action, Activity, Core, HookEvent, Kind, Observation, Seen, SessionObs, SessionState};
 use crate::screen::{self, ScreenState};
 use crate::tmux::CLAUDE_PROCESS_NAMES;
 use crate::util::{shell_quote, snippet};
@@ -45,25 +45,43 @@ pub enum Continue {
     Resume,
 }
 
-/// The shell line that starts Claude: `cd DIR && CLAUDE_CONFIG_DIR=HOME COMMAND ARGS
+/// The shell line that starts Claude in session `session` under `account`:
+/// `cd DIR && CLAUDE_CONFIG_DIR=HOME [CCL_SESSION=NAME] COMMAND ARGS [--settings FILE]
 /// --session-id|--resume ID`, every part quoted for the shell. With `claude.env` set, the
 /// command runs under `sh -c '. "$1" && shift && exec "$@"' ccl-env ENV_FILE …`: the
 /// values are read from the private env file, so none of them is typed, shown in the
 /// pane, kept in the shell's history or logged. `exec` leaves Claude itself (not a shell)
-/// as the pane's foreground process.
-pub fn launch_line(config: &crate::config::Config, workdir: &Path, home: &Path, id: &str, how: Continue) -> String {
+/// as the pane's foreground process. `CCL_SESSION` names the session to ccl's hooks;
+/// `--settings` (when `claude.signals` is on) gives Claude those hooks and ccl's status
+/// line without touching the account's own settings.
+pub fn launch_line(
+    config: &crate::config::Config,
+    session: &str,
+    account: &str,
+    workdir: &Path,
+    home: &Path,
+    id: &str,
+    how: Continue,
+) -> String {
     let mut parts = vec![
         "cd".to_string(),
         shell_quote(&workdir.to_string_lossy()),
         "&&".to_string(),
         format!("CLAUDE_CONFIG_DIR={}", shell_quote(&home.to_string_lossy())),
     ];
+    if config.claude.signals {
+        parts.push(format!("{}={}", crate::signals::SESSION_VAR, shell_quote(session)));
+    }
     if !config.claude.env.is_empty() {
         parts.push("sh -c '. \"$1\" && shift && exec \"$@\"' ccl-env".into());
         parts.push(shell_quote(&config.env_file().to_string_lossy()));
     }
     parts.push(shell_quote(&config.claude.command));
     parts.extend(config.claude.args.iter().map(|a| shell_quote(a)));
+    if config.claude.signals {
+        parts.push("--settings".into());
+        parts.push(shell_quote(&config.signal_settings(account).to_string_lossy()));
+    }
     parts.push(match how {
         Continue::New => "--session-id".into(),
         Continue::Resume => "--resume".into(),
@@ -255,6 +273,7 @@ impl Core {
                 // Someone replaced the pane: whatever ccl believed about it is void.
                 state.conversation = None;
                 state.account = None;
+                state.hooked = false;
             }
             state.pane_pid = pid;
             let mut lost_now = false;
@@ -294,9 +313,15 @@ impl Core {
                 state.stale_hits = banners;
             }
 
-            // Conversation id: from the registry (current), else the resume hint at a shell.
+            if matches!(seen, Seen::Shell | Seen::Absent | Seen::Dead) {
+                // The Claude that reported through the hooks is gone.
+                state.hooked = false;
+                state.background_tasks = 0;
+            }
+            // Conversation id: from SessionStart (below) where the hooks report, else from
+            // the registry (current), else the resume hint at a shell.
             for r in obs.registry.iter().filter(|r| &r.session == name) {
-                if screen::is_uuid(&r.entry.session_id) && state.claude_in_front() {
+                if screen::is_uuid(&r.entry.session_id) && state.claude_in_front() && !state.hooked {
                     state.conversation = Some(r.entry.session_id.clone());
                     state.cwd = Some(r.entry.cwd.clone());
                     state.account = Some(r.account.clone());
@@ -316,6 +341,7 @@ impl Core {
                 }
             }
 
+            self.handle_session_signals(name, obs);
             if lost_now {
                 self.needs_attention(
                     name,
@@ -336,6 +362,85 @@ impl Core {
                 self.track_attention(name, seen, own_paste);
             }
             self.keep_alive(index, name, *kind, workdir, seen, seen_before, first_sight);
+        }
+    }
+
+    /// What the hooks said about the session this turn: the conversation it runs (which
+    /// changes on `/clear` and compaction), its model and cost, the account's usage
+    /// meters, and prompts that need the operator.
+    fn handle_session_signals(&mut self, name: &str, obs: &Observation) {
+        for sig in obs.signals.iter().filter(|s| s.session == name) {
+            let state = self.state.sessions.get_mut(name).expect("session state exists");
+            match &sig.event {
+                HookEvent::SessionStart {
+                    conversation,
+                    cwd,
+                    model,
+                    source,
+                } => {
+                    if !state.hooked || state.conversation.as_deref() != Some(conversation.as_str()) {
+                        self.log(format!(
+                            "{name}: claude runs conversation {conversation} (SessionStart {source})"
+                        ));
+                    }
+                    let state = self.state.sessions.get_mut(name).expect("session state exists");
+                    state.conversation = Some(conversation.clone());
+                    state.cwd = Some(cwd.clone());
+                    if let Some(account) = &sig.account {
+                        state.account = Some(account.clone());
+                    }
+                    if model.is_some() {
+                        state.model = model.clone();
+                    }
+                    state.hooked = true;
+                }
+                HookEvent::Status {
+                    conversation,
+                    model,
+                    cost_usd,
+                    five_hour,
+                    seven_day,
+                } => {
+                    if state.conversation.as_deref() == Some(conversation.as_str()) {
+                        if model.is_some() {
+                            state.model = model.clone();
+                        }
+                        if cost_usd.is_some() {
+                            state.cost_usd = *cost_usd;
+                        }
+                    }
+                    // The API leaves the windows out of an answer without them (a 429):
+                    // the last known meters stay.
+                    let account = sig.account.clone().or_else(|| state.account.clone());
+                    if let (Some(account), true) = (account, five_hour.is_some() || seven_day.is_some()) {
+                        self.read_meter(crate::meters::MeterReading {
+                            account,
+                            session: name.to_string(),
+                            five_hour: five_hour.clone(),
+                            seven_day: seven_day.clone(),
+                            at_ms: sig.at_ms,
+                            source: "status line",
+                        });
+                    }
+                }
+                HookEvent::Notification { kind, message } if asks_the_operator(kind) => {
+                    let reason = format!("claude asks: {}", snippet(message, limits::SNIPPET_CHARS));
+                    if state.attention.as_deref() != Some(reason.as_str()) {
+                        self.needs_attention(name, &format!("needs attention: {reason}"));
+                    }
+                }
+                HookEvent::PromptSubmitted { .. } | HookEvent::Stop { .. }
+                    if state
+                        .attention
+                        .as_deref()
+                        .is_some_and(|a| a.starts_with("claude asks: ")) =>
+                {
+                    // Claude went on past the prompt it asked: answered.
+                    state.attention = None;
+                    self.log(format!("{name}: no longer needs attention"));
+                }
+                _ => {}
+            }
         }
     }
 
@@ -451,6 +556,7 @@ impl Core {
         state.account = None;
         state.cwd = None;
         state.pane_pid = None;
+        state.hooked = false;
     }
 
     /// Whether this turn's observation says `workdir` does not exist.
@@ -498,7 +604,7 @@ impl Core {
         }
         let active = self.state.active.clone();
         let home = self.config.account(&active).map(|a| a.home.clone()).unwrap_or_default();
-        let line = launch_line(&self.config, workdir, &home, id, how);
+        let line = launch_line(&self.config, name, &active, workdir, &home, id, how);
         self.push(Action::TypeLine {
             session: name.into(),
             line: line.clone(),
@@ -514,6 +620,10 @@ impl Core {
         state.self_continuing = false;
         state.usable_since_ms = None;
         state.unconfirmed_polls = 0;
+        // A new Claude: it reports through the hooks again once it has started.
+        state.hooked = false;
+        state.background_tasks = 0;
+        state.last_message = None;
         state.activity = Activity::Launching {
             deadline_ms,
             then,
@@ -546,22 +656,38 @@ impl Core {
     }
 }
 
+/// A `Notification` that waits for the operator: a permission or a question prompt
+/// (not the reminder that Claude is idle, nor a login that succeeded).
+fn asks_the_operator(kind: &str) -> bool {
+    kind.contains("permission") || kind.contains("elicitation") || kind.contains("question")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn launch_line_quotes_paths_and_runs_in_a_shell() {
-        let config = crate::core::tests::config();
-        let line = launch_line(
-            &config,
-            Path::new("/tmp/my dir/it's"),
-            Path::new("/h/acc one"),
-            "0b1c2d3e-0000-4000-8000-000000000001",
-            Continue::Resume,
-        );
+        let mut config = crate::core::tests::config();
+        let line = |config: &crate::config::Config| {
+            launch_line(
+                config,
+                "ccl-auto-11",
+                "a",
+                Path::new("/tmp/my dir/it's"),
+                Path::new("/h/acc one"),
+                "0b1c2d3e-0000-4000-8000-000000000001",
+                Continue::Resume,
+            )
+        };
         assert_eq!(
-            line,
+            line(&config),
+            "cd '/tmp/my dir/it'\\''s' && CLAUDE_CONFIG_DIR='/h/acc one' CCL_SESSION=ccl-auto-11 claude --dangerously-skip-permissions --settings /state/signals/settings-a.json --resume 0b1c2d3e-0000-4000-8000-000000000001"
+        );
+        // Signals off: the line a Claude Code without --settings understands.
+        config.claude.signals = false;
+        assert_eq!(
+            line(&config),
             "cd '/tmp/my dir/it'\\''s' && CLAUDE_CONFIG_DIR='/h/acc one' claude --dangerously-skip-permissions --resume 0b1c2d3e-0000-4000-8000-000000000001"
         );
     }
@@ -578,14 +704,25 @@ mod tests {
             ("ODD".into(), "it's $HOME `x`".into()),
         ];
         config.claude.command = "sh".into();
-        config.claude.args = vec!["-c".into(), "printf '%s|%s|%s' \"$API_TOKEN\" \"$ODD\" \"$0\"".into()];
-        let line = launch_line(&config, dir.path(), Path::new("/h/a"), "id-1", Continue::New);
+        config.claude.args = vec![
+            "-c".into(),
+            "printf '%s|%s|%s|%s' \"$API_TOKEN\" \"$ODD\" \"$CCL_SESSION\" \"$0\"".into(),
+        ];
+        let line = launch_line(
+            &config,
+            "ccl-auto-11",
+            "a",
+            dir.path(),
+            Path::new("/h/a"),
+            "id-1",
+            Continue::New,
+        );
         assert!(!line.contains("sk-secret-4242") && !line.contains("it's"), "{line}");
         std::fs::write(config.env_file(), env_file_text(&config)).unwrap();
         let out = std::process::Command::new("sh").arg("-c").arg(&line).output().unwrap();
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),
-            "sk-secret-4242|it's $HOME `x`|--session-id",
+            "sk-secret-4242|it's $HOME `x`|ccl-auto-11|--settings",
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );

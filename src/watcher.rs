@@ -12,7 +12,7 @@
 //! if one were ever marked working it is only marked idle.
 
 use crate::core::{
-    limits, Action, Activity, AfterLaunch, Core, Kind, Observation, PasteKind, Seen, TaskRef, TaskReport,
+    limits, Action, Activity, AfterLaunch, Core, HookEvent, Kind, Observation, PasteKind, Seen, TaskRef, TaskReport,
 };
 use crate::sessions::{ShellLine, FOREIGN_BOX_TEXT, FOREIGN_QUOTE_CHARS};
 use crate::transcript::Signal;
@@ -119,7 +119,7 @@ impl Core {
     /// its limit record arrives before the busy screen was ever seen. The conversation
     /// exists then, and the relaunch must resume it rather than start the task afresh.
     fn note_taken_while_stopping(&mut self, name: &str, obs: &Observation) {
-        let taken = prompt_recorded(obs, name);
+        let taken = prompt_recorded(obs, name) || self.hook_turn(obs, name).0;
         let now_ms = self.now_ms;
         let s = self.state.sessions.get_mut(name).expect("session exists");
         if let Some(a) = s.assignment.as_mut().filter(|a| taken && a.started_ms.is_none()) {
@@ -394,8 +394,13 @@ impl Core {
                 )
             })
             .unwrap_or((false, false));
-        let taken =
-            s.seen == Seen::Busy || prompt_recorded || registry_busy || s.limit_pending || (box_clear && finished);
+        let (hook_taken, hook_end) = self.hook_turn(obs, name);
+        let taken = hook_taken
+            || s.seen == Seen::Busy
+            || prompt_recorded
+            || registry_busy
+            || s.limit_pending
+            || (box_clear && finished);
         if taken {
             let s = self.state.sessions.get_mut(name).expect("session exists");
             if let Some(a) = s.assignment.as_mut() {
@@ -411,7 +416,15 @@ impl Core {
                 turn_ended: false,
                 idle_turns: 0,
             };
-            self.log(format!("{name}: {what} submitted"));
+            self.log(format!(
+                "{name}: {what} submitted{}",
+                if hook_taken { " (UserPromptSubmit)" } else { "" }
+            ));
+            if hook_end.is_some() {
+                // The whole turn happened between two observations: end it now.
+                let now_ms = self.now_ms;
+                self.watch_working(name, obs, now_ms, false, 0);
+            }
             return;
         }
         if self.now_ms < at_ms + limits::SUBMIT_VERIFY_MS {
@@ -494,6 +507,52 @@ impl Core {
             }
             return;
         }
+        // The hooks first: a `Stop` ends the turn at once, without the idle-turn wait.
+        let (hook_taken, hook_end) = self.hook_turn(obs, name);
+        if hook_taken && hook_end.is_none() {
+            // A new prompt after a `Stop` that left background tasks: a new turn.
+            self.state
+                .sessions
+                .get_mut(name)
+                .expect("session exists")
+                .background_tasks = 0;
+        }
+        match hook_end {
+            Some(HookEnd::Done(message)) => {
+                let s = self.state.sessions.get_mut(name).expect("session exists");
+                s.last_message = message.map(|m| m.chars().take(limits::RESULT_CHARS).collect());
+                s.background_tasks = 0;
+                if s.wrapped_up {
+                    // Ended early to wrap up before the limit: not the task's end.
+                    return self.after_wrap_up(name, since_ms, limits::IDLE_TURNS_TO_FINISH);
+                }
+                if s.assignment.is_some() {
+                    self.log(format!("{name}: turn finished (Stop)"));
+                }
+                return self.finish(name);
+            }
+            Some(HookEnd::Background(n, message)) => {
+                let s = self.state.sessions.get_mut(name).expect("session exists");
+                s.background_tasks = n;
+                s.last_message = message.map(|m| m.chars().take(limits::RESULT_CHARS).collect());
+                s.activity = Activity::Working {
+                    since_ms,
+                    turn_ended: false,
+                    idle_turns: 0,
+                };
+                return;
+            }
+            // A usage limit returned above (`limit_pending`, set by the quota phase); a
+            // `rate_limit` that got here was not one (an API-key 429): an API error.
+            Some(HookEnd::Failed { error, message }) => {
+                let reason = format!(
+                    "claude's turn ended with an API error ({error}): {}",
+                    snippet(&message, limits::SNIPPET_CHARS)
+                );
+                return self.fail_and_recycle(name, &reason);
+            }
+            None => {}
+        }
         let records = obs
             .transcripts
             .iter()
@@ -528,7 +587,7 @@ impl Core {
             .registry
             .iter()
             .any(|r| r.session == name && r.entry.status.as_deref() == Some("idle"));
-        match s.seen {
+        match self.state.sessions[name].seen {
             Seen::Busy => {
                 turn_ended = false;
                 idle_turns = 0;
@@ -544,7 +603,9 @@ impl Core {
             }
             _ => idle_turns = 0,
         }
-        if turn_ended && idle_turns >= limits::IDLE_TURNS_TO_FINISH {
+        // A `Stop` said background tasks still run: the idle screen is not the end.
+        let background = self.state.sessions[name].background_tasks > 0;
+        if turn_ended && idle_turns >= limits::IDLE_TURNS_TO_FINISH && !background {
             if self.state.sessions[name].wrapped_up {
                 return self.after_wrap_up(name, since_ms, idle_turns);
             }
@@ -715,6 +776,11 @@ impl Core {
             adopted: a.adopted.clone(),
             recovered: None,
             worktree: a.worktree.clone().map(Box::new),
+            reported: Box::new(crate::core::Reported {
+                result: s.last_message.take(),
+                cost_usd: s.cost_usd,
+                model: s.model.clone(),
+            }),
         };
         let kind = s.kind;
         s.activity = Activity::Free;
@@ -909,6 +975,63 @@ fn with_worktree(reason: &str, a: &crate::core::Assignment) -> String {
             wt.branch
         ),
         None => reason.to_string(),
+    }
+}
+
+/// How this turn's hook reports end a session's turn.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum HookEnd {
+    /// `Stop` with nothing running in the background; Claude's last message.
+    Done(Option<String>),
+    /// `Stop` while this many background tasks still run.
+    Background(u32, Option<String>),
+    /// `StopFailure`.
+    Failed { error: String, message: String },
+}
+
+impl Core {
+    /// Whether the hooks said this turn that the session's prompt was taken, and how
+    /// its turn ended (the last report after the last prompt decides).
+    pub(crate) fn hook_turn(&self, obs: &Observation, name: &str) -> (bool, Option<HookEnd>) {
+        let mut taken = false;
+        let mut end = None;
+        for event in self.signals_of(obs, name) {
+            match event {
+                HookEvent::PromptSubmitted { .. } => {
+                    taken = true;
+                    end = None;
+                }
+                HookEvent::Stop {
+                    last_message,
+                    background_running,
+                    ..
+                } => {
+                    taken = true;
+                    // A turn whose last words are a usage-limit line is no finished task,
+                    // even when Claude ends it with `Stop` rather than `StopFailure`: the
+                    // transcript and the screen decide it (a quote by the model finishes
+                    // there after the idle turns).
+                    if last_message.as_deref().is_some_and(|m| self.analyze(m).quota.is_some()) {
+                        end = None;
+                        continue;
+                    }
+                    end = Some(if *background_running > 0 {
+                        HookEnd::Background(*background_running, last_message.clone())
+                    } else {
+                        HookEnd::Done(last_message.clone())
+                    });
+                }
+                HookEvent::StopFailure { error, message, .. } => {
+                    taken = true;
+                    end = Some(HookEnd::Failed {
+                        error: error.clone(),
+                        message: message.clone(),
+                    });
+                }
+                _ => {}
+            }
+        }
+        (taken, end)
     }
 }
 

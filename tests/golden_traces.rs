@@ -39,6 +39,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("all_exhausted_return", all_exhausted_return),
     ("manual_swap", manual_swap),
     ("restart_mid_swap", restart_mid_swap),
+    ("signals_done_and_limit", signals_done_and_limit),
 ];
 
 /// Incident 2: the old system dispatched tasks to idle dedicated sessions and `/exit`-ed
@@ -219,6 +220,33 @@ fn restart_mid_swap() -> Sim {
 
 // ---------------------------------------------------------------------------------------
 // Generating, reading and replaying
+
+/// Claudes launched with ccl's `--settings` report through its hooks: a task is filed
+/// done in the turn its `Stop` arrives, and a `StopFailure` `rate_limit` mid-task swaps
+/// the fleet (`source=hook`); the resumed conversation reports `SessionStart` again and
+/// its continue prompt is taken (`UserPromptSubmit`).
+fn signals_done_and_limit() -> Sim {
+    let mut s = Sim::new(&Setup {
+        hooks: true,
+        ..Setup::default()
+    });
+    operator_sessions(&mut s);
+    s.world.enqueue("alpha", "quick.md");
+    s.until(20, "the quick task done", |s, _| {
+        s.world.queues["alpha"].done.len() == 1
+    });
+    // Once the quick task's session is back at its shell, the long one goes there too.
+    s.until(10, "ccl-auto-11 free", |s, _| {
+        matches!(s.state().sessions[S11].activity, ccl::core::Activity::Free)
+    });
+    start_work(&mut s, &[S11]);
+    s.world.exhausted.insert("a".into(), "limit_five_hour");
+    s.world.hit(S11, "limit_five_hour");
+    s.until(10, "the swap", |_, a| swap_done(a));
+    s.until(10, "work continues", |s, _| working(s, S11));
+    s.run(2);
+    s
+}
 
 fn traces_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/traces")
@@ -459,6 +487,52 @@ fn incident_swap_keeps_operator_sessions() {
             "{name}: {resumed}"
         );
     }
+}
+
+#[test]
+fn signals_decide_done_and_the_limit() {
+    let (t, acts) = golden("signals_done_and_limit");
+    let turns: Vec<(&ccl::core::Observation, &Vec<Action>)> = t
+        .lines
+        .iter()
+        .filter_map(|l| match l {
+            Line::Turn {
+                observation, actions, ..
+            } => Some((observation, actions)),
+            Line::Reload { .. } => None,
+        })
+        .collect();
+    // The quick task is filed in the very turn whose observation carries its Stop.
+    let done_turn = turns
+        .iter()
+        .position(|(_, a)| {
+            a.iter()
+                .any(|x| matches!(x, Action::FinishTask { task, .. } if task == "quick.md"))
+        })
+        .expect("the quick task is done");
+    assert!(turns[done_turn]
+        .0
+        .signals
+        .iter()
+        .any(|s| matches!(s.event, ccl::core::HookEvent::Stop { .. })));
+    let report = acts.iter().find_map(|a| match a {
+        Action::FinishTask { report, .. } => Some(report),
+        _ => None,
+    });
+    assert_eq!(
+        report.and_then(|r| r.reported.result.as_deref()),
+        Some("Done. The task is complete.")
+    );
+    assert!(
+        logs(&acts).iter().any(|l| l.starts_with("quota: session=ccl-auto-11")
+            && l.contains("source=hook")
+            && l.contains("decision=swap")),
+        "{}",
+        render(&acts)
+    );
+    assert!(swap_done(&acts));
+    // The operator's Claudes were started by hand (no hooks) and still moved by the screen.
+    assert!(typed(&acts, OPS).iter().any(|l| l.contains("--resume")));
 }
 
 #[test]

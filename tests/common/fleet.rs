@@ -485,6 +485,8 @@ impl Fleet {
     /// after the task moves into `done/`, so a test that just saw the task there waits
     /// for it.
     pub fn report(&self, queue: &str, task: &str) -> serde_json::Value {
+        // The record is written (and synced) just after the task is moved to done/, so a
+        // test that saw the move may be a moment early.
         let path = self.queue_dir(queue, "done").join(format!("{task}.json"));
         let bytes = wait_until(&format!("{}", path.display()), Duration::from_secs(10), || {
             fs::read(&path).ok()

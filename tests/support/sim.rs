@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 use ccl::config::Config;
 use ccl::config::Isolation;
 use ccl::core::{
-    Action, Activity, ClaimError, Core, FirstPrompt, Observation, QueueObs, RegistrySeen, Request, RequestKind,
-    SessionObs, State, TaskRef, TranscriptSeen, WorkSeen, Worktree, WorktreeOutcome,
+    Action, Activity, ClaimError, Core, FirstPrompt, HookEvent, Observation, QueueObs, RegistrySeen, Request,
+    RequestKind, SessionObs, SignalSeen, State, TaskRef, TranscriptSeen, WorkSeen, Worktree, WorktreeOutcome,
 };
 use ccl::queue::InboxEntry;
 use ccl::trace::{self, Header, Recorder};
@@ -90,6 +90,8 @@ pub struct Setup {
     pub isolation: &'static str,
     /// `max_running` of every queue; None leaves the key out (its default applies).
     pub max_running: Option<u32>,
+    /// Claudes launched with ccl's `--settings` report through its hooks.
+    pub hooks: bool,
 }
 
 impl Default for Setup {
@@ -108,6 +110,7 @@ impl Default for Setup {
             swap_at: 95,
             isolation: "none",
             max_running: None,
+            hooks: false,
         }
     }
 }
@@ -130,6 +133,7 @@ impl Setup {
              [tmux]\nsocket = \"ccl-sim\"\n\
              [claude]\ncommand = \"claude\"\nargs = [\"--dangerously-skip-permissions\"]\n",
         );
+        text += &format!("signals = {}\n", self.hooks);
         for a in &self.accounts {
             text += &format!("[[account]]\nname = \"{a}\"\nhome = \"/homes/{a}\"\n");
         }
@@ -230,6 +234,8 @@ pub struct Pane {
     /// ... and then closed the pane Claude ran in: only the operator's pane is left of
     /// what ccl knew (still two panes while `split`).
     pub claude_pane_closed: bool,
+    /// This Claude was launched with `--settings` in a world where hooks report.
+    pub hooked: bool,
 }
 
 impl Pane {
@@ -310,6 +316,10 @@ pub struct World {
     /// tmux cannot be listed this turn: the observation has no sessions, and the core
     /// must not act on any pane.
     pub tmux_down: bool,
+    /// Whether Claudes launched with `--settings` report through the hooks.
+    pub hooks: bool,
+    /// Hook reports delivered with the next observation (stamped with its time), then cleared.
+    pub signals: Vec<SignalSeen>,
     /// Contract violations seen while applying actions; a turn panics on any.
     violations: Vec<String>,
     /// Tasks the core decided are done or failed (whether or not a crash kept the move
@@ -356,6 +366,8 @@ impl World {
             report_panes: false,
             launches: Vec::new(),
             tmux_down: false,
+            hooks: false,
+            signals: Vec::new(),
             violations: Vec::new(),
             missing_dirs: BTreeSet::new(),
             settled: BTreeMap::new(),
@@ -395,6 +407,7 @@ impl World {
                 exits_on_prompt: false,
                 split: false,
                 claude_pane_closed: false,
+                hooked: false,
             },
         );
     }
@@ -428,11 +441,27 @@ impl World {
         self.pane(name).screen = Screen::Corpus(screen);
     }
 
-    /// A usage limit appears in the pane: shown now and redrawn by a later `--resume`.
+    /// A usage limit appears in the pane: shown now and redrawn by a later `--resume`;
+    /// a hooked Claude reports it with `StopFailure`.
     pub fn hit(&mut self, name: &str, screen: &'static str) {
         self.show(name, screen);
         if let Some(id) = self.pane(name).conversation.clone() {
-            self.banners.insert(id, screen);
+            self.banners.insert(id.clone(), screen);
+            let text = self.capture(screen);
+            let line = text
+                .lines()
+                .map(|l| l.trim().trim_start_matches('⎿').trim())
+                .find(|l| l.contains("hit your") || l.contains("limit reached"))
+                .unwrap_or("You've hit your limit")
+                .to_string();
+            self.report(
+                name,
+                HookEvent::StopFailure {
+                    conversation: id,
+                    error: "rate_limit".into(),
+                    message: line,
+                },
+            );
         }
     }
 
@@ -441,12 +470,27 @@ impl World {
         self.pane(name).draft = text.into();
     }
 
+    /// A hook report of the Claude in `name`, if it is hooked.
+    pub fn report(&mut self, name: &str, event: HookEvent) {
+        let Some(p) = self.panes.get(name) else { return };
+        if !p.hooked {
+            return;
+        }
+        self.signals.push(SignalSeen {
+            session: name.into(),
+            account: p.account.clone(),
+            at_ms: 0,
+            event,
+        });
+    }
+
     /// Claude crashes: the pane falls back to its shell.
     pub fn kill_claude(&mut self, name: &str) {
         let p = self.pane(name);
         p.screen = Screen::Shell { hint: None };
         p.account = None;
         p.conversation = None;
+        p.hooked = false;
     }
 
     /// A task file appears in a queue's inbox (newer than every earlier one).
@@ -566,7 +610,20 @@ impl World {
             let limit = p.account.as_ref().and_then(|a| self.exhausted.get(a)).copied();
             match limit {
                 Some(screen) => self.hit(&name, screen),
-                None => self.panes.get_mut(&name).unwrap().screen = Screen::Finished,
+                None => {
+                    let p = self.panes.get_mut(&name).unwrap();
+                    p.screen = Screen::Finished;
+                    if let Some(id) = p.conversation.clone() {
+                        self.report(
+                            &name,
+                            HookEvent::Stop {
+                                conversation: id,
+                                last_message: Some("Done. The task is complete.".into()),
+                                background_running: 0,
+                            },
+                        );
+                    }
+                }
             }
         }
     }
@@ -677,6 +734,11 @@ impl World {
                 }
             })
             .collect();
+        let mut signals = std::mem::take(&mut self.signals);
+        for s in &mut signals {
+            // Reported since the last turn.
+            s.at_ms = now_ms - 1;
+        }
         Observation {
             now_ms,
             sessions: (!self.tmux_down).then_some(sessions),
@@ -690,6 +752,7 @@ impl World {
             missing_dirs: self.missing_dirs.iter().cloned().collect(),
             work_seen: Vec::new(),
             worktrees: std::mem::take(&mut self.worktree_outcomes),
+            signals,
         }
     }
 
@@ -846,6 +909,7 @@ impl World {
                     p.account = None;
                     p.conversation = None;
                     p.draft.clear();
+                    p.hooked = false;
                 }
                 Action::ClaimTask { session, queue, task } => {
                     let t = TaskRef {
@@ -1076,7 +1140,15 @@ impl World {
                         (true, Some(banner)) => Screen::Corpus(banner),
                         _ => Screen::Idle,
                     };
+                    p.hooked = self.hooks && l.settings;
+                    let start = HookEvent::SessionStart {
+                        conversation: l.id.clone(),
+                        cwd: p.cwd.clone(),
+                        source: if l.resume { "resume" } else { "startup" }.into(),
+                        model: Some("claude-sim".into()),
+                    };
                     self.launches.push((session.into(), account.clone(), l.id, l.resume));
+                    self.report(session, start);
                 }
                 None => self.violations.push(format!("a shell in {session} was typed: {line}")),
             },
@@ -1087,6 +1159,7 @@ impl World {
                 };
                 p.account = None;
                 p.conversation = None;
+                p.hooked = false;
             }
             (_, line) => self
                 .violations
@@ -1128,6 +1201,9 @@ impl World {
                 }
                 let left = p.next_busy.take().unwrap_or(busy_turns);
                 p.screen = Screen::Busy { left };
+                if let Some(id) = p.conversation.clone() {
+                    self.report(session, HookEvent::PromptSubmitted { conversation: id });
+                }
             }
             ("Escape", Screen::Busy { .. } | Screen::Pasted) => p.screen = Screen::Idle,
             ("Escape", Screen::Corpus(c)) if c.contains("menu") => p.screen = Screen::Idle,
@@ -1141,6 +1217,8 @@ struct Launch {
     home: String,
     id: String,
     resume: bool,
+    /// Launched with `--settings` (ccl's hooks).
+    settings: bool,
 }
 
 /// `cd DIR && CLAUDE_CONFIG_DIR=HOME … claude ARGS --session-id|--resume ID`.
@@ -1160,6 +1238,7 @@ fn parse_launch(line: &str) -> Option<Launch> {
         home,
         id: words.get(at + 1)?.clone(),
         resume: words[at] == "--resume",
+        settings: words.iter().any(|w| w == "--settings"),
     })
 }
 
@@ -1187,7 +1266,9 @@ impl Sim {
     pub fn new(setup: &Setup) -> Sim {
         let config = setup.config();
         let state = State::fresh(&config, SEED);
-        Sim::with_state(config, state)
+        let mut sim = Sim::with_state(config, state);
+        sim.world.hooks = setup.hooks;
+        sim
     }
 
     /// A simulation whose core starts from `state` (a restart, or a forged state).

@@ -750,3 +750,36 @@ fn a_session_met_split_with_no_record_is_read_through_the_pane_claude_says_it_ru
     assert_eq!(n, 1, "the prompt reached Claude {n} times; log:\n{log}");
     assert_eq!(fleet.tasks("q", "done"), [name]);
 }
+
+#[test]
+fn a_paste_cut_off_before_its_enter_by_a_crash_that_lost_the_state_is_submitted_once_where_it_waits() {
+    if !common::tmux_tier() {
+        return;
+    }
+    let spec = FleetSpec {
+        pool_min: 2,
+        pool_max: 2,
+        tick: "200ms".into(),
+        ..Default::default()
+    };
+    let mut fleet = Fleet::new("unsent", spec);
+    // A long submit delay opens a wide window between the paste and its Enter.
+    fleet.write_config_edited("", &[("submit_delay = \"200ms\"", "submit_delay = \"4s\"")]);
+    fleet.start(None);
+    let body = "a task pasted but not yet sent [fake:work=300ms]";
+    let name = fleet.enqueue("q", body);
+    fleet.wait_log("paste task q/", Duration::from_secs(30));
+    fleet.crash();
+    fs::remove_file(fleet.state_dir().join("state.json")).unwrap();
+    fleet.write_config("");
+    let from = fleet.log().len();
+    fleet.start(None);
+    fleet.wait_log_from(from, "waits unsent in the input box", Duration::from_secs(10));
+    fleet.wait_done("q", 1, Duration::from_secs(30));
+    fleet.stop();
+    let log = fleet.log();
+    assert!(!log[from..].contains("back to inbox"), "requeued:\n{log}");
+    let n = fleet.received().iter().filter(|r| r["text"] == body).count();
+    assert_eq!(n, 1, "the prompt reached Claude {n} times; log:\n{log}");
+    assert_eq!(fleet.tasks("q", "done"), [name]);
+}

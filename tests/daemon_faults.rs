@@ -288,8 +288,12 @@ fn a_daemon_killed_with_sigkill_leaves_no_tmux_client_behind() {
 /// replaced by a directory, onto which the atomic rename cannot land.
 fn break_state_saves(fleet: &Fleet) {
     let path = fleet.state_dir().join("state.json");
-    let _ = fs::remove_file(&path);
-    fs::create_dir_all(path.join("blocked")).unwrap();
+    // The daemon may rename a fresh state.json into place between the removal and the
+    // mkdir (then "Not a directory"): try again until the directory stands.
+    common::wait_until("state.json replaced by a directory", Duration::from_secs(10), || {
+        let _ = fs::remove_file(&path);
+        fs::create_dir_all(path.join("blocked")).ok()
+    });
 }
 
 fn mend_state_saves(fleet: &Fleet) {

@@ -354,13 +354,22 @@ impl Core {
                 .and_then(|a| a.unusable.clone())
                 .filter(|u| s.claude_in_front() && !launching && !s.stale_hits.contains(&u.line))
                 .map(|u| ("pane", u.line));
+            let hooks = self.signals_of(obs, &name);
+            // Claude's own word (`StopFailure`) that the login or the organisation refused.
+            let from_hook = hooks.iter().find_map(|e| match e {
+                HookEvent::StopFailure { error, message, .. } if ACCOUNT_ERRORS.contains(&error.as_str()) => {
+                    Some(("hook", format!("{error}: {message}")))
+                }
+                _ => None,
+            });
             let worked = obs
                 .transcripts
                 .iter()
                 .filter(|t| t.session == name)
                 .flat_map(|t| &t.records)
-                .any(|r| matches!(r.signal, Signal::TurnDone));
-            let Some((source, line)) = from_record.or(from_screen) else {
+                .any(|r| matches!(r.signal, Signal::TurnDone))
+                || hooks.iter().any(|e| matches!(e, HookEvent::Stop { .. }));
+            let Some((source, line)) = from_hook.or(from_record).or(from_screen) else {
                 if worked {
                     self.mark_healthy(&account, &format!("a turn in {name} finished"));
                 }
@@ -568,6 +577,10 @@ impl Core {
         }
     }
 }
+
+/// `StopFailure` errors that say the account cannot work at all (as opposed to a limit
+/// or a server problem).
+const ACCOUNT_ERRORS: &[&str] = &["authentication_failed", "oauth_org_not_allowed"];
 
 /// The request Claude injects to wrap a turn up before the limit.
 fn is_wrap_up_prompt(text: &str) -> bool {

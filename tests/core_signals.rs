@@ -3,7 +3,8 @@
 //! `StopFailure` when launched with ccl's `--settings`): a task is done in the turn its
 //! `Stop` arrives, with Claude's last message as its result; a `Stop` that leaves
 //! background tasks running is not the end; `StopFailure` `rate_limit` swaps with
-//! `source=hook`, an API-key 429 does not; the conversation id follows `SessionStart`
+//! `source=hook`, an API-key 429 does not, `authentication_failed` makes the account
+//! unhealthy and moves the fleet without failing the task; the conversation id follows `SessionStart`
 //! (a `/clear` changes it) even against an older registry; a permission prompt needs the
 //! operator; the status line fills the account's meters. Sessions without hooks keep the
 //! screen rules (`core_scenarios.rs`).
@@ -267,4 +268,39 @@ fn a_stop_whose_last_words_are_a_limit_line_is_left_to_the_transcript_and_screen
         "{line}"
     );
     assert!(!s.actions().iter().any(|a| matches!(a, Action::FinishTask { .. })));
+}
+
+/// `StopFailure` `authentication_failed` is Claude's own word that the login is gone: the
+/// account is unhealthy, the task is not failed, and the fleet moves to another account.
+#[test]
+fn a_stop_failure_authentication_failed_makes_the_account_unhealthy_and_moves_the_fleet() {
+    let mut s = Sim::new(&Setup {
+        accounts: vec!["a", "b", "c"],
+        ..hooked()
+    });
+    start_work(&mut s, &[S11]);
+    let id = conversation(&s, S11);
+    s.world.pane(S11).screen = Screen::Idle;
+    s.world.report(
+        S11,
+        HookEvent::StopFailure {
+            conversation: id,
+            error: "authentication_failed".into(),
+            message: "Please run /login · API Error: 401 OAuth token has been revoked. Please obtain a new token."
+                .into(),
+        },
+    );
+    let acts = s.until(10, "the swap", |_, a| {
+        a.iter()
+            .any(|x| matches!(x, Action::Log { message, .. } if message.starts_with("swapped from a to b")))
+    });
+    let why = s.state().accounts["a"].unhealthy.clone().unwrap_or_default();
+    assert!(why.starts_with("authentication_failed: Please run /login"), "{why}");
+    assert!(
+        !acts
+            .iter()
+            .any(|a| matches!(a, Action::FailTask { .. } | Action::FinishTask { .. })),
+        "{}",
+        render(&acts)
+    );
 }

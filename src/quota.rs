@@ -150,12 +150,18 @@ impl Core {
             let HookEvent::StopFailure { error, message, .. } = event else {
                 continue;
             };
-            if error != "rate_limit" {
-                // Any other failure is an API error: a veto for pane text, as a record is.
-                api_error = true;
-                continue;
-            }
-            match self.limit_detection(name, &account, "hook", "hook_rate_limit", message) {
+            // `billing_error`: the account cannot pay for more (out of extra usage or
+            // credits): spent like a limit, so the task goes on under another account.
+            let pattern = match error.as_str() {
+                "rate_limit" => "hook_rate_limit",
+                "billing_error" => "hook_billing_error",
+                _ => {
+                    // Any other failure is an API error: a veto for pane text, as a record is.
+                    api_error = true;
+                    continue;
+                }
+            };
+            match self.limit_detection(name, &account, "hook", pattern, message) {
                 Some(d) => out.push((d, false)),
                 None => api_error = true,
             }

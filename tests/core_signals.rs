@@ -4,7 +4,7 @@
 //! `Stop` arrives, with Claude's last message as its result; a `Stop` that leaves
 //! background tasks running is not the end; `StopFailure` `rate_limit` swaps with
 //! `source=hook`, an API-key 429 does not, `authentication_failed` makes the account
-//! unhealthy and moves the fleet without failing the task; the conversation id follows `SessionStart`
+//! unhealthy and moves the fleet without failing the task, `billing_error` spends it; the conversation id follows `SessionStart`
 //! (a `/clear` changes it) even against an older registry; a permission prompt needs the
 //! operator; the status line fills the account's meters. Sessions without hooks keep the
 //! screen rules (`core_scenarios.rs`).
@@ -296,6 +296,36 @@ fn a_stop_failure_authentication_failed_makes_the_account_unhealthy_and_moves_th
     });
     let why = s.state().accounts["a"].unhealthy.clone().unwrap_or_default();
     assert!(why.starts_with("authentication_failed: Please run /login"), "{why}");
+    assert!(
+        !acts
+            .iter()
+            .any(|a| matches!(a, Action::FailTask { .. } | Action::FinishTask { .. })),
+        "{}",
+        render(&acts)
+    );
+}
+
+/// `StopFailure` `billing_error` (out of extra usage or credits) spends the account like a
+/// limit: the fleet moves on and the task is not failed.
+#[test]
+fn a_stop_failure_billing_error_spends_the_account_like_a_limit() {
+    let mut s = Sim::new(&hooked());
+    start_work(&mut s, &[S11]);
+    let id = conversation(&s, S11);
+    s.world.pane(S11).screen = Screen::Idle;
+    s.world.report(
+        S11,
+        HookEvent::StopFailure {
+            conversation: id,
+            error: "billing_error".into(),
+            message: "You're out of extra usage".into(),
+        },
+    );
+    let acts = s.until(10, "the swap", |_, a| {
+        a.iter()
+            .any(|x| matches!(x, Action::Log { message, .. } if message.starts_with("swapped from a to b")))
+    });
+    assert!(s.state().accounts["a"].exhausted_until_ms.is_some());
     assert!(
         !acts
             .iter()

@@ -992,8 +992,11 @@ pub mod limits {
     /// Attempts per task before it is failed.
     pub const MAX_ATTEMPTS: u32 = 3;
     /// A task in `running/` nobody owns is held back from the inbox at most this long
-    /// while a pool Claude in its project has no first prompt yet.
-    pub const HOLD_UNOWNED_MS: i64 = 120_000;
+    /// while a pool Claude in its project has no first prompt yet. A Claude that is
+    /// working on the task shows it within a turn or two (its transcript's first prompt,
+    /// or the body in its box); one launched by a daemon that died before the paste
+    /// never will, and every turn held is a turn the task does not run.
+    pub const HOLD_UNOWNED_MS: i64 = 10_000;
     /// Idle turns after a finished turn before a task counts as done.
     pub const IDLE_TURNS_TO_FINISH: u32 = 2;
     /// Bad inbox files filed to `failed/` per queue per turn.

@@ -36,7 +36,8 @@
 //! - `fake-limit`: read before a turn answers and every 200 ms while it works. Its first
 //!   line is `five_hour [RESET]`, `weekly [RESET]` (RESET defaults to `9:23am (UTC)`) or
 //!   `error500 [MESSAGE]`, or `warning`: the turn finishes normally with
-//!   `⎿  Approaching your 5-hour usage limit` drawn under the answer (a near-limit warning,
+//!   `Approaching your 5-hour usage limit` drawn at the right of the footer, where Claude
+//!   shows its own usage notices (a near-limit warning,
 //!   not a hit); anything else is no limit. It applies to every turn while the file exists,
 //!   which makes it a per-account switch.
 //!
@@ -973,6 +974,8 @@ struct App {
     limit_footer: Option<String>,
     /// After a 500 the empty input box suggests resending.
     resend_hint: bool,
+    /// A near-limit warning shown at the right of the idle footer until the next prompt.
+    warning_footer: bool,
     transcript: Option<Transcript>,
     registry: Option<Registry>,
 }
@@ -990,6 +993,7 @@ impl App {
             mode: Mode::Idle,
             limit_footer: None,
             resend_hint: false,
+            warning_footer: false,
             transcript: None,
             registry: None,
         }
@@ -1149,6 +1153,7 @@ impl App {
         self.input.clear();
         self.resend_hint = false;
         self.limit_footer = None;
+        self.warning_footer = false;
         self.log_prompt(&prompt)?;
         self.items.push(Item::User(prompt.clone()));
         if prompt.trim() == "/exit" {
@@ -1205,9 +1210,9 @@ impl App {
             transcript.turn_duration(duration_ms)?;
         }
         self.items.push(Item::Assistant(answer));
-        if matches!(limit, Some(Limit::Warning)) {
-            self.items.push(Item::Note(WARNING_TEXT.to_string()));
-        }
+        // Claude's own notice, never a line of the answer: ccl must not take model prose
+        // for a warning, so the fake draws it where the real client does.
+        self.warning_footer = matches!(limit, Some(Limit::Warning));
         self.items.push(Item::Finished(duration_ms));
         self.set_status("idle")?;
         Ok(true)
@@ -1381,7 +1386,11 @@ impl App {
         if matches!(self.mode, Mode::Busy(_)) {
             lines.push(BUSY_FOOTER.to_string());
         } else {
-            lines.push(IDLE_FOOTER.to_string());
+            if self.warning_footer {
+                lines.push(format!("{IDLE_FOOTER}          {WARNING_TEXT}"));
+            } else {
+                lines.push(IDLE_FOOTER.to_string());
+            }
             if let Some(time) = &self.limit_footer {
                 lines.push(format!("  ⚠ Usage limit reached · limit resets {time}"));
             }

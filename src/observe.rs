@@ -400,7 +400,10 @@ fn observe_work(core: &Core, registry: &[RegistrySeen], queues: &[QueueObs], pan
             }
             Ok(None) => {
                 // No prompt yet: a task's body unsent in the box is ccl's own paste from
-                // before a crash (what else matches a file in running/ exactly).
+                // before a crash (what else matches a file in running/). Claude shows a
+                // paste of several lines collapsed, which only its line count tells
+                // apart: a box that could be more than one task's is nobody's, as
+                // adopting the wrong one would run the other's prompt under its name.
                 let in_box = panes
                     .iter()
                     .find(|p| p.name == r.session)
@@ -412,9 +415,25 @@ fn observe_work(core: &Core, registry: &[RegistrySeen], queues: &[QueueObs], pan
                         .filter_map(|name| queue::read_running(q, name).ok().map(|b| (name.clone(), b)))
                         .collect()
                 });
-                match in_box.and_then(|text| bodies.iter().find(|(_, body)| transcript::prompt_is(&text, body))) {
-                    Some((name, _)) => FirstPrompt::InBox { task: name.clone() },
-                    None => FirstPrompt::Pending,
+                let owned = |name: &str| {
+                    core.state().sessions.values().any(|s| {
+                        s.assignment
+                            .as_ref()
+                            .is_some_and(|a| a.task.queue == q.name && a.task.task == name)
+                    })
+                };
+                let candidates: Vec<&String> = in_box
+                    .map(|text| {
+                        bodies
+                            .iter()
+                            .filter(|(name, body)| !owned(name) && screen::box_holds_paste(&text, body))
+                            .map(|(name, _)| name)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                match candidates.as_slice() {
+                    [name] => FirstPrompt::InBox { task: (*name).clone() },
+                    _ => FirstPrompt::Pending,
                 }
             }
             Err(e) => {

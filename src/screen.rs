@@ -1221,6 +1221,41 @@ pub fn classify_json(a: &Analysis) -> serde_json::Value {
     v
 }
 
+/// Characters a box must show of a longer prompt before its beginning alone counts as
+/// that prompt (a box cut off by the screen): a few typed words are never taken for it.
+pub const MIN_PASTE_PREFIX_CHARS: usize = 80;
+
+/// Whether Claude's input box text `input` (as [`Analysis::input`] reads it) is `body`
+/// pasted and not sent: the text itself (lines as the box wraps and trims them), its
+/// first `MIN_PASTE_PREFIX_CHARS` or more characters where the box is cut off, or the
+/// collapsed `[Pasted text #N +M lines]` with as many line breaks as the body has.
+pub fn box_holds_paste(input: &str, body: &str) -> bool {
+    let words = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+    let (shown, whole) = (words(input), words(body));
+    if shown.is_empty() || whole.is_empty() {
+        return false;
+    }
+    if shown == whole || (shown.chars().count() >= MIN_PASTE_PREFIX_CHARS && whole.starts_with(&shown)) {
+        return true;
+    }
+    static PLACEHOLDER: OnceLock<Regex> = OnceLock::new();
+    let re = PLACEHOLDER.get_or_init(|| {
+        Regex::new(r"^\[Pasted text #\d+(?: \+(?<breaks>\d+) lines)?\]$").expect("placeholder pattern compiles")
+    });
+    let Some(caps) = re.captures(input.trim()) else {
+        return false;
+    };
+    let caps = caps.name("breaks").map(|m| m.as_str());
+    // Claude counts the line breaks of the text pasted; a body's last newline may or may
+    // not have been part of what it counted.
+    let breaks = |t: &str| t.matches('\n').count();
+    let counts = [breaks(body), breaks(body.trim_end())];
+    match caps.and_then(|n| n.parse::<usize>().ok()) {
+        Some(n) => counts.contains(&n),
+        None => counts.contains(&0),
+    }
+}
+
 /// Is this a valid lowercase UUID (8-4-4-4-12 hex)? Checked before an id goes on a command line.
 pub fn is_uuid(s: &str) -> bool {
     let bytes = s.as_bytes();
@@ -1436,5 +1471,32 @@ mod tests {
         assert!(!is_uuid("3f0c2a9e-8b1d-4c57-9e2a-6d4b7c1f0a52; rm -rf ~"));
         assert!(!is_uuid("3f0c2a9e08b1d-4c57-9e2a-6d4b7c1f0a52"));
         assert!(!is_uuid("3f0c2a9g-8b1d-4c57-9e2a-6d4b7c1f0a52"));
+    }
+
+    #[test]
+    fn a_box_holds_a_paste_only_when_it_shows_that_body() {
+        let long = "Refactor the chunker so that every chunk keeps its byte offsets, then add tests for the boundaries\nand run them";
+        let thirty: String = (1..=30).map(|i| format!("line {i}\n")).collect();
+        // The text itself, as the box wraps and trims it.
+        assert!(box_holds_paste("fix the typo in README", "fix the typo in README\n"));
+        assert!(box_holds_paste(
+            "Refactor the chunker so that every chunk keeps its byte offsets, then add tests for the\nboundaries\nand run them",
+            long
+        ));
+        // A box cut off by the screen: a long enough beginning.
+        assert!(box_holds_paste(&long[..90], long));
+        // Collapsed: as many line breaks as the body has (its last newline counted or not).
+        assert!(box_holds_paste("[Pasted text #1 +30 lines]", &thirty));
+        assert!(box_holds_paste("[Pasted text #3 +29 lines]", &thirty));
+        assert!(box_holds_paste("[Pasted text #2]", &"x".repeat(900)));
+        // Anything else is someone's draft.
+        assert!(!box_holds_paste("Refactor the chunker", long), "a few words of it");
+        assert!(!box_holds_paste("[Pasted text #1 +12 lines]", &thirty));
+        assert!(!box_holds_paste("[Pasted text #1 +29 lines] and also", &thirty));
+        assert!(!box_holds_paste(
+            "fix the typo in README please",
+            "fix the typo in README"
+        ));
+        assert!(!box_holds_paste("", ""));
     }
 }

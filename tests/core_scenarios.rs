@@ -1972,3 +1972,92 @@ fn a_restart_while_a_worktree_is_being_made_asks_for_a_new_one() {
         "{launch}"
     );
 }
+
+/// How often the task's prompt was pasted and Enter pressed in `session`.
+fn pastes_and_enters(acts: &[Action], session: &str) -> (usize, usize) {
+    let mine = on(acts, session);
+    let pastes = mine.iter().filter(|a| matches!(a, Action::PasteTask { .. })).count();
+    let enters = mine
+        .iter()
+        .filter(|a| matches!(a, Action::SendKeys { keys, .. } if keys.iter().any(|k| k == "Enter")))
+        .count();
+    (pastes, enters)
+}
+
+/// After a restart with the prompt in Claude's box and `state.json` as the kill left it:
+/// the task is submitted with one Enter and finishes where it was pasted, never pasted
+/// again, given back or taken for an operator's draft.
+fn after_a_restart_the_pasted_prompt_is_sent_once(mut s: Sim, before: Vec<Action>) {
+    let acts = s.until(40, "the task done", |s, _| s.world.queues["alpha"].done.len() == 1);
+    let all = [before, acts.clone()].concat();
+    assert_eq!(
+        pastes_and_enters(&all, S11),
+        (1, 1),
+        "one paste and one Enter:\n  {}",
+        render(&acts)
+    );
+    assert!(claims(&acts).is_empty(), "claimed again:\n  {}", render(&acts));
+    assert!(
+        !acts.iter().any(|a| matches!(a, Action::RequeueTask { .. })),
+        "given back:\n  {}",
+        render(&acts)
+    );
+    assert!(
+        logs(&acts).iter().all(|l| !l.contains("needs attention")),
+        "ccl's own prompt taken for a draft:\n  {}",
+        render(&acts)
+    );
+    assert_eq!(attention_hooks(&acts, S11), 0);
+    assert_eq!(outcome(&mut s, "t.md"), (1, 0, 0, 0));
+}
+
+#[test]
+fn a_prompt_pasted_before_a_restart_is_submitted_once_after_it() {
+    let mut s = Sim::new(&one_pool_session());
+    s.world.enqueue("alpha", "t.md");
+    // The paste is carried out; the daemon is killed before the turn of its Enter. The
+    // saved state says `Pasted`: the Enter is ccl's to press.
+    let before = s.until(20, "pasted", |_, a| {
+        a.iter().any(|a| matches!(a, Action::PasteTask { .. }))
+    });
+    s.restart();
+    after_a_restart_the_pasted_prompt_is_sent_once(s, before);
+}
+
+#[test]
+fn a_prompt_pasted_before_a_kill_that_cut_off_its_enter_is_submitted_once() {
+    let mut s = Sim::new(&one_pool_session());
+    s.world.enqueue("alpha", "t.md");
+    // The turn that decided the Enter was saved (`Submitted`); the Enter never went out.
+    let before = s.until(20, "pasted", |_, a| {
+        a.iter().any(|a| matches!(a, Action::PasteTask { .. }))
+    });
+    s.crash_when(
+        5,
+        "the Enter decided",
+        |a| matches!(a, Action::SendKeys { keys, .. } if keys.iter().any(|k| k == "Enter")),
+    );
+    after_a_restart_the_pasted_prompt_is_sent_once(s, before);
+}
+
+#[test]
+fn a_draft_in_a_new_claude_after_state_json_was_lost_is_never_taken_for_a_prompt() {
+    let mut s = Sim::new(&one_pool_session());
+    s.world.report_work = true;
+    s.world.enqueue("alpha", "t.md");
+    s.until(10, "launched", |s, _| s.world.launches.len() == 1);
+    s.restart_without_state();
+    // The operator types into the new Claude's box before any prompt went in: theirs,
+    // though a task waits in running/ for that very Claude.
+    s.world.type_draft(S11, "what does the chunker do?");
+    let acts = s.run(3);
+    assert_eq!(pastes_and_enters(&acts, S11), (0, 0), "{}", render(&acts));
+    assert!(
+        logs(&acts)
+            .iter()
+            .any(|l| l.contains("ccl-auto-11: needs attention: claude's input box holds text ccl did not type")),
+        "{}",
+        render(&acts)
+    );
+    assert!(s.state().sessions[S11].assignment.is_none());
+}

@@ -3,7 +3,8 @@
 //! at a pool session's shell is never run (the task waits, the session needs attention
 //! until the line is empty again); an operator's draft in a pool Claude's box is never
 //! submitted with the `/exit` that recycles it; a dedicated session's draft survives a
-//! swap, typed back into the resumed conversation's box and never sent.
+//! swap, typed back into the resumed conversation's box and never sent. ccl's own paste,
+//! cut off from its Enter by a crash that lost `state.json`, is not taken for a draft.
 //!
 //! All need `CCL_TEST_TMUX=1`.
 mod common;
@@ -186,4 +187,53 @@ fn a_dedicated_sessions_draft_survives_a_swap_unsent() {
         log.contains("ops: claude is ready; its unsent draft is back in the input box"),
         "{log}"
     );
+}
+
+/// Killed between pasting a several-line task and its Enter, with `state.json` lost: the
+/// box shows Claude's `[Pasted text #1 +M lines]` for ccl's own paste. After the restart
+/// that text is recognised as the task's, sent with one Enter, and the task finishes
+/// where it was pasted; nobody is asked to look at the box.
+#[test]
+fn a_collapsed_paste_cut_off_by_a_crash_that_lost_the_state_is_sent_once() {
+    if !common::tmux_tier() {
+        return;
+    }
+    let spec = FleetSpec {
+        pool_min: 1,
+        pool_max: 1,
+        tick: "200ms".into(),
+        work_ms: 300,
+        ..Default::default()
+    };
+    let mut fleet = Fleet::new("draft-crashpaste", spec);
+    // An Enter that waits a minute: the kill lands between the paste and it.
+    let slow = [("submit_delay = \"200ms\"", "submit_delay = \"60s\"")];
+    fleet.write_config_edited("", &slow);
+    fleet.start(None);
+    let body = "a task of several lines\nfirst, read the chunker\nthen, keep byte offsets\nthen, test the boundaries\nlast, say what changed";
+    fleet.enqueue("q", body);
+    wait_until("the paste collapsed in the box", Duration::from_secs(30), || {
+        fleet
+            .capture("ccl-auto-11")
+            .contains("[Pasted text #1 +4 lines]")
+            .then_some(())
+    });
+    fleet.crash();
+    std::fs::remove_file(fleet.state_dir().join("state.json")).unwrap();
+    fleet.write_config_edited("", &[]);
+    let from = fleet.log().len();
+    fleet.start(None);
+    fleet.wait_done("q", 1, Duration::from_secs(30));
+    fleet.stop();
+    let log = fleet.log();
+    assert!(
+        !log[from..].contains("did not type") && !log[from..].contains("back to the inbox"),
+        "taken for a draft or given back:\n{log}"
+    );
+    let n = fleet
+        .received()
+        .iter()
+        .filter(|r| r["text"].as_str().is_some_and(|t| t.trim() == body))
+        .count();
+    assert_eq!(n, 1, "the prompt reached Claude {n} times; log:\n{log}");
 }

@@ -14,7 +14,7 @@
 use crate::core::{
     limits, Action, Activity, AfterLaunch, Core, HookEvent, Kind, Observation, PasteKind, Seen, TaskRef, TaskReport,
 };
-use crate::sessions::{ShellLine, FOREIGN_BOX_TEXT, FOREIGN_QUOTE_CHARS};
+use crate::sessions::{last_line, ShellLine, FOREIGN_BOX_TEXT, FOREIGN_QUOTE_CHARS};
 use crate::transcript::Signal;
 use crate::util::{rfc3339, snippet};
 
@@ -236,10 +236,21 @@ impl Core {
             // no conversation, a command not found, …). Its last words say why.
             Seen::Shell if self.now_ms >= deadline_ms - limits::LAUNCH_TIMEOUT_MS + limits::LAUNCH_GRACE_MS => {
                 let why = self.last_words(name);
+                // The prompt now on screen was drawn after ccl's own line ran, so it is an
+                // empty command line even when it differs from the one seen before (the
+                // line `cd`-ed into the workdir, and the prompt shows the directory).
+                let prompt = self
+                    .captures
+                    .get(name)
+                    .map(|c| last_line(c).to_string())
+                    .filter(|l| line.is_empty() || !l.contains(line));
                 let s = self.state.sessions.get_mut(name).expect("session exists");
                 s.activity = Activity::Free;
                 s.conversation = None;
                 s.account = None;
+                if prompt.is_some() {
+                    s.shell_prompt = prompt;
+                }
                 match then {
                     AfterLaunch::Nothing => {
                         self.warn(format!(

@@ -2061,3 +2061,34 @@ fn a_draft_in_a_new_claude_after_state_json_was_lost_is_never_taken_for_a_prompt
     );
     assert!(s.state().sessions[S11].assignment.is_none());
 }
+
+/// A launch line that fails at once (here: claude not found) leaves the shell at a new
+/// prompt that shows the directory the line `cd`-ed into. That prompt follows ccl's own
+/// line, so it is an empty command line: the session is used again, never left waiting
+/// for an operator because its prompt changed.
+#[test]
+fn a_launch_that_fails_at_once_leaves_a_usable_shell_not_one_needing_the_operator() {
+    let mut s = Sim::new(&Setup {
+        pool: 1,
+        dedicated: vec![],
+        ..Setup::default()
+    });
+    s.world.pane(S11).launch_fails = true;
+    s.world.enqueue("alpha", "t.md");
+    let acts = s.until(20, "the task launched again after the failed launch", |s, _| {
+        !s.world.launches.is_empty()
+    });
+    assert!(
+        logs(&acts)
+            .iter()
+            .any(|l| l.contains("claude exited right after launch")),
+        "{}",
+        render(&acts)
+    );
+    assert!(
+        logs(&acts).iter().all(|l| !l.contains("text ccl did not type")),
+        "{}",
+        render(&acts)
+    );
+    s.until(40, "done", |s, _| s.world.queues["alpha"].done.len() == 1);
+}

@@ -236,6 +236,11 @@ pub struct Pane {
     pub claude_pane_closed: bool,
     /// This Claude was launched with `--settings` in a world where hooks report.
     pub hooked: bool,
+    /// The next launch line fails at once (claude not found): the shell prints the error
+    /// and a new prompt that shows the directory the line `cd`-ed into.
+    pub launch_fails: bool,
+    /// What the shell shows instead of the plain prompt (after such a failed launch).
+    pub shell_text: Option<String>,
 }
 
 impl Pane {
@@ -408,6 +413,8 @@ impl World {
                 split: false,
                 claude_pane_closed: false,
                 hooked: false,
+                launch_fails: false,
+                shell_text: None,
             },
         );
     }
@@ -562,7 +569,10 @@ impl World {
         let screen = self.panes[name].screen.clone();
         let draft = self.panes[name].draft.clone();
         let capture = match screen {
-            Screen::Shell { hint: None } => SHELL_PROMPT.into(),
+            Screen::Shell { hint: None } => self.panes[name]
+                .shell_text
+                .clone()
+                .unwrap_or_else(|| SHELL_PROMPT.into()),
             Screen::Shell { hint: Some(id) } => self.capture("shell_after_exit").replace(CORPUS_HINT_ID, &id),
             Screen::Idle => self.capture("idle_2_1_328"),
             Screen::Pasted => self.capture("pasted_placeholder"),
@@ -1111,6 +1121,15 @@ impl World {
         }
         match (&p.screen, line.trim()) {
             (Screen::Shell { .. }, line) => match parse_launch(line) {
+                Some(l) if p.launch_fails => {
+                    let p = self.panes.get_mut(session).unwrap();
+                    p.launch_fails = false;
+                    p.shell_text = Some(format!(
+                        "{}{line}\nsh: 1: claude: not found\ndev@build-01:{}$ \n",
+                        SHELL_PROMPT.trim_end_matches('\n'),
+                        l.cwd
+                    ));
+                }
                 Some(l) => {
                     let Some((account, _)) = homes.iter().find(|(_, h)| *h == l.home) else {
                         return self
@@ -1136,6 +1155,7 @@ impl World {
                     }
                     p.conversation = Some(l.id.clone());
                     p.cwd = l.cwd.into();
+                    p.shell_text = None;
                     p.screen = match (l.resume, self.banners.get(&l.id)) {
                         (true, Some(banner)) => Screen::Corpus(banner),
                         _ => Screen::Idle,

@@ -373,3 +373,46 @@ fn reload(path: &Path, core: &mut Core, recorder: Option<&mut Recorder>, turn: u
     core.set_config(new);
     log::info!("configuration reloaded from {}", path.display());
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// `claude.env` values are secrets: the typed line names the env file, never a value,
+    /// and running the line gives Claude every variable, quoted as it was configured. The
+    /// core builds the line; running it in a real shell with the env file the daemon writes
+    /// is the shell's side, so the test lives here and the core's files touch no process.
+    #[test]
+    fn claude_env_reaches_claude_through_the_env_file_never_the_typed_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = crate::core::tests::config();
+        config.daemon.state_dir = dir.path().to_path_buf();
+        config.claude.env = vec![
+            ("API_TOKEN".into(), "sk-secret-4242".into()),
+            ("ODD".into(), "it's $HOME `x`".into()),
+        ];
+        config.claude.command = "sh".into();
+        config.claude.args = vec![
+            "-c".into(),
+            "printf '%s|%s|%s|%s' \"$API_TOKEN\" \"$ODD\" \"$CCL_SESSION\" \"$0\"".into(),
+        ];
+        let line = crate::sessions::launch_line(
+            &config,
+            "ccl-auto-11",
+            "a",
+            dir.path(),
+            Path::new("/h/a"),
+            "id-1",
+            crate::sessions::Continue::New,
+        );
+        assert!(!line.contains("sk-secret-4242") && !line.contains("it's"), "{line}");
+        std::fs::write(config.env_file(), crate::sessions::env_file_text(&config)).unwrap();
+        let out = std::process::Command::new("sh").arg("-c").arg(&line).output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "sk-secret-4242|it's $HOME `x`|ccl-auto-11|--settings",
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

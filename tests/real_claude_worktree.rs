@@ -63,7 +63,12 @@ fn a_worktree_task_completes_on_the_real_client_without_a_trust_stop() {
         .join("shared/projects")
         .join(&slug)
         .join(format!("{}.jsonl", seen.conversation.as_deref().unwrap()));
-    assert!(transcript.is_file(), "no transcript at {}", transcript.display());
+    // Stop can fire before Claude has written its transcript: wait for the file.
+    common::wait_until(
+        &format!("a transcript at {}", transcript.display()),
+        std::time::Duration::from_secs(10),
+        || transcript.is_file().then_some(()),
+    );
     // And it never stopped at a screen needing the operator (the trust question).
     let log = fleet.log();
     assert!(!log.contains("needs attention"), "{log}");

@@ -27,9 +27,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use ccl::core::Action;
-use ccl::trace::{self, Line};
-use ccl::transcript::Signal;
+use ccl::trace;
+use ccl_core::core::Action;
+use ccl_core::trace::Line;
+use ccl_core::transcript::Signal;
 
 /// How long the fleet may take to start and have every task submitted.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(180);
@@ -333,7 +334,7 @@ fn main() -> Result<()> {
         .context("no continue prompt submitted line with a time")?;
     let resumed = log.lines().filter(|l| l.contains("resuming task conversation")).count();
     let ((limit_turn, limit_ms), (action_turn, action_ms)) = limit_to_swap(&trace_path)?;
-    let tick_ms = ccl::config::DurationMs::parse(&args.tick)
+    let tick_ms = ccl_core::config::DurationMs::parse(&args.tick)
         .map_err(anyhow::Error::msg)?
         .0 as f64;
     drop(fleet);

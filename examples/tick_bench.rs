@@ -22,9 +22,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use ccl::config::Config;
-use ccl::core::{Core, State};
 use ccl::observe::Shell;
+use ccl_core::config::Config;
+use ccl_core::core::{Core, State};
 
 struct Args {
     sessions: usize,

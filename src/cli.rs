@@ -10,9 +10,10 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
-use crate::config::{self, Config};
-use crate::core::{Activity, RequestKind, State};
-use crate::{daemon, links, queue, screen, state, trace, util};
+use crate::{daemon, links, queue, state, trace};
+use ccl_core::config::{self, Config};
+use ccl_core::core::{Activity, RequestKind, State};
+use ccl_core::{screen, util};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -242,13 +243,13 @@ impl std::fmt::Display for UsageError {
 impl std::error::Error for UsageError {}
 
 fn load(path: &Path, origin: &config::Origin) -> Result<Config> {
-    Config::load_from(path, origin).map_err(|e| UsageError(e).into())
+    crate::config_file::load_from(path, origin).map_err(|e| UsageError(e).into())
 }
 
 pub fn run(cli: Cli) -> Result<bool> {
-    let searched = config::Searched::from_env();
+    let searched = crate::config_file::searched_from_env();
     let found = || -> Result<(PathBuf, config::Origin)> {
-        config::discover(cli.config.as_deref(), &searched).map_err(|e| UsageError(e).into())
+        crate::config_file::discover(cli.config.as_deref(), &searched).map_err(|e| UsageError(e).into())
     };
     let config = || -> Result<Config> {
         let (path, origin) = found()?;
@@ -564,15 +565,15 @@ fn classify(file: Option<&Path>, now: Option<&str>, tz: Option<&str>, extra: &sc
 
 fn replay(path: &Path, verbose: bool) -> Result<bool> {
     let t = trace::read(path).map_err(UsageError)?;
-    let (verdict, all) = trace::replay(&t);
+    let (verdict, all) = ccl_core::trace::replay(&t);
     if verbose {
         // Every turn that was replayed (all of them up to a divergence), each action on its
         // own indented line.
         let mut replayed = all.iter();
         for line in &t.lines {
             match line {
-                trace::Line::Reload { turn, .. } => println!("turn {turn}: configuration reloaded"),
-                trace::Line::Turn { turn, observation, .. } => {
+                ccl_core::trace::Line::Reload { turn, .. } => println!("turn {turn}: configuration reloaded"),
+                ccl_core::trace::Line::Turn { turn, observation, .. } => {
                     let Some(actions) = replayed.next() else { break };
                     println!(
                         "turn {turn} at {}: {} action{}",
@@ -588,12 +589,12 @@ fn replay(path: &Path, verbose: bool) -> Result<bool> {
         }
     }
     match verdict {
-        trace::Replay::AllMatch { turns } => {
+        ccl_core::trace::Replay::AllMatch { turns } => {
             println!("{turns} turns, all actions match");
             Ok(true)
         }
-        trace::Replay::Diverged { turn, expected, actual } => {
-            print!("{}", trace::render_divergence(turn, &expected, &actual));
+        ccl_core::trace::Replay::Diverged { turn, expected, actual } => {
+            print!("{}", ccl_core::trace::render_divergence(turn, &expected, &actual));
             Ok(false)
         }
     }
@@ -695,8 +696,8 @@ pub fn status_json(config: &Config, st: Option<&State>, daemon_pid: Option<u32>,
 
 /// An account's meters as `status --json` shows them; a window whose reset has passed
 /// is shown as unknown (null), as the daemon will treat it.
-fn usage_json(u: &crate::core::Usage, now_ms: i64) -> serde_json::Value {
-    let window = |w: &Option<crate::core::UsageWindow>| {
+fn usage_json(u: &ccl_core::core::Usage, now_ms: i64) -> serde_json::Value {
+    let window = |w: &Option<ccl_core::core::UsageWindow>| {
         w.as_ref()
             .filter(|w| w.resets_at_ms.is_none_or(|t| t > now_ms))
             .map(|w| json!({"used_pct": w.used_pct, "resets_at": w.resets_at_ms.map(util::rfc3339)}))

@@ -13,11 +13,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context, Result};
 use crossbeam_channel::{select, tick, Receiver};
 
-use crate::config::Config;
-use crate::core::{Core, State};
 use crate::observe::Shell;
 use crate::trace::{Header, Recorder};
 use crate::{links, queue, state, tmux, tmux_control};
+use ccl_core::config::Config;
+use ccl_core::core::{Core, State};
 
 /// While the state cannot be saved, the error is logged again at most this often.
 const SAVE_ERROR_EVERY_MS: i64 = 60_000;
@@ -113,8 +113,8 @@ fn signals() -> Result<Receiver<i32>> {
 /// Builds the tmux port named by the configuration.
 pub fn tmux_port(config: &Config) -> Box<dyn tmux::Tmux> {
     match config.tmux.backend {
-        crate::config::Backend::Exec => Box::new(tmux::ExecTmux::new(&config.tmux.socket)),
-        crate::config::Backend::Control => Box::new(tmux_control::AutoTmux::new(&config.tmux.socket)),
+        ccl_core::config::Backend::Exec => Box::new(tmux::ExecTmux::new(&config.tmux.socket)),
+        ccl_core::config::Backend::Control => Box::new(tmux_control::AutoTmux::new(&config.tmux.socket)),
     }
 }
 
@@ -131,7 +131,7 @@ pub fn pin_claude_command(config: &mut Config) -> Result<()> {
 }
 
 pub fn run(config_path: &Path, record: Option<PathBuf>) -> Result<()> {
-    let mut config = Config::load(config_path)?;
+    let mut config = crate::config_file::load(config_path)?;
     check_links(&config)?;
     check_startable(&config)?;
     pin_claude_command(&mut config)?;
@@ -162,8 +162,8 @@ pub fn run(config_path: &Path, record: Option<PathBuf>) -> Result<()> {
     let mut recorder = match &record {
         Some(path) => {
             let header = Header {
-                format: crate::trace::FORMAT.into(),
-                version: crate::trace::VERSION,
+                format: ccl_core::trace::FORMAT.into(),
+                version: ccl_core::trace::VERSION,
                 ccl_version: env!("CARGO_PKG_VERSION").into(),
                 config: config.clone(),
                 state: state.clone(),
@@ -291,7 +291,7 @@ fn prepare_signals(config: &Config) -> Result<Receiver<()>> {
 /// SIGHUP: a valid new configuration takes effect at the next turn; what cannot change
 /// live (state_dir, tmux socket and backend) is refused; an invalid file changes nothing.
 fn reload(path: &Path, core: &mut Core, recorder: Option<&mut Recorder>, turn: u64) {
-    let mut new = match Config::load(path) {
+    let mut new = match crate::config_file::load(path) {
         Ok(c) => c,
         Err(e) => {
             log::warn!("reload refused, the old configuration stays: {e:#}");
@@ -385,7 +385,10 @@ mod tests {
     #[test]
     fn claude_env_reaches_claude_through_the_env_file_never_the_typed_line() {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = crate::core::tests::config();
+        let text = "[daemon]\nstate_dir = \"/state\"\n[[account]]\nname = \"a\"\nhome = \"/homes/a\"\n\
+                    [[account]]\nname = \"b\"\nhome = \"/homes/b\"\n[shared]\ntarget = \"/shared\"\n\
+                    [pool]\nmin = 1\nmax = 1\nworkdir = \"/pool\"\n";
+        let mut config = ccl_core::config::Config::parse(text, std::path::Path::new("/etc/ccl.toml"), None).unwrap();
         config.daemon.state_dir = dir.path().to_path_buf();
         config.claude.env = vec![
             ("API_TOKEN".into(), "sk-secret-4242".into()),
@@ -396,17 +399,17 @@ mod tests {
             "-c".into(),
             "printf '%s|%s|%s|%s' \"$API_TOKEN\" \"$ODD\" \"$CCL_SESSION\" \"$0\"".into(),
         ];
-        let line = crate::sessions::launch_line(
+        let line = ccl_core::sessions::launch_line(
             &config,
             "ccl-auto-11",
             "a",
             dir.path(),
             Path::new("/h/a"),
             "id-1",
-            crate::sessions::Continue::New,
+            ccl_core::sessions::Continue::New,
         );
         assert!(!line.contains("sk-secret-4242") && !line.contains("it's"), "{line}");
-        std::fs::write(config.env_file(), crate::sessions::env_file_text(&config)).unwrap();
+        std::fs::write(config.env_file(), ccl_core::sessions::env_file_text(&config)).unwrap();
         let out = std::process::Command::new("sh").arg("-c").arg(&line).output().unwrap();
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),
@@ -414,5 +417,17 @@ mod tests {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    #[test]
+    fn quoting_survives_a_real_shell() {
+        for s in ["plain", "/a b/c", "it's", "$HOME `x` \"q\"", "-dash", "semi;", "", "é✓"] {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("printf %s {}", ccl_core::util::shell_quote(s)))
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8(out.stdout).unwrap(), s);
+        }
     }
 }

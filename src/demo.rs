@@ -30,12 +30,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::config::Config;
-use crate::core::State;
-use crate::screen::{self, ScreenState};
 use crate::tmux::{ExecTmux, Tmux};
-use crate::util::shell_quote;
 use crate::{cli, links, queue, state};
+use ccl_core::config::Config;
+use ccl_core::core::State;
+use ccl_core::screen::{self, ScreenState};
+use ccl_core::util::shell_quote;
 
 /// The whole run must end within this; otherwise the demo says what is stuck, exits 1.
 const DEMO_TIMEOUT: Duration = Duration::from_secs(120);
@@ -233,7 +233,7 @@ impl Demo {
             }
             fs::write(&config_path, config_text(&root, &socket))
                 .with_context(|| format!("cannot write {}", config_path.display()))?;
-            Config::load(&config_path).context("the demo's own configuration is invalid")
+            crate::config_file::load(&config_path).context("the demo's own configuration is invalid")
         };
         let config = match layout() {
             Ok(config) => config,
@@ -772,7 +772,9 @@ impl View {
             .state
             .as_ref()
             .and_then(|st| st.sessions.get(OPERATOR))
-            .is_some_and(|s| s.account.as_deref() == Some(self.active.as_str()) && s.seen == crate::core::Seen::Idle);
+            .is_some_and(|s| {
+                s.account.as_deref() == Some(self.active.as_str()) && s.seen == ccl_core::core::Seen::Idle
+            });
         self.done + self.failed == TASKS.len()
             && self.inbox == 0
             && self.running == 0

@@ -11,12 +11,12 @@ use std::collections::BTreeSet;
 
 use anyhow::{bail, Context, Result};
 
-use crate::config::Config;
-use crate::core::{limits, Action, ClaimError, Level, TaskRef, WorktreeOutcome};
 use crate::observe::Shell;
-use crate::sessions::is_claude_name;
 use crate::tmux::NewSession;
 use crate::{procs, queue, state};
+use ccl_core::config::Config;
+use ccl_core::core::{limits, Action, ClaimError, Level, TaskRef, WorktreeOutcome};
+use ccl_core::sessions::is_claude_name;
 
 impl Shell {
     pub fn execute(&mut self, config: &Config, actions: &[Action], now_ms: i64) {

@@ -8,7 +8,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use crate::core::HookDone;
+use ccl_core::core::HookDone;
 
 /// Hooks running at once; more are refused with a warning rather than piling up.
 pub const MAX_RUNNING_HOOKS: usize = 16;

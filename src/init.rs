@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::config::Searched;
+use ccl_core::config::Searched;
 
 /// The shipped reference configuration.
 const SHIPPED: &str = include_str!("../ccl.toml");
@@ -151,8 +151,8 @@ mod tests {
             },
         ];
         let text = starter(&found);
-        let c =
-            crate::config::Config::parse(&text, Path::new("/h/.config/ccl/ccl.toml"), Some(Path::new("/h"))).unwrap();
+        let c = ccl_core::config::Config::parse(&text, Path::new("/h/.config/ccl/ccl.toml"), Some(Path::new("/h")))
+            .unwrap();
         let accounts: Vec<(&str, &Path)> = c.accounts.iter().map(|a| (a.name.as_str(), a.home.as_path())).collect();
         assert_eq!(
             accounts,

@@ -4,28 +4,19 @@
 //! `swap`, with `sessions`, `accounts` and `meters`) is sans-IO; everything that touches tmux,
 //! files, processes or the clock lives in the shell modules around it. See
 //! ARCHITECTURE.md for the map.
-pub mod accounts;
 pub mod cli;
-pub mod config;
-pub mod core;
+pub mod config_file;
 pub mod daemon;
 pub mod demo;
-pub mod dispatch;
 pub mod executor;
 pub mod hooks;
 pub mod init;
 pub mod links;
-pub mod meters;
-pub mod mockapi;
 pub mod observe;
 pub mod procs;
 pub mod queue;
-pub mod quota;
-pub mod screen;
-pub mod sessions;
 pub mod signals;
 pub mod state;
-pub mod swap;
 pub mod tasks;
 pub mod tmux;
 pub mod tmux_control;
@@ -33,6 +24,4 @@ pub mod trace;
 pub mod transcript;
 pub mod trust;
 pub mod untrusted;
-pub mod util;
-pub mod watcher;
 pub mod worktree;

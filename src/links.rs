@@ -18,7 +18,7 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::config::{Account, Config, Shared};
+use ccl_core::config::{Account, Config, Shared};
 
 /// Directory entries counted for a [`LinkStatus::NotALink`] report; beyond this the number
 /// only has to say "not empty", and a huge `projects/` must not stall `ccl check`.

@@ -17,16 +17,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 
-use crate::config::Config;
-use crate::core::{
-    ClaimError, Core, FirstPrompt, HookDone, HookEvent, Observation, QueueObs, RegistrySeen, SessionObs, SignalSeen,
-    TaskRef, TranscriptSeen, WorkSeen, WorktreeOutcome,
-};
 use crate::hooks::Hooks;
 use crate::signals::SpoolReader;
 use crate::tmux::{PaneInfo, Tmux};
 use crate::transcript::{self, TranscriptReader};
-use crate::{procs, queue, screen, state};
+use crate::{procs, queue, state};
+use ccl_core::config::Config;
+use ccl_core::core::{
+    ClaimError, Core, FirstPrompt, HookDone, HookEvent, Observation, QueueObs, RegistrySeen, SessionObs, SignalSeen,
+    TaskRef, TranscriptSeen, WorkSeen, WorktreeOutcome,
+};
+use ccl_core::screen;
 
 /// The shell: owns the tmux port and everything with I/O that the loop needs between
 /// turns (transcript offsets, running hooks, claims that failed).
@@ -290,7 +291,7 @@ impl Shell {
             // /proc reads, not one per pane of the fleet.
             let foreground_pid = (config.dedicated.iter().any(|d| d.name == p.session)
                 && !p.dead
-                && crate::sessions::is_claude_name(&p.current_command, &config.claude.command))
+                && ccl_core::sessions::is_claude_name(&p.current_command, &config.claude.command))
             .then(|| procs::foreground_pid(p.pane_pid))
             .flatten();
             out.push(SessionObs {
@@ -335,7 +336,7 @@ impl Shell {
         let mut out = Vec::new();
         for (session, cwd, id) in core.watch_list() {
             let path = transcript::locate_transcript(&projects, &cwd, &id)
-                .unwrap_or_else(|| transcript::transcript_path(&projects, &cwd, &id));
+                .unwrap_or_else(|| ccl_core::transcript::transcript_path(&projects, &cwd, &id));
             if self.seen_transcripts.insert(path.clone()) && self.turns == 0 {
                 // Adopted at start: history before this run is not news.
                 if let Err(e) = self.transcripts.skip_to_end(&path) {
@@ -384,7 +385,7 @@ fn observe_work(core: &Core, registry: &[RegistrySeen], queues: &[QueueObs], pan
             continue;
         }
         let path = transcript::locate_transcript(&projects, &r.entry.cwd, &r.entry.session_id)
-            .unwrap_or_else(|| transcript::transcript_path(&projects, &r.entry.cwd, &r.entry.session_id));
+            .unwrap_or_else(|| ccl_core::transcript::transcript_path(&projects, &r.entry.cwd, &r.entry.session_id));
         let prompt = match transcript::first_prompt(&path) {
             Ok(Some(text)) => {
                 let bodies = bodies.entry(q.name.clone()).or_insert_with(|| {
@@ -393,7 +394,10 @@ fn observe_work(core: &Core, registry: &[RegistrySeen], queues: &[QueueObs], pan
                         .filter_map(|name| queue::read_running(q, name).ok().map(|b| (name.clone(), b)))
                         .collect()
                 });
-                match bodies.iter().find(|(_, body)| transcript::prompt_is(&text, body)) {
+                match bodies
+                    .iter()
+                    .find(|(_, body)| ccl_core::transcript::prompt_is(&text, body))
+                {
                     Some((name, _)) => FirstPrompt::Task { task: name.clone() },
                     None => FirstPrompt::Other,
                 }
@@ -453,7 +457,7 @@ fn observe_work(core: &Core, registry: &[RegistrySeen], queues: &[QueueObs], pan
 
 /// Registry entries of running Claudes that sit in managed sessions.
 /// Every account's registry entries, with the account's name.
-pub(crate) fn read_registries(config: &Config) -> Vec<(String, transcript::RegistryEntry)> {
+pub(crate) fn read_registries(config: &Config) -> Vec<(String, ccl_core::transcript::RegistryEntry)> {
     config
         .accounts
         .iter()
@@ -469,7 +473,7 @@ pub(crate) fn read_registries(config: &Config) -> Vec<(String, transcript::Regis
 pub(crate) fn observe_registry(
     config: &Config,
     sessions: &[SessionObs],
-    entries: Vec<(String, transcript::RegistryEntry)>,
+    entries: Vec<(String, ccl_core::transcript::RegistryEntry)>,
 ) -> Vec<RegistrySeen> {
     let managed: BTreeSet<&str> = sessions
         .iter()

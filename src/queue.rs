@@ -19,26 +19,14 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use serde::{Deserialize, Serialize};
 
-use crate::config::Queue;
-
-/// Largest task body accepted. Tasks are prompts; anything bigger is a mistake upstream
-/// and would only flood the pane it is pasted into.
-pub const MAX_TASK_BYTES: u64 = 256 * 1024;
+use ccl_core::config::Queue;
+use ccl_core::task::{check_body, check_slash, too_large, Counts, InboxEntry, MAX_NAME_BYTES, MAX_TASK_BYTES, STATES};
 
 /// Directory entries read per inbox per scan, so one flooded inbox cannot stall a turn.
 /// `readdir` order is arbitrary: with more entries than this, the oldest may wait for a
 /// later scan after others have been taken.
 pub const MAX_SCAN_ENTRIES: usize = 512;
-
-/// Longest task name `scan_inbox` accepts as a task. Longer names are reported as a
-/// problem so the task fails with a reason while `NAME.error` still fits in a file name.
-pub const MAX_NAME_BYTES: usize = 200;
-
-/// The queue's directories, in the order a task passes through them.
-pub const STATES: [&str; 4] = ["inbox", "running", "done", "failed"];
-
 /// The longest single file name Linux file systems allow.
 const FS_NAME_MAX_BYTES: usize = 255;
 
@@ -62,29 +50,6 @@ const MAX_ENQUEUE_ATTEMPTS: usize = 16;
 /// `failed/NAME.error` says why the task failed.
 const DONE_SIDECAR: &str = ".json";
 const FAILED_SIDECAR: &str = ".error";
-
-/// One candidate task in `inbox/`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InboxEntry {
-    pub name: String,
-    /// Modification time (of the entry itself, not a link's target), ms since the epoch.
-    pub mtime_ms: i64,
-    /// Size in bytes: with the mtime, how the core tells a file still being written
-    /// from a quiet one.
-    #[serde(default)]
-    pub len: u64,
-    /// Why this file cannot be a task; None when it can.
-    pub problem: Option<String>,
-}
-
-/// Task files per directory; sidecars are not counted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Counts {
-    pub inbox: usize,
-    pub running: usize,
-    pub done: usize,
-    pub failed: usize,
-}
 
 /// Creates the four queue directories (and the project's `.agent-queue/`) if missing.
 /// The project itself must exist: a mistyped path is refused, never created.
@@ -222,51 +187,6 @@ pub fn counts(q: &Queue) -> Result<Counts> {
         done: list(q, "done")?.len(),
         failed: list(q, "failed")?.len(),
     })
-}
-
-/// A body whose first non-blank character is `/` is a slash command to Claude Code, not a
-/// prompt (`/logout` logs the whole account out, `/exit` ends the session): refused unless
-/// the queue allows them. Err(the reason, worded for a `.error` file).
-pub fn check_slash<'t>(q: &Queue, text: &'t str) -> Result<&'t str, String> {
-    if !q.slash_commands && text.trim_start().starts_with('/') {
-        let first = text.trim_start().lines().next().unwrap_or_default();
-        return Err(format!(
-            "task body starts with '/' ({}), which Claude Code runs as a slash command, not a prompt; \
-             set slash_commands = true on queue '{}' to allow it",
-            crate::util::snippet(first, 40),
-            q.name
-        ));
-    }
-    Ok(text)
-}
-
-/// Checks a task body: not empty, at most [`MAX_TASK_BYTES`], UTF-8, no control character
-/// other than newline and tab, and not only whitespace. Ok(the text) or Err(the reason,
-/// worded to stand alone in a `.error` file).
-pub fn check_body(bytes: &[u8]) -> Result<&str, String> {
-    if bytes.is_empty() {
-        return Err("empty task".into());
-    }
-    if bytes.len() as u64 > MAX_TASK_BYTES {
-        return Err(too_large(bytes.len() as u64));
-    }
-    let text = std::str::from_utf8(bytes)
-        .map_err(|e| format!("task is not valid UTF-8 (invalid byte at offset {})", e.valid_up_to()))?;
-    // A carriage return or an escape sequence pasted into a pane acts as keys (submit,
-    // cursor movement), so only the two control characters a prompt needs are allowed.
-    if let Some((at, c)) = text
-        .char_indices()
-        .find(|&(_, c)| c.is_control() && c != '\n' && c != '\t')
-    {
-        return Err(format!(
-            "task contains control character U+{:04X} at offset {at} (only newline and tab are allowed)",
-            c as u32
-        ));
-    }
-    if text.trim().is_empty() {
-        return Err("task has only whitespace".into());
-    }
-    Ok(text)
 }
 
 /// Reads `running/NAME` for dispatch. The file must still be a regular file (lstat, then
@@ -722,10 +642,6 @@ fn not_a_file(meta: &fs::Metadata) -> Option<String> {
     } else {
         Some("special file (fifo, socket or device), not a regular file".into())
     }
-}
-
-fn too_large(len_bytes: u64) -> String {
-    format!("task is larger than {MAX_TASK_BYTES} bytes ({len_bytes} bytes)")
 }
 
 // ---------------------------------------------------------------------------------------

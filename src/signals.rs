@@ -24,8 +24,8 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::config::Config;
-use crate::core::{HookEvent, Ms, UsageWindow};
+use ccl_core::config::Config;
+use ccl_core::core::{HookEvent, Ms, UsageWindow};
 
 /// The spool file under `Config::signals_dir`.
 pub const SPOOL: &str = "spool.jsonl";
@@ -53,8 +53,7 @@ pub const MAX_FIELD_CHARS: usize = 1_000;
 pub const STATUS_COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
 /// Seconds Claude gives one of ccl's hook commands (they exit in milliseconds).
 pub const HOOK_TIMEOUT_S: u64 = 5;
-/// Environment variable naming the tmux session in a launch line ccl typed.
-pub const SESSION_VAR: &str = "CCL_SESSION";
+pub use ccl_core::sessions::SESSION_VAR;
 
 /// The hook events ccl listens to, by Claude's names; `status` is the status line.
 pub const EVENTS: [&str; 5] = [
@@ -175,7 +174,7 @@ impl SpoolLine {
 
     /// The decision-relevant event, or None for a line that lacks what its event needs.
     pub fn event(&self) -> Option<HookEvent> {
-        let conversation = || self.conversation.clone().filter(|c| crate::screen::is_uuid(c));
+        let conversation = || self.conversation.clone().filter(|c| ccl_core::screen::is_uuid(c));
         Some(match self.event.as_str() {
             "SessionStart" => HookEvent::SessionStart {
                 conversation: conversation()?,
@@ -221,9 +220,9 @@ pub fn settings_json(exe: &Path, dir: &Path, account: &str) -> Value {
     let command = |event: &str| {
         format!(
             "{} signal --dir {} --account {} {event}",
-            crate::util::shell_quote(&exe.to_string_lossy()),
-            crate::util::shell_quote(&dir.to_string_lossy()),
-            crate::util::shell_quote(account)
+            ccl_core::util::shell_quote(&exe.to_string_lossy()),
+            ccl_core::util::shell_quote(&dir.to_string_lossy()),
+            ccl_core::util::shell_quote(account)
         )
     };
     let mut hooks = serde_json::Map::new();

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::core::{Request, RequestKind, State};
+use ccl_core::core::{Request, RequestKind, State};
 
 /// Requests read per turn (a flood of request files cannot stall the loop).
 pub const MAX_REQUESTS_PER_TURN: usize = 16;
@@ -145,7 +145,7 @@ pub fn ensure_private_dir(state_dir: &Path) -> Result<()> {
 
 /// Writes `claude.env` into `state_dir` (0600) for the launch lines to source, or
 /// removes it when the configuration sets no environment.
-pub fn write_env_file(config: &crate::config::Config) -> Result<()> {
+pub fn write_env_file(config: &ccl_core::config::Config) -> Result<()> {
     let path = config.env_file();
     if config.claude.env.is_empty() {
         return match fs::remove_file(&path) {
@@ -155,7 +155,7 @@ pub fn write_env_file(config: &crate::config::Config) -> Result<()> {
             _ => Ok(()),
         };
     }
-    write_atomic(&path, crate::sessions::env_file_text(config).as_bytes())
+    write_atomic(&path, ccl_core::sessions::env_file_text(config).as_bytes())
 }
 
 /// Takes `state_dir/lock`. Held by a live daemon → an error naming its pid.
@@ -285,7 +285,7 @@ fn read_request(path: &Path) -> Result<Request, String> {
     if !is_request_id(&request.id) {
         return Err(format!(
             "id {:?} is not of the form <ms>-<pid>",
-            crate::util::snippet(&request.id, 80)
+            ccl_core::util::snippet(&request.id, 80)
         ));
     }
     if path.file_stem().and_then(|s| s.to_str()) != Some(request.id.as_str()) {

@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use serde_json::Value;
 
-use crate::config::{Config, Queue};
-use crate::core::{Activity, State};
-use crate::{queue, state, transcript, util};
+use crate::{queue, state, transcript};
+use ccl_core::config::{Config, Queue};
+use ccl_core::core::{Activity, State};
+use ccl_core::util;
 
 /// Where a task's file is, searched in the order a task moves.
 const STATES: [&str; 4] = ["inbox", "running", "done", "failed"];
@@ -155,7 +156,7 @@ pub fn show(config: &Config, q: &Queue, task: &str) -> Result<String> {
                 "transcript",
                 &format!(
                     "{} (not there)",
-                    transcript::transcript_path(&projects, &cwd, id).display()
+                    ccl_core::transcript::transcript_path(&projects, &cwd, id).display()
                 ),
             ),
         }
@@ -164,7 +165,7 @@ pub fn show(config: &Config, q: &Queue, task: &str) -> Result<String> {
 }
 
 /// The session (and its state) whose assignment is this task.
-fn running_in(st: Option<&State>, queue: &str, name: &str) -> Option<(String, crate::core::SessionState)> {
+fn running_in(st: Option<&State>, queue: &str, name: &str) -> Option<(String, ccl_core::core::SessionState)> {
     st?.sessions
         .iter()
         .find(|(_, s)| {

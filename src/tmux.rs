@@ -6,7 +6,6 @@
 //! as flags or commands, names tmux would silently rewrite are refused, and every call
 //! has a deadline so a wedged server cannot stall the daemon.
 
-use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -18,10 +17,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 
-/// Process names under which a real Claude Code shows as `#{pane_current_command}`:
-/// `claude.exe` for the npm package, `claude` for the native installer, `node` for old
-/// npm installs.
-pub const CLAUDE_PROCESS_NAMES: &[&str] = &["claude", "claude.exe", "node"];
+pub use ccl_core::sessions::{Pins, CLAUDE_PROCESS_NAMES};
 
 /// How long one tmux call may take before it is killed. A healthy call takes a few
 /// milliseconds; this only bounds the damage of a server that stopped answering.
@@ -45,11 +41,6 @@ pub(crate) const PANE_FORMAT: &str = "#{session_name}\t#{window_active}\t#{pane_
                            #{pane_dead}\t#{pane_width}\t#{pane_height}\t#{window_activity}\t#{pane_id}\t\
                            #{pane_current_command}";
 const PANE_FIELDS: usize = 10;
-
-/// Which pane of a session ccl works with, by session: the pane running the session's
-/// Claude conversation (`%N`, unique on the server). A session without one is worked
-/// with through its active pane.
-pub type Pins = BTreeMap<String, String>;
 
 /// One session as the daemon sees it: the session's active pane.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -1007,7 +1007,7 @@ impl ReplyParser {
         }
         Err(format!(
             "unexpected line outside a reply: {}",
-            crate::util::snippet(line, 80)
+            ccl_core::util::snippet(line, 80)
         ))
     }
 }

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::Config;
+use ccl_core::config::Config;
 
 /// Directories Claude has marked trusted in `HOME/.claude.json` (`projects.<path>.
 /// hasTrustDialogAccepted`). `None` when the file is missing or unreadable.
@@ -45,7 +45,7 @@ pub fn warnings(config: &Config) -> Vec<String> {
         config
             .queues
             .iter()
-            .filter(|q| q.isolation == crate::config::Isolation::Worktree && !q.worktree_dir.starts_with(&q.project))
+            .filter(|q| q.isolation == ccl_core::config::Isolation::Worktree && !q.worktree_dir.starts_with(&q.project))
             .map(|q| (format!("queue {} worktree_dir", q.name), q.worktree_dir.clone())),
     );
     let mut out = Vec::new();

@@ -19,12 +19,12 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
-use crate::config::{Config, Isolation, Queue};
-use crate::core::{Activity, State, Worktree};
+use ccl_core::config::{Config, Isolation, Queue};
+use ccl_core::core::{Activity, State, Worktree};
 
 /// Branches ccl makes live under this prefix; they never count as "another branch"
 /// when deciding whether a worktree's commits are safe elsewhere.
-pub use crate::dispatch::BRANCH_PREFIX;
+pub use ccl_core::dispatch::BRANCH_PREFIX;
 
 /// Names tried (`NAME`, `NAME-2`, …) before giving up on finding a free one.
 const MAX_NAME_ATTEMPTS: u32 = 1000;
@@ -309,7 +309,7 @@ fn in_use(state: Option<&State>) -> (BTreeSet<PathBuf>, Vec<(String, String)>) {
                 paths.insert(wt.path.clone());
             }
             if matches!(s.activity, Activity::Preparing { .. }) || a.worktree.is_none() {
-                preparing.push((a.task.queue.clone(), crate::dispatch::worktree_name(&a.task.task)));
+                preparing.push((a.task.queue.clone(), ccl_core::dispatch::worktree_name(&a.task.task)));
             }
         }
         if let Some(cwd) = &s.cwd {

@@ -9,7 +9,7 @@
 #[path = "support/sim.rs"]
 mod sim;
 
-use ccl::core::{Action, Level};
+use ccl_core::core::{Action, Level};
 use sim::*;
 
 fn claims_of(actions: &[Action], task: &str) -> usize {
@@ -47,7 +47,7 @@ fn warnings(actions: &[Action]) -> Vec<&str> {
 fn with_fail_hook() -> Sim {
     let mut config = Setup::default().config();
     config.hooks.on_task_failed = "notify-failed".into();
-    Sim::with_state(config.clone(), ccl::core::State::fresh(&config, SEED))
+    Sim::with_state(config.clone(), ccl_core::core::State::fresh(&config, SEED))
 }
 
 #[test]

@@ -11,8 +11,8 @@
 #[path = "support/sim.rs"]
 mod sim;
 
-use ccl::core::{Action, Activity, RequestKind, State, Usage, UsageWindow};
-use ccl::transcript::{Record, Signal};
+use ccl_core::core::{Action, Activity, RequestKind, State, Usage, UsageWindow};
+use ccl_core::transcript::{Record, Signal};
 use sim::*;
 
 /// The forensic quota lines about one session.
@@ -154,7 +154,7 @@ fn an_api_key_429_does_not_swap_but_a_subscription_limit_does() {
     s.world.pane(S11).registry = false;
     s.world.show(S11, "api_key_rate_limit_429");
     // The transcript's 429 record carries the same text as the screen.
-    s.world.transcripts.push(ccl::core::TranscriptSeen {
+    s.world.transcripts.push(ccl_core::core::TranscriptSeen {
         session: S11.into(),
         conversation: id.clone(),
         records: vec![limit_record(
@@ -166,7 +166,7 @@ fn an_api_key_429_does_not_swap_but_a_subscription_limit_does() {
     assert_eq!(exhausted_until(&s, "a"), None);
 
     // The same structured signal with a subscription limit's text is a hit at once.
-    s.world.transcripts.push(ccl::core::TranscriptSeen {
+    s.world.transcripts.push(ccl_core::core::TranscriptSeen {
         session: S11.into(),
         conversation: id,
         records: vec![limit_record("You've hit your 5-hour limit · resets 9:23am (UTC)")],

@@ -12,7 +12,7 @@
 #[path = "support/sim.rs"]
 mod sim;
 
-use ccl::core::{Action, HookEvent, TaskReport};
+use ccl_core::core::{Action, HookEvent, TaskReport};
 use sim::*;
 
 fn hooked() -> Setup {
@@ -203,7 +203,7 @@ fn a_permission_prompt_needs_the_operator_and_the_status_line_fills_the_meters()
             conversation: id.clone(),
             model: Some("claude-opus".into()),
             cost_usd: Some(0.5),
-            five_hour: Some(ccl::core::UsageWindow {
+            five_hour: Some(ccl_core::core::UsageWindow {
                 used_pct: 42.0,
                 resets_at_ms: Some(ms("2026-11-24T09:00:00Z")),
             }),
@@ -247,13 +247,13 @@ fn a_stop_whose_last_words_are_a_limit_line_is_left_to_the_transcript_and_screen
         "{}",
         render(&acts)
     );
-    s.world.transcripts.push(ccl::core::TranscriptSeen {
+    s.world.transcripts.push(ccl_core::core::TranscriptSeen {
         session: S11.into(),
         conversation: id,
-        records: vec![ccl::transcript::Record {
+        records: vec![ccl_core::transcript::Record {
             uuid: "rec-limit".into(),
             timestamp: None,
-            signal: ccl::transcript::Signal::LimitHit {
+            signal: ccl_core::transcript::Signal::LimitHit {
                 text: "You've hit your 5-hour limit · resets 9:23am (UTC)".into(),
             },
         }],

@@ -18,8 +18,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ccl::core::{Action, RequestKind, State};
-use ccl::trace::{self, Line, Replay, Trace};
+use ccl::trace;
+use ccl_core::core::{Action, RequestKind, State};
+use ccl_core::trace::{Line, Replay, Trace};
 use sim::*;
 
 // ---------------------------------------------------------------------------------------
@@ -237,7 +238,7 @@ fn signals_done_and_limit() -> Sim {
     });
     // Once the quick task's session is back at its shell, the long one goes there too.
     s.until(10, "ccl-auto-11 free", |s, _| {
-        matches!(s.state().sessions[S11].activity, ccl::core::Activity::Free)
+        matches!(s.state().sessions[S11].activity, ccl_core::core::Activity::Free)
     });
     start_work(&mut s, &[S11]);
     s.world.exhausted.insert("a".into(), "limit_five_hour");
@@ -276,7 +277,7 @@ fn write_golden(name: &str, sim: &Sim) {
     // Temporary files are private; a committed fixture is not.
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     let rendered = tempfile::NamedTempFile::new_in(&dir).unwrap();
-    std::fs::write(rendered.path(), trace::render(&read(&path))).unwrap();
+    std::fs::write(rendered.path(), ccl_core::trace::render(&read(&path))).unwrap();
     let companion = companion_path(name);
     rendered.persist(&companion).unwrap();
     std::fs::set_permissions(&companion, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
@@ -328,7 +329,7 @@ fn traces_are_current() {
         }
         // The rendered companion must say what the committed trace decides.
         let rendered = std::fs::read_to_string(companion_path(name)).unwrap_or_default();
-        let want = trace::render(&committed);
+        let want = ccl_core::trace::render(&committed);
         let (want, got): (Vec<&str>, Vec<&str>) = (want.lines().collect(), rendered.lines().collect());
         if let Some(i) = (0..want.len().max(got.len())).find(|i| want.get(*i) != got.get(*i)) {
             let (want, got) = (want.get(i).unwrap_or(&"<end>"), got.get(i).unwrap_or(&"<end>"));
@@ -353,14 +354,17 @@ fn golden(name: &str) -> (Trace, Vec<Action>) {
         write_golden(name, &build(name));
     }
     let t = read(&path);
-    let (outcome, first) = trace::replay(&t);
+    let (outcome, first) = ccl_core::trace::replay(&t);
     match outcome {
         Replay::AllMatch { turns } => assert_eq!(turns, turn_lines(&t).len()),
         Replay::Diverged { turn, expected, actual } => {
-            panic!("{name}: {}", trace::render_divergence(turn, &expected, &actual))
+            panic!(
+                "{name}: {}",
+                ccl_core::trace::render_divergence(turn, &expected, &actual)
+            )
         }
     }
-    let (again, second) = trace::replay(&t);
+    let (again, second) = ccl_core::trace::replay(&t);
     assert!(matches!(again, Replay::AllMatch { .. }));
     assert_eq!(first, second, "{name}: two replays differ");
     assert!(first.len() >= 5, "{name}: only {} turns", first.len());
@@ -492,7 +496,7 @@ fn incident_swap_keeps_operator_sessions() {
 #[test]
 fn signals_decide_done_and_the_limit() {
     let (t, acts) = golden("signals_done_and_limit");
-    let turns: Vec<(&ccl::core::Observation, &Vec<Action>)> = t
+    let turns: Vec<(&ccl_core::core::Observation, &Vec<Action>)> = t
         .lines
         .iter()
         .filter_map(|l| match l {
@@ -514,7 +518,7 @@ fn signals_decide_done_and_the_limit() {
         .0
         .signals
         .iter()
-        .any(|s| matches!(s.event, ccl::core::HookEvent::Stop { .. })));
+        .any(|s| matches!(s.event, ccl_core::core::HookEvent::Stop { .. })));
     let report = acts.iter().find_map(|a| match a {
         Action::FinishTask { report, .. } => Some(report),
         _ => None,

@@ -11,11 +11,11 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use ccl::config::Config;
-use ccl::core::{Core, Observation, State};
 use ccl::observe::Shell;
 use ccl::tmux::Tmux;
 use ccl::tmux_control::{AutoTmux, ControlTmux};
+use ccl_core::config::Config;
+use ccl_core::core::{Core, Observation, State};
 use common::{wait_until, TmuxServer};
 
 const SESSION: &str = "ccl-auto-11";

@@ -16,9 +16,9 @@
 //! `common::real`); with `CCL_SAVE_SCREENS=1` new real screens go to the corpus.
 mod common;
 
-use ccl::core::Action;
-use ccl::mockapi::Behaviour;
-use ccl::trace::Line;
+use ccl_core::core::Action;
+use ccl_core::trace::Line;
+use ccl_testkit::mockapi::Behaviour;
 use common::fleet::{account_entry, typed_into, FleetSpec};
 use common::real::{actions_on, claude_bin, now_unix, token, RealFleet, CLAUDE_COMMAND, UNMANAGED, WAIT};
 
@@ -395,8 +395,8 @@ fn the_weekly_menu_left_up_while_every_account_is_exhausted_is_escaped_when_b_re
     let Some(bin) = claude_bin() else { return };
     let mut fleet = pool_only("real-weekly-wait", bin);
     // ccl remembers from an earlier run that b is exhausted for a few seconds more.
-    let config = ccl::config::Config::load(&fleet.config_path).unwrap();
-    let mut state = ccl::core::State::fresh(&config, 7);
+    let config = ccl::config_file::load(&fleet.config_path).unwrap();
+    let mut state = ccl_core::core::State::fresh(&config, 7);
     let b_back_ms = (now_unix() + 12) * 1000;
     let b = state.accounts.get_mut("b").unwrap();
     b.exhausted_until_ms = Some(b_back_ms);
@@ -545,7 +545,7 @@ fn at_97_percent_on_a_the_fleet_moves_to_b_at_turn_boundaries_before_any_limit()
 
     // From now on a's answers say it is at 97 %; the operator's next answer shows it.
     let reset_unix = now_unix() + 2 * 3600;
-    let usage = ccl::mockapi::Utilization {
+    let usage = ccl_testkit::mockapi::Utilization {
         five_hour_pct: 97.0,
         five_hour_reset_unix: reset_unix,
         seven_day_pct: 31.0,

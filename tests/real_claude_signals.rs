@@ -12,7 +12,7 @@ use std::fs;
 use std::path::PathBuf;
 use std::time::UNIX_EPOCH;
 
-use ccl::mockapi::Behaviour;
+use ccl_testkit::mockapi::Behaviour;
 use common::fleet::FleetSpec;
 use common::real::{claude_bin, now_unix, token, RealFleet, WAIT};
 use common::wait_until;

@@ -1,4 +1,4 @@
-//! The real Claude Code against `ccl::mockapi` in a private tmux server: proof that the
+//! The real Claude Code against `ccl_testkit::mockapi` in a private tmux server: proof that the
 //! facts ccl relies on (screens, transcript records, the resume hint, how accounts are
 //! told apart) hold for the pinned build, and the source of the real screens in
 //! `tests/screens/real-VERSION/`. Gated by `CCL_TEST_CLAUDE=1` (which needs the real-tmux
@@ -14,8 +14,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ccl::mockapi::{Behaviour, MockApi};
-use ccl::util::shell_quote;
+use ccl_core::util::shell_quote;
+use ccl_testkit::mockapi::{Behaviour, MockApi};
 use common::real::{self, claude_version, now_unix, prepare_home, BUSY_FOOTER, FOREIGN_VARS};
 use common::{tmux_tier, wait_until, TmuxServer};
 use serde_json::Value;

@@ -57,7 +57,7 @@ fn a_worktree_task_completes_on_the_real_client_without_a_trust_stop() {
         "{report:#}"
     );
     // Claude ran in the worktree: its transcript is filed under the worktree's directory.
-    let slug = ccl::transcript::project_slug(Path::new(path));
+    let slug = ccl_core::transcript::project_slug(Path::new(path));
     let transcript = fleet
         .root
         .join("shared/projects")

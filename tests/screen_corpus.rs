@@ -6,7 +6,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use ccl::screen::{analyze, classify_json};
+use ccl_core::screen::{analyze, classify_json};
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 

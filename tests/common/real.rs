@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ccl::mockapi::{MockApi, SeenRequest};
-use ccl::util::shell_quote;
+use ccl_core::util::shell_quote;
+use ccl_testkit::mockapi::{MockApi, SeenRequest};
 use serde_json::{json, Value};
 
 use super::fleet::{Fleet, FleetSpec};

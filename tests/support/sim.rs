@@ -20,15 +20,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use ccl::config::Config;
-use ccl::config::Isolation;
-use ccl::core::{
+use ccl::trace::Recorder;
+use ccl_core::config::Config;
+use ccl_core::config::Isolation;
+use ccl_core::core::{
     Action, Activity, ClaimError, Core, FirstPrompt, HookEvent, Observation, QueueObs, RegistrySeen, Request,
     RequestKind, SessionObs, SignalSeen, State, TaskRef, TranscriptSeen, WorkSeen, Worktree, WorktreeOutcome,
 };
-use ccl::queue::InboxEntry;
-use ccl::trace::{self, Header, Recorder};
-use ccl::transcript::RegistryEntry;
+use ccl_core::task::InboxEntry;
+use ccl_core::trace::Header;
+use ccl_core::transcript::RegistryEntry;
 
 /// Every simulation starts at the instant the screen corpus is classified at, so the
 /// corpus's reset times ("resets 9:23am (UTC)") fall later the same day.
@@ -1457,8 +1458,8 @@ impl Sim {
     /// Writes the recorded turns as a trace (header + one line per turn).
     pub fn write_trace(&self, path: &Path) {
         let header = Header {
-            format: trace::FORMAT.into(),
-            version: trace::VERSION,
+            format: ccl_core::trace::FORMAT.into(),
+            version: ccl_core::trace::VERSION,
             ccl_version: env!("CARGO_PKG_VERSION").into(),
             config: self.core.config().clone(),
             state: self.start_state.clone(),
@@ -1586,8 +1587,8 @@ pub fn swap_done(actions: &[Action]) -> bool {
 
 /// The operator's session as the original system left it: marked as working on
 /// `alpha/TASK` for a minute (a state ccl itself never creates).
-pub fn dedicated_marked_working(task: &str) -> ccl::core::SessionState {
-    use ccl::core::{Activity, Assignment, Kind, SessionState, TaskRef};
+pub fn dedicated_marked_working(task: &str) -> ccl_core::core::SessionState {
+    use ccl_core::core::{Activity, Assignment, Kind, SessionState, TaskRef};
     let mut ops = SessionState::new(Kind::Dedicated);
     ops.activity = Activity::Working {
         since_ms: ms(START) - 60_000,

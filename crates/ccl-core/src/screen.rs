@@ -1275,7 +1275,7 @@ mod tests {
     }
 
     fn zone(name: &str) -> TimeZone {
-        TimeZone::get(name).unwrap()
+        bundled_zone(name).unwrap()
     }
 
     /// The corpus's fixed "now".

@@ -1,4 +1,4 @@
-//! `ccl-mock-api`: the mock Anthropic API of `ccl::mockapi` as a process, for `ccl demo` and
+//! `ccl-mock-api`: the mock Anthropic API of `ccl_testkit::mockapi` as a process, for `ccl demo` and
 //! scripts that drive the real Claude Code without an account. It prints
 //! `listening on 127.0.0.1:PORT` once bound and serves until SIGINT or SIGTERM. Behaviour
 //! per account comes from `--control FILE` (JSON object token → behaviour, `*` for the
@@ -14,7 +14,7 @@ use clap::Parser;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use ccl::mockapi::{MockApi, MockOptions};
+use ccl_testkit::mockapi::{MockApi, MockOptions};
 
 /// A mock Anthropic API on 127.0.0.1 for running Claude Code offline.
 #[derive(Parser, Debug)]

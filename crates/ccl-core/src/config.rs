@@ -7,7 +7,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// The longest duration a configuration may give (ten years): far beyond any sensible
@@ -548,18 +548,6 @@ pub struct Searched {
     pub xdg: Option<PathBuf>,
 }
 
-impl Searched {
-    /// The values of this process.
-    pub fn from_env() -> Searched {
-        let nonempty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
-        Searched {
-            ccl_config: nonempty("CCL_CONFIG"),
-            cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
-            xdg: xdg_config_path(nonempty("XDG_CONFIG_HOME"), nonempty("HOME")),
-        }
-    }
-}
-
 /// `$XDG_CONFIG_HOME/ccl/ccl.toml`, else `$HOME/.config/ccl/ccl.toml`; a relative
 /// `XDG_CONFIG_HOME` is ignored, as the XDG specification says.
 pub fn xdg_config_path(xdg_config_home: Option<PathBuf>, home: Option<PathBuf>) -> Option<PathBuf> {
@@ -570,56 +558,41 @@ pub fn xdg_config_path(xdg_config_home: Option<PathBuf>, home: Option<PathBuf>) 
     Some(base.join("ccl").join("ccl.toml"))
 }
 
-/// The configuration file to read: `-c`, else `$CCL_CONFIG` (used even when it names a
-/// missing file, so a typo there is an error rather than another file read silently),
-/// else `./ccl.toml` when it exists, else the XDG path when it exists. When none exists,
-/// the error lists every place looked at and how to start.
-pub fn discover(explicit: Option<&Path>, searched: &Searched) -> Result<(PathBuf, Origin)> {
-    if let Some(p) = explicit {
-        return Ok((p.to_path_buf(), Origin::Flag));
-    }
-    if let Some(p) = &searched.ccl_config {
-        return Ok((p.clone(), Origin::Env));
-    }
-    let local = searched.cwd.join("ccl.toml");
-    if local.exists() {
-        return Ok((PathBuf::from("ccl.toml"), Origin::Local));
-    }
-    if let Some(x) = searched.xdg.as_ref().filter(|x| x.exists()) {
-        return Ok((x.clone(), Origin::Xdg));
-    }
-    let xdg = match &searched.xdg {
-        Some(x) => x.display().to_string(),
-        None => "$XDG_CONFIG_HOME/ccl/ccl.toml (neither XDG_CONFIG_HOME nor HOME is set)".into(),
-    };
-    anyhow::bail!(
-        "no configuration found; looked at:\n  -c PATH (not given)\n  $CCL_CONFIG (not set)\n  {}\n  {xdg}\n\
-         start with `ccl init`, which writes a commented starter configuration to {xdg}",
-        local.display()
-    )
+/// What parsing a configuration needs from the machine it runs on, handed in by the caller
+/// so that parsing itself reads nothing (`ccl::config_file` fills it from the real one).
+pub struct Host<'a> {
+    /// `~` expands to this.
+    pub home: Option<&'a Path>,
+    /// The directory relative paths in the file resolve against: the file's own, absolute.
+    pub base: PathBuf,
+    /// Whether two paths name one existing directory (through a symlink, say). Paths that
+    /// do not exist yet cannot be compared and count as different.
+    pub same_dir: &'a dyn Fn(&Path, &Path) -> bool,
 }
 
 impl Config {
-    /// Reads and validates a configuration file. Every error names the file; syntax and
-    /// type errors also name line and column.
-    pub fn load(path: &Path) -> Result<Config> {
-        Config::load_from(path, &Origin::Flag)
-    }
-
-    /// Like [`Config::load`]; a file that cannot be read says where its path came from.
-    pub fn load_from(path: &Path, origin: &Origin) -> Result<Config> {
-        let from = match origin {
-            Origin::Env => " (from $CCL_CONFIG)",
-            _ => "",
-        };
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read configuration {}{from}", path.display()))?;
-        let home = std::env::var_os("HOME").map(PathBuf::from);
-        Config::parse(&text, path, home.as_deref())
-    }
-
-    /// Parses `text` as if read from `path`; `home` expands `~`.
+    /// Parses `text` as if read from `path`; `home` expands `~`. Relative paths resolve
+    /// against the file's directory as written, and two spellings of one directory are told
+    /// apart only by their text: [`Config::parse_on`] is the variant that knows the machine.
     pub fn parse(text: &str, path: &Path, home: Option<&Path>) -> Result<Config> {
+        let base = path
+            .parent()
+            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        Config::parse_on(
+            text,
+            path,
+            &Host {
+                home,
+                base,
+                same_dir: &|_, _| false,
+            },
+        )
+    }
+
+    /// Parses `text` as if read from `path`, with what the caller knows of the machine.
+    pub fn parse_on(text: &str, path: &Path, host: &Host<'_>) -> Result<Config> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let start = e.span().map(|s| s.start);
             let (line, col) = start.map(|s| line_col(text, s)).unwrap_or((1, 1));
@@ -629,13 +602,8 @@ impl Config {
                 None => anyhow::anyhow!("{}:{line}:{col}: {msg}", path.display()),
             }
         })?;
-        let base = path
-            .parent()
-            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
-            .unwrap_or(Path::new("."));
-        let base = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
         let mut problems = Problems::default();
-        let config = from_raw(raw, path, &base, home, &mut problems);
+        let config = from_raw(raw, path, host, &mut problems);
         if problems.list.is_empty() {
             return Ok(config);
         }
@@ -862,7 +830,8 @@ fn normalize(path: &Path) -> PathBuf {
     out
 }
 
-fn from_raw(raw: RawConfig, path: &Path, base: &Path, home: Option<&Path>, problems: &mut Problems) -> Config {
+fn from_raw(raw: RawConfig, path: &Path, host: &Host<'_>, problems: &mut Problems) -> Config {
+    let (base, home) = (host.base.as_path(), host.home);
     let mut res = |p: &str, at: &[&str]| resolve(p, base, home, at, problems);
     let state_dir = res(&raw.daemon.state_dir, &["daemon", "state_dir"]);
     let accounts: Vec<Account> = raw
@@ -956,12 +925,13 @@ fn from_raw(raw: RawConfig, path: &Path, base: &Path, home: Option<&Path>, probl
         hooks: raw.hooks,
         screen: raw.screen,
     };
-    validate(&config, problems);
+    validate(&config, host, problems);
     config
 }
 
 /// Cross-field rules, all checked so the operator sees every problem at once.
-fn validate(c: &Config, problems: &mut Problems) {
+fn validate(c: &Config, host: &Host<'_>, problems: &mut Problems) {
+    let same_dir = host.same_dir;
     if c.daemon.tick.0 == 0 {
         problems.at(&[&["daemon", "tick"]], "daemon.tick must be greater than 0");
     }
@@ -1165,7 +1135,7 @@ fn validate(c: &Config, problems: &mut Problems) {
             // The queue's own directories are taken by rename and scanned: a worktree
             // among them would be scanned as tasks or moved with them.
             let queue_root = q.project.join(".agent-queue");
-            if crate::queue::STATES
+            if crate::task::STATES
                 .iter()
                 .any(|s| q.worktree_dir.starts_with(queue_root.join(s)))
             {
@@ -1221,15 +1191,6 @@ fn has_control(text: &str) -> bool {
     text.chars().any(char::is_control)
 }
 
-/// Whether two paths name one existing directory (through a symlink, say). Paths that do
-/// not exist yet cannot be compared and count as different.
-fn same_dir(a: &Path, b: &Path) -> bool {
-    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1239,31 +1200,6 @@ mod tests {
     }
 
     const MINIMAL: &str = "[[account]]\nname = \"a\"\nhome = \"~/.claude-a\"\n";
-
-    #[test]
-    fn shipped_config_parses() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("ccl.toml");
-        let text = std::fs::read_to_string(&path).unwrap();
-        let c = Config::parse(&text, &path, Some(Path::new("/home/op"))).unwrap();
-        assert_eq!(c.daemon.tick, DurationMs(2_000));
-        assert_eq!(c.pool.names().next().as_deref(), Some("ccl-auto-11"));
-        assert_eq!(c.pool.names().last().as_deref(), Some("ccl-auto-20"));
-        assert_eq!(c.daemon.state_dir, Path::new("/home/op/.local/state/ccl"));
-        assert!(c.accounts.len() >= 2);
-
-        // The commented example queue, with every key it documents, parses too.
-        let start = text.find("# [[queue]]").expect("an example queue");
-        let block: String = text[start..]
-            .lines()
-            .take_while(|l| !l.trim().is_empty())
-            .filter_map(|l| l.strip_prefix("# "))
-            .filter(|l| !l.starts_with('#'))
-            .map(|l| format!("{l}\n"))
-            .collect();
-        assert!(block.contains("isolation") && block.contains("worktree_dir"), "{block}");
-        let c = Config::parse(&format!("{text}\n{block}"), &path, Some(Path::new("/home/op"))).unwrap();
-        assert_eq!((c.queues[0].max_running, c.queues[0].isolation), (1, Isolation::None));
-    }
 
     #[test]
     fn durations() {
@@ -1423,25 +1359,6 @@ project = "/p"
                 "{extra:?}: want {prefix}…{want}… in:\n{err}"
             );
         }
-    }
-
-    #[test]
-    fn two_account_homes_that_are_one_directory_through_a_link_are_refused() {
-        let tmp = tempfile::tempdir().unwrap();
-        let real = tmp.path().join("claude-a");
-        std::fs::create_dir(&real).unwrap();
-        std::os::unix::fs::symlink(&real, tmp.path().join("claude-b")).unwrap();
-        let text = format!(
-            "[[account]]\nname = \"a\"\nhome = \"{d}/claude-a\"\n\
-             [[account]]\nname = \"b\"\nhome = \"{d}/claude-b\"\n",
-            d = tmp.path().display()
-        );
-        let err = format!("{:#}", parse(&text).unwrap_err());
-        assert!(
-            err.starts_with("/etc/ccl/ccl.toml:6:8: account 'b' home")
-                && err.contains("is the same directory as account 'a' home"),
-            "{err}"
-        );
     }
 
     #[test]

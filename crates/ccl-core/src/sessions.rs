@@ -17,8 +17,20 @@ use std::path::{Path, PathBuf};
 
 use crate::core::{limits, Action, Activity, Core, HookEvent, Kind, Observation, Seen, SessionObs, SessionState};
 use crate::screen::{self, ScreenState};
-use crate::tmux::CLAUDE_PROCESS_NAMES;
 use crate::util::{shell_quote, snippet};
+
+/// Process names under which a real Claude Code shows as `#{pane_current_command}`:
+/// `claude.exe` for the npm package, `claude` for the native installer, `node` for old
+/// npm installs.
+pub const CLAUDE_PROCESS_NAMES: &[&str] = &["claude", "claude.exe", "node"];
+
+/// Which pane of a session ccl works with, by session: the pane running the session's
+/// Claude conversation (`%N`, unique on the server). A session without one is worked
+/// with through its active pane.
+pub type Pins = BTreeMap<String, String>;
+
+/// Environment variable naming the tmux session in a launch line ccl typed.
+pub const SESSION_VAR: &str = "CCL_SESSION";
 
 /// Whether a pane's foreground command `command` is Claude by its name: one of the names
 /// Claude Code runs under, or the name of the configured `claude.command` (a binary or an
@@ -70,7 +82,7 @@ pub fn launch_line(
         format!("CLAUDE_CONFIG_DIR={}", shell_quote(&home.to_string_lossy())),
     ];
     if config.claude.signals {
-        parts.push(format!("{}={}", crate::signals::SESSION_VAR, shell_quote(session)));
+        parts.push(format!("{}={}", SESSION_VAR, shell_quote(session)));
     }
     if !config.claude.env.is_empty() {
         parts.push("sh -c '. \"$1\" && shift && exec \"$@\"' ccl-env".into());

@@ -18,8 +18,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::queue::InboxEntry;
 use crate::screen::{self, Analysis};
+use crate::task::InboxEntry;
 use crate::transcript::{Record, RegistryEntry};
 
 /// Milliseconds since the Unix epoch, UTC.
@@ -1147,7 +1147,7 @@ impl Core {
     }
 
     /// The pane of each managed session ccl works with (see [`SessionState::pane_id`]).
-    pub fn pane_pins(&self) -> crate::tmux::Pins {
+    pub fn pane_pins(&self) -> crate::sessions::Pins {
         self.state
             .sessions
             .iter()

@@ -22,8 +22,8 @@ use crate::config::Isolation;
 use crate::core::{
     limits, Action, Activity, AfterLaunch, Assignment, BadFile, Core, FirstPrompt, Kind, Observation, Seen, TaskRef,
 };
-use crate::queue::InboxEntry;
 use crate::sessions::{Continue, ShellLine, FOREIGN_BOX_TEXT};
+use crate::task::InboxEntry;
 
 impl Core {
     pub(crate) fn scan_dispatch(&mut self, obs: &Observation) {

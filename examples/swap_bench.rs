@@ -27,7 +27,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use ccl::trace;
+use ccl::shell::trace;
 use ccl_core::core::Action;
 use ccl_core::trace::Line;
 use ccl_core::transcript::Signal;
@@ -315,7 +315,7 @@ fn main() -> Result<()> {
     })?;
 
     fs::write(root.join("accounts/a/fake-limit"), format!("{LIMIT}\n"))?;
-    let limit_written_ms = ccl::daemon::now_ms();
+    let limit_written_ms = ccl::shell::now_ms();
     fleet.wait("every session resumed under b", SWAP_TIMEOUT, |f| {
         f.count("continue prompt submitted") >= n
     })?;

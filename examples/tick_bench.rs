@@ -22,7 +22,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use ccl::observe::Shell;
+use ccl::shell::observe::Shell;
 use ccl_core::config::Config;
 use ccl_core::core::{Core, State};
 
@@ -168,9 +168,9 @@ fn main() -> Result<()> {
 
     let tz = "UTC";
     let mut core = Core::new(config.clone(), State::fresh(&config, 1), tz);
-    let mut shell = Shell::new(ccl::daemon::tmux_port(&config));
+    let mut shell = Shell::new(ccl::shell::daemon::tmux_port(&config));
     let tick_ms = config.daemon.tick.0 as i64;
-    let mut now_ms = ccl::daemon::now_ms();
+    let mut now_ms = ccl::shell::now_ms();
     // Warm-up: first sight of every session.
     for _ in 0..2 {
         let obs = shell.observe(&core, now_ms);

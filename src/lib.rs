@@ -1,27 +1,19 @@
 //! ccl keeps a fleet of Claude Code sessions in tmux working across several accounts.
 //!
-//! The decision core (`core` and the phase modules `quota`, `dispatch`, `watcher`,
-//! `swap`, with `sessions`, `accounts` and `meters`) is sans-IO; everything that touches tmux,
-//! files, processes or the clock lives in the shell modules around it. See
-//! ARCHITECTURE.md for the map.
+//! This crate is the product around the decision core (`ccl_core`, which does no IO):
+//! - [`shell`]: the daemon's loop and everything it does on the core's behalf: gathering
+//!   each turn's observation, carrying out the actions, the state files, hooks, Claude's
+//!   signal spool, trace files, finding and reading the configuration;
+//! - [`adapters`]: what ccl talks to outside itself: tmux (exec and control mode), the
+//!   task queues on disk, Claude's transcripts and registry, account links and trust,
+//!   `/proc`, git worktrees;
+//! - [`cli`]: the commands; [`status`]: the status report and its rendering;
+//!   [`demo`]: `ccl demo`.
+//!
+//! See ARCHITECTURE.md for the map.
+pub mod adapters;
 pub mod cli;
-pub mod config_file;
-pub mod daemon;
 pub mod demo;
-pub mod executor;
-pub mod hooks;
-pub mod init;
-pub mod links;
-pub mod observe;
-pub mod procs;
-pub mod queue;
-pub mod signals;
-pub mod state;
-pub mod tasks;
-pub mod tmux;
-pub mod tmux_control;
-pub mod trace;
-pub mod transcript;
-pub mod trust;
-pub mod untrusted;
-pub mod worktree;
+pub mod exit;
+pub mod shell;
+pub mod status;

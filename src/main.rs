@@ -23,9 +23,9 @@ fn main() -> ExitCode {
         Ok(false) => ExitCode::from(1),
         Err(e) => {
             eprintln!("ccl: {e:#}");
-            if e.downcast_ref::<ccl::cli::UsageError>().is_some() {
+            if e.downcast_ref::<ccl::exit::UsageError>().is_some() {
                 ExitCode::from(2)
-            } else if e.downcast_ref::<ccl::cli::Interrupted>().is_some() {
+            } else if e.downcast_ref::<ccl::exit::Interrupted>().is_some() {
                 ExitCode::from(130)
             } else {
                 ExitCode::from(1)

@@ -39,10 +39,23 @@ fn cargo() -> Command {
 fn the_core_crate_depends_on_no_io_crate() {
     let out = cargo()
         .current_dir(root())
-        .args(["tree", "-p", "ccl-core", "-e", "normal", "--prefix", "none", "--offline"])
+        .args([
+            "tree",
+            "-p",
+            "ccl-core",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "--offline",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "cargo tree: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "cargo tree: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let tree = String::from_utf8(out.stdout).unwrap();
     let crates: Vec<&str> = tree.lines().filter_map(|l| l.split_whitespace().next()).collect();
     // The listing is real: the core's own name and a dependency it cannot do without.

@@ -410,7 +410,7 @@ fn with_every_account_exhausted_work_waits_then_resumes_at_the_earliest_reset() 
     let acts = s.run(15);
     assert!(claims(&acts).is_empty() && !swap_began(&acts), "{}", render(&acts));
     assert!(acts.iter().all(|a| a.session().is_none()), "{}", render(&acts));
-    let status = ccl::cli::status_json(s.config(), Some(s.state()), None, s.now_ms);
+    let status = ccl::status::report(s.config(), Some(s.state()), None, s.now_ms);
     assert_eq!(status["all_exhausted_until"], "2026-11-24T09:23:00Z");
     assert_eq!(status["accounts"][1]["exhausted_until"], "2026-11-24T20:00:00Z");
 
@@ -1326,7 +1326,7 @@ fn the_passive_gauge_is_a_meter_reading_and_moves_the_fleet_at_turn_boundaries()
     assert!(!typed(&all, S11).iter().any(|l| l.ends_with(&format!("--resume {id}"))));
 
     // `ccl status --json` shows a's 97 % and its reset.
-    let v = ccl::cli::status_json(s.config(), Some(s.state()), None, ms("2026-11-24T07:00:00Z"));
+    let v = ccl::status::report(s.config(), Some(s.state()), None, ms("2026-11-24T07:00:00Z"));
     let a = v["accounts"]
         .as_array()
         .unwrap()
@@ -1446,7 +1446,7 @@ fn a_meter_expires_when_its_window_resets() {
     );
     assert_eq!(s.state().accounts["a"].usage, None);
     assert!(!s.state().all_over_swap_at);
-    let v = ccl::cli::status_json(s.config(), Some(s.state()), None, ms("2026-11-24T06:10:02Z"));
+    let v = ccl::status::report(s.config(), Some(s.state()), None, ms("2026-11-24T06:10:02Z"));
     assert!(v["accounts"][0]["usage"].is_null());
 }
 
@@ -1593,7 +1593,7 @@ fn an_account_that_cannot_work_is_unhealthy_never_chosen_and_its_sessions_move()
         task_moves(&s.actions()).is_empty(),
         "the task was neither failed nor finished"
     );
-    let v = ccl::cli::status_json(s.config(), Some(s.state()), None, ms(START));
+    let v = ccl::status::report(s.config(), Some(s.state()), None, ms(START));
     assert!(v["accounts"][1]["unhealthy"].as_str().unwrap().contains("401"));
 
     // c's limit: a is exhausted, b unhealthy: never b; every account is out.

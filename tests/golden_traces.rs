@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ccl::trace;
+use ccl::shell::trace;
 use ccl_core::core::{Action, RequestKind, State};
 use ccl_core::trace::{Line, Replay, Trace};
 use sim::*;
@@ -855,7 +855,8 @@ fn utc_tzif() -> Vec<u8> {
 
 /// Replay depends on the bundled time-zone database only: a host whose `TZDIR` says
 /// something else about a zone named in a limit message (here America/Los_Angeles, made
-/// to be UTC) must still reproduce every recorded decision.
+/// to be UTC), or a host whose `TZDIR` is empty, must still reproduce every recorded
+/// decision.
 #[test]
 fn replay_ignores_the_hosts_time_zone_files() {
     let dir = tempfile::tempdir().unwrap();
@@ -863,6 +864,9 @@ fn replay_ignores_the_hosts_time_zone_files() {
     std::fs::create_dir_all(zones.join("America")).unwrap();
     std::fs::write(zones.join("America/Los_Angeles"), utc_tzif()).unwrap();
     std::fs::write(zones.join("UTC"), utc_tzif()).unwrap();
+    // And a host with no time-zone files at all.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
     let mut n_traces = 0;
     for entry in std::fs::read_dir(traces_dir()).unwrap() {
         let path = entry.unwrap().path();
@@ -870,20 +874,23 @@ fn replay_ignores_the_hosts_time_zone_files() {
             continue;
         }
         n_traces += 1;
-        let out = Command::new(env!("CARGO_BIN_EXE_ccl"))
-            .args(["replay", path.to_str().unwrap()])
-            .env("RUST_LOG", "warn")
-            .env("TZDIR", &zones)
-            .output()
-            .expect("run ccl");
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}: {}{}",
-            path.display(),
-            text(&out.stdout),
-            text(&out.stderr)
-        );
+        for tzdir in [&zones, &empty] {
+            let out = Command::new(env!("CARGO_BIN_EXE_ccl"))
+                .args(["replay", path.to_str().unwrap()])
+                .env("RUST_LOG", "warn")
+                .env("TZDIR", tzdir)
+                .output()
+                .expect("run ccl");
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{} with TZDIR={}: {}{}",
+                path.display(),
+                tzdir.display(),
+                text(&out.stdout),
+                text(&out.stderr)
+            );
+        }
     }
     assert!(n_traces >= 9, "only {n_traces} golden traces found");
 }

@@ -11,9 +11,9 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use ccl::observe::Shell;
-use ccl::tmux::Tmux;
-use ccl::tmux_control::{AutoTmux, ControlTmux};
+use ccl::adapters::tmux::control::{AutoTmux, ControlTmux};
+use ccl::adapters::tmux::Tmux;
+use ccl::shell::observe::Shell;
 use ccl_core::config::Config;
 use ccl_core::core::{Core, Observation, State};
 use common::{wait_until, TmuxServer};
@@ -68,10 +68,10 @@ fn a_change_after_a_quiet_period_is_seen_at_the_next_turn(backend: &str) {
         "sh -c 'echo ready; exec sleep 600'",
     ]);
     let core = Core::new(config.clone(), State::fresh(&config, 1), "UTC");
-    let mut shell = Shell::new(ccl::daemon::tmux_port(&config));
+    let mut shell = Shell::new(ccl::shell::daemon::tmux_port(&config));
     let observe = |shell: &mut Shell| {
         let before = shell.n_captures();
-        let observation = shell.observe(&core, ccl::daemon::now_ms());
+        let observation = shell.observe(&core, ccl::shell::now_ms());
         (observation, shell.n_captures() - before)
     };
 

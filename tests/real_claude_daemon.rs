@@ -81,7 +81,7 @@ fn assert_operator_untouched(fleet: &RealFleet, ops_pid: u32) {
 
 /// Per turn, the pane text of `session` and the actions on it, from a recorded trace.
 fn turns_of(trace: &std::path::Path, session: &str) -> Vec<(u64, String, Vec<Action>)> {
-    let trace = ccl::trace::read(trace).expect("the trace reads back");
+    let trace = ccl::shell::trace::read(trace).expect("the trace reads back");
     trace
         .lines
         .into_iter()
@@ -395,13 +395,13 @@ fn the_weekly_menu_left_up_while_every_account_is_exhausted_is_escaped_when_b_re
     let Some(bin) = claude_bin() else { return };
     let mut fleet = pool_only("real-weekly-wait", bin);
     // ccl remembers from an earlier run that b is exhausted for a few seconds more.
-    let config = ccl::config_file::load(&fleet.config_path).unwrap();
+    let config = ccl::shell::config_file::load(&fleet.config_path).unwrap();
     let mut state = ccl_core::core::State::fresh(&config, 7);
     let b_back_ms = (now_unix() + 12) * 1000;
     let b = state.accounts.get_mut("b").unwrap();
     b.exhausted_until_ms = Some(b_back_ms);
     b.reason = Some("hit earlier".into());
-    ccl::state::save(&config.state_file(), &state).unwrap();
+    ccl::shell::state::save(&config.state_file(), &state).unwrap();
     let reset_unix = now_unix() + 3 * 86_400 + 1234;
     fleet
         .mock

@@ -15,8 +15,8 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use ccl::tmux::{ExecTmux, Tmux};
-use ccl::tmux_control::{AutoTmux, ControlTmux};
+use ccl::adapters::tmux::control::{AutoTmux, ControlTmux};
+use ccl::adapters::tmux::{ExecTmux, Tmux};
 use common::tmux_scenarios::{
     paste_through_cat, read, session_names, spec, wait_for_command, wait_for_screen, Backend, WAIT,
 };
@@ -63,8 +63,8 @@ impl Control for AutoTmux {
 /// The shared scenarios and each one named here become `control::NAME` and `auto::NAME`.
 macro_rules! for_both_backends {
     ($($scenario:ident),* $(,)?) => {
-        for_both_backends!(@one control, ccl::tmux_control::ControlTmux; $($scenario),*);
-        for_both_backends!(@one auto, ccl::tmux_control::AutoTmux; $($scenario),*);
+        for_both_backends!(@one control, ccl::adapters::tmux::control::ControlTmux; $($scenario),*);
+        for_both_backends!(@one auto, ccl::adapters::tmux::control::AutoTmux; $($scenario),*);
     };
     (@one $module:ident, $backend:ty; $($scenario:ident),*) => {
         mod $module {

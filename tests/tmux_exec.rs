@@ -6,7 +6,7 @@
 
 mod common;
 
-use ccl::tmux::ExecTmux;
+use ccl::adapters::tmux::ExecTmux;
 use common::tmux_scenarios::Backend;
 
 impl Backend for ExecTmux {
@@ -15,4 +15,4 @@ impl Backend for ExecTmux {
     }
 }
 
-tmux_scenario_tests!(ccl::tmux::ExecTmux);
+tmux_scenario_tests!(ccl::adapters::tmux::ExecTmux);

@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use ccl::tmux::{ExecTmux, NewSession, PaneInfo, Tmux};
+use ccl::adapters::tmux::{ExecTmux, NewSession, PaneInfo, Tmux};
 
 use super::{wait_until, TmuxServer};
 

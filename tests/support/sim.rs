@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use ccl::trace::Recorder;
+use ccl::shell::trace::Recorder;
 use ccl_core::config::Config;
 use ccl_core::config::Isolation;
 use ccl_core::core::{

@@ -653,7 +653,7 @@ fn not_a_file(meta: &fs::Metadata) -> Option<String> {
 /// waited on.
 fn read_task_file(path: &Path) -> io::Result<Vec<u8>> {
     let mut bytes = Vec::new();
-    crate::untrusted::read_prefix(path, MAX_TASK_BYTES + 1, &mut bytes)?;
+    crate::adapters::untrusted::read_prefix(path, MAX_TASK_BYTES + 1, &mut bytes)?;
     Ok(bytes)
 }
 

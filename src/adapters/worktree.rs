@@ -1,7 +1,7 @@
 //! Git worktrees for isolated queues (`isolation = "worktree"`), the shell's side: making
 //! a task's worktree (`git worktree add` on a new branch `ccl/NAME` from the project's
 //! `HEAD`), reading a worktree's state (commits ahead of its base, clean or not, merged or
-//! not), and `ccl worktrees [prune]`. Which task gets a worktree, and when, is decided by
+//! not), and what `ccl worktrees [prune]` may remove. Which task gets a worktree, and when, is decided by
 //! the core; the outcome reaches it through the next observation.
 //!
 //! Its rules: a worktree is never reused — a name whose branch or directory exists is
@@ -320,7 +320,9 @@ fn in_use(state: Option<&State>) -> (BTreeSet<PathBuf>, Vec<(String, String)>) {
 }
 
 /// Why a worktree must stay, or None when prune may remove it.
-fn keep_reason(config: &Config, w: &Listed, state: Option<&State>) -> Option<String> {
+/// Why `w` must stay (work in it, a session using it, changes, unmerged commits); `None`
+/// when prune may remove it.
+pub fn keep_reason(config: &Config, w: &Listed, state: Option<&State>) -> Option<String> {
     let (paths, preparing) = in_use(state);
     if paths.iter().any(|p| p == &w.path || p.starts_with(&w.path)) {
         return Some("in use by a running task".into());
@@ -362,58 +364,10 @@ fn plural(n: usize) -> &'static str {
     }
 }
 
-/// `ccl worktrees`: one line per task worktree with its state.
-pub fn cmd_list(config: &Config, state: Option<&State>, out: &mut dyn Write) -> Result<bool> {
-    let listed = list(config);
-    if listed.is_empty() {
-        writeln!(out, "no task worktrees")?;
-        return Ok(true);
-    }
-    let mut rows = vec![["QUEUE", "BRANCH", "STATE", "PATH"].map(String::from).to_vec()];
-    for w in &listed {
-        let state_text = match keep_reason(config, w, state) {
-            None => "clean, merged (prune removes it)".to_string(),
-            Some(why) => why,
-        };
-        rows.push(vec![
-            w.queue.clone(),
-            w.branch.clone().unwrap_or_else(|| "-".into()),
-            state_text,
-            w.path.display().to_string(),
-        ]);
-    }
-    write!(out, "{}", crate::cli::table(&rows))?;
-    Ok(true)
-}
-
-/// `ccl worktrees prune`: removes every clean, merged task worktree no session uses, and
-/// its branch; says for every other one why it was kept. Exit 1 when a removal failed.
-pub fn cmd_prune(config: &Config, state: Option<&State>, out: &mut dyn Write) -> Result<bool> {
-    let mut ok = true;
-    let listed = list(config);
-    if listed.is_empty() {
-        writeln!(out, "no task worktrees")?;
-    }
-    for w in &listed {
-        let branch = w.branch.clone().unwrap_or_else(|| "-".into());
-        if let Some(why) = keep_reason(config, w, state) {
-            writeln!(out, "kept {} ({branch}): {why}", w.path.display())?;
-            continue;
-        }
-        let Some(project) = config.queue(&w.queue).map(|q| q.project.clone()) else {
-            continue;
-        };
-        let path_arg = w.path.to_string_lossy().into_owned();
-        // Without --force, git itself refuses a worktree with changes.
-        let removed = git(&project, &["worktree", "remove", &path_arg])
-            .and_then(|_| git(&project, &["branch", "-D", &branch]).map(|_| ()));
-        match removed {
-            Ok(()) => writeln!(out, "removed {} and its branch {branch}", w.path.display())?,
-            Err(e) => {
-                ok = false;
-                writeln!(out, "kept {} ({branch}): {e:#}", w.path.display())?;
-            }
-        }
-    }
-    Ok(ok)
+/// Removes the worktree at `path` of `project` and its branch, with git's own
+/// non-forcing commands: git refuses a worktree with changes once more.
+pub fn remove(project: &Path, path: &Path, branch: &str) -> Result<()> {
+    let path_arg = path.to_string_lossy().into_owned();
+    git(project, &["worktree", "remove", &path_arg])?;
+    git(project, &["branch", "-D", branch]).map(|_| ())
 }

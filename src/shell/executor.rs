@@ -11,9 +11,11 @@ use std::collections::BTreeSet;
 
 use anyhow::{bail, Context, Result};
 
-use crate::observe::Shell;
-use crate::tmux::NewSession;
-use crate::{procs, queue, state};
+use crate::adapters::procs;
+use crate::adapters::queue;
+use crate::adapters::tmux::NewSession;
+use crate::shell::observe::Shell;
+use crate::shell::state;
 use ccl_core::config::Config;
 use ccl_core::core::{limits, Action, ClaimError, Level, TaskRef, WorktreeOutcome};
 use ccl_core::sessions::is_claude_name;
@@ -142,7 +144,7 @@ impl Shell {
                 let q = queue_of(queue)?;
                 let mut record = serde_json::to_value(report)?;
                 if let Some(wt) = &report.worktree {
-                    record["worktree"] = crate::worktree::record(&q.project, wt);
+                    record["worktree"] = crate::adapters::worktree::record(&q.project, wt);
                 }
                 let filed = queue::finish(q, task, &record)?;
                 log_renamed(queue, task, "done", filed);
@@ -154,7 +156,7 @@ impl Shell {
                 task,
                 name,
             } => {
-                let made = crate::worktree::add(queue_of(queue)?, name);
+                let made = crate::adapters::worktree::add(queue_of(queue)?, name);
                 let task = TaskRef {
                     queue: queue.clone(),
                     task: task.clone(),
@@ -226,7 +228,7 @@ fn registry_pids(config: &Config, session: &str) -> Vec<u32> {
     config
         .accounts
         .iter()
-        .flat_map(|a| crate::transcript::read_registry(&a.home))
+        .flat_map(|a| crate::adapters::transcript::read_registry(&a.home))
         .filter(|e| e.tmux_session.as_deref() == Some(session))
         .map(|e| e.pid)
         .collect()

@@ -94,6 +94,27 @@ pub fn same_dir(a: &Path, b: &Path) -> bool {
     }
 }
 
+/// `command` as the shell would find it: a path when it contains '/', else on PATH.
+pub fn resolve_command(command: &str) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| {
+        p.is_file()
+            && p.metadata()
+                .map(|m| m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+    };
+    if command.contains('/') {
+        let p = PathBuf::from(command);
+        anyhow::ensure!(executable(&p), "{command} does not exist or is not executable");
+        return Ok(p);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join(command))
+        .find(|p| executable(p))
+        .with_context(|| format!("command '{command}' not found on PATH"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

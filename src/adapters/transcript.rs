@@ -66,8 +66,8 @@ pub fn first_prompt(path: &Path) -> anyhow::Result<Option<String>> {
     if metadata_if_exists(path)?.is_none() {
         return Ok(None);
     }
-    let file =
-        crate::untrusted::open_regular(path).with_context(|| format!("opening transcript {}", path.display()))?;
+    let file = crate::adapters::untrusted::open_regular(path)
+        .with_context(|| format!("opening transcript {}", path.display()))?;
     let mut buf = Vec::new();
     file.take(MAX_READ_BYTES)
         .read_to_end(&mut buf)
@@ -124,8 +124,8 @@ impl TranscriptReader {
             return Ok(Vec::new());
         }
 
-        let mut file =
-            crate::untrusted::open_regular(path).with_context(|| format!("opening transcript {}", path.display()))?;
+        let mut file = crate::adapters::untrusted::open_regular(path)
+            .with_context(|| format!("opening transcript {}", path.display()))?;
         file.seek(SeekFrom::Start(cursor.offset_bytes))
             .with_context(|| format!("seeking in transcript {}", path.display()))?;
         let mut buf = Vec::new();
@@ -177,7 +177,7 @@ impl TranscriptReader {
         };
         let len = meta.len();
         let ends_mid_line = len > 0 && {
-            let mut file = crate::untrusted::open_regular(path)
+            let mut file = crate::adapters::untrusted::open_regular(path)
                 .with_context(|| format!("opening transcript {}", path.display()))?;
             file.seek(SeekFrom::Start(len - 1))
                 .with_context(|| format!("seeking in transcript {}", path.display()))?;
@@ -259,7 +259,7 @@ pub fn read_registry(home: &Path) -> Vec<RegistryEntry> {
 
 fn read_registry_file(path: &Path) -> Option<RegistryEntry> {
     let mut bytes = Vec::new();
-    crate::untrusted::read_prefix(path, MAX_REGISTRY_FILE_BYTES, &mut bytes).ok()?;
+    crate::adapters::untrusted::read_prefix(path, MAX_REGISTRY_FILE_BYTES, &mut bytes).ok()?;
     // The file is named after the pid, so the name stands in when the field is missing.
     let stem_pid = path.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse().ok());
     parse_registry_entry(&bytes, stem_pid)

@@ -17,11 +17,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 
-use crate::hooks::Hooks;
-use crate::signals::SpoolReader;
-use crate::tmux::{PaneInfo, Tmux};
-use crate::transcript::{self, TranscriptReader};
-use crate::{procs, queue, state};
+use crate::adapters::procs;
+use crate::adapters::queue;
+use crate::adapters::tmux::{PaneInfo, Tmux};
+use crate::adapters::transcript::{self, TranscriptReader};
+use crate::shell::hooks::Hooks;
+use crate::shell::signals::SpoolReader;
+use crate::shell::state;
 use ccl_core::config::Config;
 use ccl_core::core::{
     ClaimError, Core, FirstPrompt, HookDone, HookEvent, Observation, QueueObs, RegistrySeen, SessionObs, SignalSeen,
@@ -259,7 +261,7 @@ impl Shell {
         };
         // Whatever was listed for a managed session is the pane every later command of
         // this turn goes to: the pinned pane while it exists, else the active one.
-        let pins: crate::tmux::Pins = panes
+        let pins: crate::adapters::tmux::Pins = panes
             .iter()
             .filter(|p| config.is_managed(&p.session) && !p.pane_id.is_empty())
             .map(|p| (p.session.clone(), p.pane_id.clone()))

@@ -6,6 +6,8 @@
 //! as flags or commands, names tmux would silently rewrite are refused, and every call
 //! has a deadline so a wedged server cannot stall the daemon.
 
+pub mod control;
+
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};

@@ -8,14 +8,18 @@
 //! running; SIGHUP reloads the configuration.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use crossbeam_channel::{select, tick, Receiver};
 
-use crate::observe::Shell;
-use crate::trace::{Header, Recorder};
-use crate::{links, queue, state, tmux, tmux_control};
+use crate::adapters::links;
+use crate::adapters::queue;
+use crate::adapters::tmux;
+use crate::adapters::tmux::control;
+use crate::shell::observe::Shell;
+use crate::shell::state;
+use crate::shell::trace::{Header, Recorder};
 use ccl_core::config::Config;
 use ccl_core::core::{Core, State};
 
@@ -45,13 +49,6 @@ impl std::fmt::Display for Event {
     }
 }
 
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// The host's time zone name for reset times without a zone.
 pub fn host_tz() -> String {
     jiff::tz::TimeZone::system().iana_name().unwrap_or("UTC").to_string()
@@ -78,7 +75,7 @@ pub fn check_links(config: &Config) -> Result<()> {
 /// (or create a mistyped project path).
 pub fn check_startable(config: &Config) -> Result<()> {
     let mut problems = Vec::new();
-    if let Err(e) = crate::cli::resolve_command(&config.claude.command) {
+    if let Err(e) = crate::shell::config_file::resolve_command(&config.claude.command) {
         problems.push(format!("claude: {e}"));
     }
     for q in &config.queues {
@@ -114,7 +111,7 @@ fn signals() -> Result<Receiver<i32>> {
 pub fn tmux_port(config: &Config) -> Box<dyn tmux::Tmux> {
     match config.tmux.backend {
         ccl_core::config::Backend::Exec => Box::new(tmux::ExecTmux::new(&config.tmux.socket)),
-        ccl_core::config::Backend::Control => Box::new(tmux_control::AutoTmux::new(&config.tmux.socket)),
+        ccl_core::config::Backend::Control => Box::new(control::AutoTmux::new(&config.tmux.socket)),
     }
 }
 
@@ -124,14 +121,14 @@ pub fn tmux_port(config: &Config) -> Box<dyn tmux::Tmux> {
 /// would not find the command that `ccl check` and this start found.
 pub fn pin_claude_command(config: &mut Config) -> Result<()> {
     if !config.claude.command.contains('/') {
-        let found = crate::cli::resolve_command(&config.claude.command)?;
+        let found = crate::shell::config_file::resolve_command(&config.claude.command)?;
         config.claude.command = found.to_string_lossy().into_owned();
     }
     Ok(())
 }
 
 pub fn run(config_path: &Path, record: Option<PathBuf>) -> Result<()> {
-    let mut config = crate::config_file::load(config_path)?;
+    let mut config = crate::shell::config_file::load(config_path)?;
     check_links(&config)?;
     check_startable(&config)?;
     pin_claude_command(&mut config)?;
@@ -139,7 +136,7 @@ pub fn run(config_path: &Path, record: Option<PathBuf>) -> Result<()> {
     let _lock = state::lock(&config.daemon.state_dir)?;
     state::remove_stale_temps(&config.daemon.state_dir);
     state::write_env_file(&config)?;
-    let start_ms = now_ms();
+    let start_ms = super::now_ms();
     let state_path = config.state_file();
     let state = match state::load(&state_path, start_ms)? {
         Some(s) => {
@@ -214,7 +211,7 @@ pub fn run(config_path: &Path, record: Option<PathBuf>) -> Result<()> {
             }
             Event::Tick | Event::Wake | Event::Signal => 'turn: {
                 turn += 1;
-                let now = now_ms();
+                let now = super::now_ms();
                 log::debug!("turn {turn} ({event})");
                 let observation = shell.observe(&core, now);
                 // The state as saved (every turn either saves its state or is undone).
@@ -255,7 +252,7 @@ pub fn run(config_path: &Path, record: Option<PathBuf>) -> Result<()> {
         }
         let wake = core
             .next_wake_ms()
-            .map(|t| Duration::from_millis((t - now_ms()).max(0) as u64));
+            .map(|t| Duration::from_millis((t - super::now_ms()).max(0) as u64));
         let wake_rx = match wake {
             Some(d) => crossbeam_channel::after(d),
             None => crossbeam_channel::never(),
@@ -284,14 +281,14 @@ fn prepare_signals(config: &Config) -> Result<Receiver<()>> {
         return Ok(crossbeam_channel::never());
     }
     let exe = std::env::current_exe().context("cannot find ccl's own executable for the hooks")?;
-    crate::signals::prepare(config, &exe).context("cannot prepare the signal settings")?;
-    crate::signals::wake_channel(config)
+    crate::shell::signals::prepare(config, &exe).context("cannot prepare the signal settings")?;
+    crate::shell::signals::wake_channel(config)
 }
 
 /// SIGHUP: a valid new configuration takes effect at the next turn; what cannot change
 /// live (state_dir, tmux socket and backend) is refused; an invalid file changes nothing.
 fn reload(path: &Path, core: &mut Core, recorder: Option<&mut Recorder>, turn: u64) {
-    let mut new = match crate::config_file::load(path) {
+    let mut new = match crate::shell::config_file::load(path) {
         Ok(c) => c,
         Err(e) => {
             log::warn!("reload refused, the old configuration stays: {e:#}");
@@ -359,7 +356,7 @@ fn reload(path: &Path, core: &mut Core, recorder: Option<&mut Recorder>, turn: u
         // Accounts may have been added: each needs its settings file before a launch.
         let written = std::env::current_exe()
             .map_err(anyhow::Error::from)
-            .and_then(|exe| crate::signals::prepare(&new, &exe));
+            .and_then(|exe| crate::shell::signals::prepare(&new, &exe));
         if let Err(e) = written {
             log::warn!("reload refused: cannot prepare the signal settings: {e:#}");
             return;

@@ -280,7 +280,8 @@ pub fn take_requests(state_dir: &Path) -> Vec<Request> {
 }
 
 fn read_request(path: &Path) -> Result<Request, String> {
-    let bytes = crate::untrusted::read_capped(path, MAX_REQUEST_BYTES).map_err(|e| format!("cannot read it: {e}"))?;
+    let bytes =
+        crate::adapters::untrusted::read_capped(path, MAX_REQUEST_BYTES).map_err(|e| format!("cannot read it: {e}"))?;
     let request: Request = serde_json::from_slice(&bytes).map_err(|e| format!("malformed: {e}"))?;
     if !is_request_id(&request.id) {
         return Err(format!(
@@ -319,7 +320,7 @@ pub fn wait_reply(state_dir: &Path, id: &str, timeout: Duration) -> Option<Reply
     let path = replies_dir(state_dir).join(format!("{id}.json"));
     let deadline = Instant::now() + timeout;
     loop {
-        if let Some(reply) = crate::untrusted::read_capped(&path, MAX_REQUEST_BYTES)
+        if let Some(reply) = crate::adapters::untrusted::read_capped(&path, MAX_REQUEST_BYTES)
             .ok()
             .and_then(|b| serde_json::from_slice::<Reply>(&b).ok())
         {

@@ -125,7 +125,7 @@ impl Hooks {
 /// The first line of a hook's stderr file, from at most [`MAX_STDERR_BYTES`] of it.
 fn first_line(path: &Path) -> Option<String> {
     let mut bytes = Vec::new();
-    crate::untrusted::read_prefix(path, MAX_STDERR_BYTES, &mut bytes).ok()?;
+    crate::adapters::untrusted::read_prefix(path, MAX_STDERR_BYTES, &mut bytes).ok()?;
     let line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
     // The cut may fall inside a UTF-8 sequence: the partial character is dropped.
     let text = String::from_utf8_lossy(line);

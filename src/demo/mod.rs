@@ -30,8 +30,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::tmux::{ExecTmux, Tmux};
-use crate::{cli, links, queue, state};
+use crate::adapters::links;
+use crate::adapters::queue;
+use crate::adapters::tmux::{ExecTmux, Tmux};
+use crate::shell::state;
 use ccl_core::config::Config;
 use ccl_core::core::State;
 use ccl_core::screen::{self, ScreenState};
@@ -142,7 +144,7 @@ pub fn run(keep: bool) -> Result<bool> {
             fake.display()
         );
     }
-    crate::tmux::version().context("the demo needs tmux on PATH")?;
+    crate::adapters::tmux::version().context("the demo needs tmux on PATH")?;
     // Refuse before anything is created: the clean-up kills the server on this socket,
     // and it must only ever kill the one the demo started.
     let socket = socket_name();
@@ -176,7 +178,7 @@ pub fn run(keep: bool) -> Result<bool> {
         println!("{line}");
     }
     if matches!(outcome, Outcome::Interrupted) {
-        return Err(crate::cli::Interrupted("demo interrupted; cleaned up".into()).into());
+        return Err(crate::exit::Interrupted("demo interrupted; cleaned up".into()).into());
     }
     Ok(matches!(outcome, Outcome::Finished))
 }
@@ -233,7 +235,7 @@ impl Demo {
             }
             fs::write(&config_path, config_text(&root, &socket))
                 .with_context(|| format!("cannot write {}", config_path.display()))?;
-            crate::config_file::load(&config_path).context("the demo's own configuration is invalid")
+            crate::shell::config_file::load(&config_path).context("the demo's own configuration is invalid")
         };
         let config = match layout() {
             Ok(config) => config,
@@ -516,7 +518,7 @@ impl Demo {
     }
 
     fn frame(&self, view: &View, story: &str, started: Instant) -> String {
-        let (width, height) = cli::terminal_size();
+        let (width, height) = crate::status::terminal_size();
         let top = format!(
             "ccl demo · watch: tmux -L {} attach -t ccl-auto-11 · Ctrl-C stops",
             self.socket
@@ -534,7 +536,7 @@ impl Demo {
     fn view(&self) -> View {
         let st = state::load_quiet(&self.config.state_file());
         let pid = self.daemon.as_ref().map(Child::id);
-        let status = cli::status_json(&self.config, st.as_ref(), pid, crate::daemon::now_ms());
+        let status = crate::status::report(&self.config, st.as_ref(), pid, crate::shell::now_ms());
         let counts = queue::counts(&self.config.queues[0]).unwrap_or_default();
         View::new(status, st, counts.inbox, counts.running, counts.done, counts.failed)
     }
@@ -902,7 +904,7 @@ pub fn render_frame(
         }
     };
     let mut lines = vec![cut(top), cut(clock)];
-    lines.extend(cli::render_status(status, width).lines().map(&cut));
+    lines.extend(crate::status::render_status(status, width).lines().map(&cut));
     // The status tables put a blank line before each; the first is not needed here.
     if lines.get(2).is_some_and(|l| l.starts_with("daemon:")) {
         lines.remove(2);

@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::tmux::{
+use crate::adapters::tmux::{
     check_key, check_name, check_new_session, escape_format, label, pane_target, parse_panes, paste_needed,
     session_target, trim_trailing_blank_lines, ExecTmux, NewSession, PaneInfo, Pins, Tmux, PANE_FORMAT,
     TMUX_CALL_TIMEOUT,

@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use ccl_core::config::Searched;
 
 /// The shipped reference configuration.
-const SHIPPED: &str = include_str!("../ccl.toml");
+const SHIPPED: &str = include_str!("../../ccl.toml");
 
 /// The account entries of the shipped file, replaced by the ones found.
 const SHIPPED_ACCOUNTS: &str =

@@ -319,7 +319,7 @@ pub fn cmd_signal(dir: &Path, account: Option<&str>, event: &str) {
     let mut input = Vec::new();
     let _ = std::io::stdin().take(MAX_INPUT_BYTES).read_to_end(&mut input);
     let payload: Value = serde_json::from_slice(&input).unwrap_or(Value::Null);
-    let line = SpoolLine::from_payload(event, &payload, |k| std::env::var(k).ok(), crate::daemon::now_ms());
+    let line = SpoolLine::from_payload(event, &payload, |k| std::env::var(k).ok(), crate::shell::now_ms());
     append(dir, &line);
     if event == STATUS {
         let home = std::env::var_os("CLAUDE_CONFIG_DIR").map(PathBuf::from);

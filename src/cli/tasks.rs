@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use serde_json::Value;
 
-use crate::{queue, state, transcript};
+use crate::adapters::queue;
+use crate::adapters::transcript;
+use crate::shell::state;
 use ccl_core::config::{Config, Queue};
 use ccl_core::core::{Activity, State};
 use ccl_core::util;

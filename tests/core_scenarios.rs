@@ -411,8 +411,11 @@ fn with_every_account_exhausted_work_waits_then_resumes_at_the_earliest_reset() 
     assert!(claims(&acts).is_empty() && !swap_began(&acts), "{}", render(&acts));
     assert!(acts.iter().all(|a| a.session().is_none()), "{}", render(&acts));
     let status = ccl::status::report(s.config(), Some(s.state()), None, s.now_ms);
-    assert_eq!(status["all_exhausted_until"], "2026-11-24T09:23:00Z");
-    assert_eq!(status["accounts"][1]["exhausted_until"], "2026-11-24T20:00:00Z");
+    assert_eq!(status.all_exhausted_until.as_deref(), Some("2026-11-24T09:23:00Z"));
+    assert_eq!(
+        status.accounts[1].exhausted_until.as_deref(),
+        Some("2026-11-24T20:00:00Z")
+    );
 
     // a's reset passes: back to a, the task continues, the waiting one goes out.
     s.jump_to("2026-11-24T09:24:00Z");
@@ -1327,14 +1330,13 @@ fn the_passive_gauge_is_a_meter_reading_and_moves_the_fleet_at_turn_boundaries()
 
     // `ccl status --json` shows a's 97 % and its reset.
     let v = ccl::status::report(s.config(), Some(s.state()), None, ms("2026-11-24T07:00:00Z"));
-    let a = v["accounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["name"] == "a")
-        .unwrap();
-    assert_eq!(a["usage"]["five_hour"]["used_pct"], 97.0);
-    assert_eq!(a["usage"]["five_hour"]["resets_at"], "2026-11-24T21:48:00Z");
+    let a = v.accounts.iter().find(|x| x.name == "a").unwrap();
+    let five_hour = a.usage.as_ref().and_then(|u| u.five_hour.as_ref()).unwrap();
+    assert_eq!(five_hour.used_pct, 97.0);
+    assert_eq!(five_hour.resets_at.as_deref(), Some("2026-11-24T21:48:00Z"));
+    // And so does its JSON, the shape scripts read.
+    let json = serde_json::to_value(&v).unwrap();
+    assert_eq!(json["accounts"][0]["usage"]["five_hour"]["used_pct"], 97.0);
 }
 
 #[test]
@@ -1447,7 +1449,7 @@ fn a_meter_expires_when_its_window_resets() {
     assert_eq!(s.state().accounts["a"].usage, None);
     assert!(!s.state().all_over_swap_at);
     let v = ccl::status::report(s.config(), Some(s.state()), None, ms("2026-11-24T06:10:02Z"));
-    assert!(v["accounts"][0]["usage"].is_null());
+    assert!(v.accounts[0].usage.is_none());
 }
 
 #[test]
@@ -1594,7 +1596,7 @@ fn an_account_that_cannot_work_is_unhealthy_never_chosen_and_its_sessions_move()
         "the task was neither failed nor finished"
     );
     let v = ccl::status::report(s.config(), Some(s.state()), None, ms(START));
-    assert!(v["accounts"][1]["unhealthy"].as_str().unwrap().contains("401"));
+    assert!(v.accounts[1].unhealthy.as_deref().unwrap().contains("401"));
 
     // c's limit: a is exhausted, b unhealthy: never b; every account is out.
     s.until(10, "working under c", |s, _| working(s, S11));

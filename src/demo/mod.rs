@@ -34,8 +34,9 @@ use crate::adapters::links;
 use crate::adapters::queue;
 use crate::adapters::tmux::{ExecTmux, Tmux};
 use crate::shell::state;
+use crate::status::Report;
 use ccl_core::config::Config;
-use ccl_core::core::State;
+use ccl_core::core::{Seen, State};
 use ccl_core::screen::{self, ScreenState};
 use ccl_core::util::shell_quote;
 
@@ -429,11 +430,14 @@ impl Demo {
             if let (Some(began), false) = (self.swap_began, self.swap_told) {
                 if every_conversation_resumed(&view.status) {
                     self.swap_told = true;
-                    let last = &view.status["last_swap"];
+                    let (from, to) = view
+                        .status
+                        .last_swap
+                        .as_ref()
+                        .map(|w| (w.from.as_str(), w.to.as_str()))
+                        .unwrap_or(("-", "-"));
                     let event = format!(
-                        "swapped from {} to {} in {}s: every conversation resumed",
-                        json_str(&last["from"]),
-                        json_str(&last["to"]),
+                        "swapped from {from} to {to} in {}s: every conversation resumed",
                         began.elapsed().as_secs()
                     );
                     if !tty {
@@ -607,17 +611,12 @@ impl Demo {
             view.inbox,
             view.running
         ));
-        let last = &view.status["last_swap"];
-        if last.is_null() {
-            out.push_str(&format!("swaps: {}\n", view.swaps));
-        } else {
-            out.push_str(&format!(
+        match &view.status.last_swap {
+            None => out.push_str(&format!("swaps: {}\n", view.swaps)),
+            Some(last) => out.push_str(&format!(
                 "swaps: {} ({} -> {}: {})\n",
-                view.swaps,
-                json_str(&last["from"]),
-                json_str(&last["to"]),
-                json_str(&last["reason"])
-            ));
+                view.swaps, last.from, last.to, last.reason
+            )),
         }
         if let Some(s) = view.state.as_ref().and_then(|st| st.sessions.get(OPERATOR)) {
             out.push_str(&format!(
@@ -654,21 +653,22 @@ impl Demo {
             "  active account {}, swaps {}, swap in progress: {}, limit hit by the demo: {}\n",
             view.active,
             view.swaps,
-            if view.status["swap"].is_null() { "no" } else { "yes" },
+            if view.status.swap.is_none() { "no" } else { "yes" },
             match &self.limited {
                 Some((account, at)) => format!("{account}, {:.0}s ago", at.elapsed().as_secs_f64()),
                 None => "not yet".into(),
             }
         ));
-        for s in view.status["sessions"].as_array().into_iter().flatten() {
+        for s in &view.status.sessions {
+            let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
             out.push_str(&format!(
-                "  {}: screen {}, activity {}, account {}, task {}, attention {}\n",
-                json_str(&s["name"]),
-                json_str(&s["state"]),
-                json_str(&s["activity"]),
-                json_str(&s["account"]),
-                json_str(&s["task"]),
-                json_str(&s["attention"])
+                "  {}: screen {:?}, activity {}, account {}, task {}, attention {}\n",
+                s.name,
+                s.state,
+                s.activity,
+                or_dash(&s.account),
+                or_dash(&s.task),
+                or_dash(&s.attention)
             ));
         }
         out.push_str(&format!("  last lines of the daemon log:\n{}\n", self.log.tail()));
@@ -736,7 +736,7 @@ impl Drop for Demo {
 
 /// One look at the fleet.
 struct View {
-    status: serde_json::Value,
+    status: Report,
     state: Option<State>,
     active: String,
     swaps: u64,
@@ -747,17 +747,10 @@ struct View {
 }
 
 impl View {
-    fn new(
-        status: serde_json::Value,
-        state: Option<State>,
-        inbox: usize,
-        running: usize,
-        done: usize,
-        failed: usize,
-    ) -> View {
+    fn new(status: Report, state: Option<State>, inbox: usize, running: usize, done: usize, failed: usize) -> View {
         View {
-            active: json_str(&status["active"]),
-            swaps: status["swaps"].as_u64().unwrap_or(0),
+            active: status.active.clone(),
+            swaps: u64::from(status.swaps),
             status,
             state,
             inbox,
@@ -781,7 +774,7 @@ impl View {
             && self.inbox == 0
             && self.running == 0
             && self.swaps >= 1
-            && self.status["swap"].is_null()
+            && self.status.swap.is_none()
             && operator_moved
     }
 
@@ -867,33 +860,20 @@ fn event_line(line: &str) -> String {
 
 /// No swap in progress, and every session holding a conversation runs Claude (idle or
 /// busy) under the active account, past its launch.
-fn every_conversation_resumed(status: &serde_json::Value) -> bool {
-    let active = &status["active"];
-    status["swap"].is_null()
-        && !status["last_swap"].is_null()
-        && status["sessions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|s| !s["conversation"].is_null())
-            .all(|s| {
-                &s["account"] == active
-                    && matches!(s["state"].as_str(), Some("idle" | "busy"))
-                    && !matches!(s["activity"].as_str(), Some("launching" | "stopping"))
-            })
+fn every_conversation_resumed(status: &Report) -> bool {
+    status.swap.is_none()
+        && status.last_swap.is_some()
+        && status.sessions.iter().filter(|s| s.conversation.is_some()).all(|s| {
+            s.account.as_deref() == Some(status.active.as_str())
+                && matches!(s.state, Seen::Idle | Seen::Busy)
+                && !matches!(s.activity.as_str(), "launching" | "stopping")
+        })
 }
 
 /// One screen of the demo, no wider than `width` and no taller than `height` (80×24 at
 /// least fits): a top line, the clock and story, the status tables, and as many of the
 /// latest events as there is room for, each cut with `…`.
-pub fn render_frame(
-    top: &str,
-    clock: &str,
-    status: &serde_json::Value,
-    events: &[&str],
-    width: usize,
-    height: usize,
-) -> String {
+pub fn render_frame(top: &str, clock: &str, status: &Report, events: &[&str], width: usize, height: usize) -> String {
     let cut = |s: &str| -> String {
         if s.chars().count() <= width {
             s.to_string()
@@ -1088,21 +1068,13 @@ fn toml_string(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| format!("\"{s}\""))
 }
 
-fn json_str(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::Null => "-".into(),
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn a_frame_fits_80_by_24_and_shows_the_latest_events() {
-        let status = serde_json::json!({
+        let status: Report = serde_json::from_value(serde_json::json!({
             "daemon": {"running": true, "pid": 1},
             "at": "2026-11-24T09:15:00Z",
             "active": "beta",
@@ -1115,7 +1087,8 @@ mod tests {
                 "activity": "-", "account": "beta", "conversation": "0b1c2d3e-0000-4000-8000-000000000002", "task": null, "attention": null})))
                 .collect::<Vec<_>>(),
             "queues": [{"name": "demo", "inbox": 2, "running": 3, "done": 3, "failed": 0, "paused": false}],
-        });
+        }))
+        .unwrap();
         let events: Vec<String> = (0..10)
             .map(|i| format!("09:15:{i:02} quota: session=ccl-auto-11 account=alpha source=transcript pattern=hit_five_hour kind=FiveHour decision=swap {i}"))
             .collect();

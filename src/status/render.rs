@@ -3,6 +3,8 @@
 
 use ccl_core::util;
 
+use super::{Report, UsageReport, WindowReport};
+
 /// Below this many columns `render_status` uses its compact layout.
 pub const WIDE_COLUMNS: usize = 120;
 
@@ -38,8 +40,8 @@ pub fn terminal_size() -> (usize, usize) {
 /// Renders the status as aligned tables no wider than `width` columns, reset times in the
 /// host's zone: long cells are cut with `…`, and below [`WIDE_COLUMNS`] the sessions table
 /// is compact (short conversation ids, attention reasons on their own lines).
-pub fn render_status(v: &serde_json::Value, width: usize) -> String {
-    render_status_in(v, width, &jiff::tz::TimeZone::system())
+pub fn render_status(r: &Report, width: usize) -> String {
+    render_status_in(r, width, &jiff::tz::TimeZone::system())
 }
 
 /// Cells of a meter bar of `width` cells.
@@ -50,108 +52,104 @@ fn bar(used_pct: f64, width: usize) -> String {
 
 /// One account's meters on one line, e.g. `main  5h ████████░░ 82% resets 21:48  7d ███░░ 31%
 /// resets Nov 27`: the 5-hour reset as a time of day, the weekly one as a date.
-pub fn meter_line(name: &str, name_width: usize, usage: &serde_json::Value, tz: &jiff::tz::TimeZone) -> String {
-    let reset = |w: &serde_json::Value, format: &str| {
-        w["resets_at"]
-            .as_str()
+pub fn meter_line(name: &str, name_width: usize, usage: &UsageReport, tz: &jiff::tz::TimeZone) -> String {
+    let reset = |w: &WindowReport, format: &str| {
+        w.resets_at
+            .as_deref()
             .and_then(|t| t.parse::<jiff::Timestamp>().ok())
             .map(|t| format!(" resets {}", t.to_zoned(tz.clone()).strftime(format)))
             .unwrap_or_default()
     };
-    let window = |label: &str, w: &serde_json::Value, width: usize, format: &str| match w["used_pct"].as_f64() {
-        Some(pct) => format!("{label} {} {pct:>3.0}%{}", bar(pct, width), reset(w, format)),
+    let window = |label: &str, w: &Option<WindowReport>, width: usize, format: &str| match w {
+        Some(w) => format!(
+            "{label} {} {:>3.0}%{}",
+            bar(w.used_pct, width),
+            w.used_pct,
+            reset(w, format)
+        ),
         None => format!("{label} {} ?", "·".repeat(width)),
     };
     format!(
         "{name:<name_width$}  {}  {}",
-        window("5h", &usage["five_hour"], 10, "%H:%M"),
-        window("7d", &usage["seven_day"], 5, "%b %-d")
+        window("5h", &usage.five_hour, 10, "%H:%M"),
+        window("7d", &usage.seven_day, 5, "%b %-d")
     )
 }
 
+/// An optional cell: `-` when there is nothing.
+fn cell(v: &Option<impl ToString>) -> String {
+    v.as_ref().map_or_else(|| "-".to_string(), ToString::to_string)
+}
+
+/// A value's name as its JSON spells it (`pool`, `busy`).
+fn word(v: &impl serde::Serialize) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => "?".to_string(),
+    }
+}
+
 /// [`render_status`] in a given zone.
-pub fn render_status_in(v: &serde_json::Value, width: usize, tz: &jiff::tz::TimeZone) -> String {
+pub fn render_status_in(r: &Report, width: usize, tz: &jiff::tz::TimeZone) -> String {
     let width = width.max(40);
-    let s = |v: &serde_json::Value| match v {
-        serde_json::Value::Null => "-".to_string(),
-        serde_json::Value::String(x) => x.clone(),
-        other => other.to_string(),
-    };
     let mut out = String::new();
-    let daemon = &v["daemon"];
-    let at = if v["at"].is_null() {
-        String::new()
-    } else {
-        format!(" · status at {}", s(&v["at"]))
-    };
-    if daemon["running"].as_bool() == Some(true) {
-        out.push_str(&format!("daemon: running (pid {}){at}\n", s(&daemon["pid"])));
+    let at = r.at.as_ref().map(|at| format!(" · status at {at}")).unwrap_or_default();
+    if r.daemon.running {
+        out.push_str(&format!("daemon: running (pid {}){at}\n", cell(&r.daemon.pid)));
     } else {
         out.push_str(&format!("daemon: not running{at}\n"));
     }
-    if !v["draining"].is_null() {
+    if let Some(account) = &r.draining {
         out.push_str(&format!(
-            "draining account {} before its usage limit: no new tasks; swap when the pool's tasks are done\n",
-            s(&v["draining"])
+            "draining account {account} before its usage limit: no new tasks; swap when the pool's tasks are done\n"
         ));
     }
-    if !v["all_exhausted_until"].is_null() {
-        out.push_str(&format!(
-            "all accounts exhausted until {}\n",
-            s(&v["all_exhausted_until"])
-        ));
+    if let Some(until) = &r.all_exhausted_until {
+        out.push_str(&format!("all accounts exhausted until {until}\n"));
     }
-    if !v["swap"].is_null() {
-        out.push_str(&format!(
-            "swap in progress: {} -> {} ({})\n",
-            s(&v["swap"]["from"]),
-            s(&v["swap"]["to"]),
-            s(&v["swap"]["reason"])
-        ));
+    if let Some(w) = &r.swap {
+        out.push_str(&format!("swap in progress: {} -> {} ({})\n", w.from, w.to, w.reason));
     }
-    if !v["last_swap"].is_null() {
+    if let Some(w) = &r.last_swap {
         out.push_str(&format!(
             "last swap: {} -> {} at {} ({})\n",
-            s(&v["last_swap"]["from"]),
-            s(&v["last_swap"]["to"]),
-            s(&v["last_swap"]["at"]),
-            s(&v["last_swap"]["reason"])
+            w.from, w.to, w.at, w.reason
         ));
     }
     let mut rows = vec![vec!["ACCOUNT".to_string(), "STATE".into(), "HOME".into()]];
-    for a in v["accounts"].as_array().into_iter().flatten() {
-        let state = if !a["unhealthy"].is_null() {
-            format!("unhealthy: {}", util::snippet(&s(&a["unhealthy"]), 60))
-        } else if a["disabled"].as_bool() == Some(true) {
+    for a in &r.accounts {
+        let state = if let Some(why) = &a.unhealthy {
+            format!("unhealthy: {}", util::snippet(why, 60))
+        } else if a.disabled {
             "disabled".into()
-        } else if !a["exhausted_until"].is_null() {
-            format!("exhausted until {}", s(&a["exhausted_until"]))
-        } else if a["active"].as_bool() == Some(true) {
+        } else if let Some(until) = &a.exhausted_until {
+            format!("exhausted until {until}")
+        } else if a.active {
             "active".into()
         } else {
             "available".into()
         };
-        let state = if a["active"].as_bool() == Some(true) && !a["exhausted_until"].is_null() {
+        let state = if a.active && a.exhausted_until.is_some() {
             format!("active, {state}")
         } else {
             state
         };
-        rows.push(vec![s(&a["name"]), state, s(&a["home"])]);
+        rows.push(vec![a.name.clone(), state, a.home.display().to_string()]);
     }
     out.push('\n');
     out.push_str(&fit_table(&rows, width, &[2, 1]));
-    let metered: Vec<&serde_json::Value> = v["accounts"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|a| !a["usage"].is_null())
+    let metered: Vec<(&str, &UsageReport)> = r
+        .accounts
+        .iter()
+        .filter_map(|a| Some((a.name.as_str(), a.usage.as_ref()?)))
         .collect();
-    let name_width = metered.iter().map(|a| s(&a["name"]).chars().count()).max().unwrap_or(0);
+    let name_width = metered.iter().map(|(n, _)| n.chars().count()).max().unwrap_or(0);
     if !metered.is_empty() {
         out.push('\n');
     }
-    for a in metered {
-        out.push_str(&cut(&meter_line(&s(&a["name"]), name_width, &a["usage"], tz), width));
+    for (name, usage) in metered {
+        out.push_str(&cut(&meter_line(name, name_width, usage, tz), width));
         out.push('\n');
     }
     let mut rows = vec![[
@@ -166,25 +164,21 @@ pub fn render_status_in(v: &serde_json::Value, width: usize, tz: &jiff::tz::Time
     ]
     .map(String::from)
     .to_vec()];
-    for x in v["sessions"].as_array().into_iter().flatten() {
-        rows.push(
-            [
-                "name",
-                "kind",
-                "state",
-                "activity",
-                "account",
-                "conversation",
-                "task",
-                "attention",
-            ]
-            .iter()
-            .map(|k| match *k {
-                "task" if x["adopted"].is_string() => format!("{} (adopted)", util::snippet(&s(&x[*k]), 60)),
-                _ => util::snippet(&s(&x[*k]), 60),
-            })
-            .collect(),
-        );
+    for x in &r.sessions {
+        let task = match (&x.task, &x.adopted) {
+            (Some(task), Some(_)) => format!("{} (adopted)", util::snippet(task, 60)),
+            (task, _) => util::snippet(&cell(task), 60),
+        };
+        rows.push(vec![
+            util::snippet(&x.name, 60),
+            word(&x.kind),
+            word(&x.state),
+            util::snippet(&x.activity, 60),
+            util::snippet(&cell(&x.account), 60),
+            util::snippet(&cell(&x.conversation), 60),
+            task,
+            util::snippet(&cell(&x.attention), 60),
+        ]);
     }
     let compact = width < WIDE_COLUMNS;
     let mut attention = Vec::new();
@@ -211,9 +205,9 @@ pub fn render_status_in(v: &serde_json::Value, width: usize, tz: &jiff::tz::Time
     out.push('\n');
     // The worktree of each running task of an isolated queue.
     let mut worktrees = vec![["SESSION", "BRANCH", "WORKTREE"].map(String::from).to_vec()];
-    for x in v["sessions"].as_array().into_iter().flatten() {
-        if !x["worktree"].is_null() {
-            worktrees.push(vec![s(&x["name"]), s(&x["branch"]), s(&x["worktree"])]);
+    for x in &r.sessions {
+        if let Some(path) = &x.worktree {
+            worktrees.push(vec![x.name.clone(), cell(&x.branch), path.display().to_string()]);
         }
     }
     if worktrees.len() > 1 {
@@ -223,33 +217,25 @@ pub fn render_status_in(v: &serde_json::Value, width: usize, tz: &jiff::tz::Time
     let mut rows = vec![["QUEUE", "INBOX", "RUNNING", "DONE", "FAILED", "HELD", "PAUSED"]
         .map(String::from)
         .to_vec()];
-    for q in v["queues"].as_array().into_iter().flatten() {
-        let paused = if q["paused"].as_bool() == Some(true) {
-            "paused"
-        } else {
-            "-"
-        };
+    for q in &r.queues {
         rows.push(vec![
-            s(&q["name"]),
-            s(&q["inbox"]),
-            format!("{}/{}", s(&q["running"]), s(&q["max_running"])),
-            s(&q["done"]),
-            s(&q["failed"]),
-            q["held"].as_array().map_or(0, Vec::len).to_string(),
-            paused.into(),
+            q.name.clone(),
+            q.inbox.to_string(),
+            format!("{}/{}", q.running, q.max_running),
+            q.done.to_string(),
+            q.failed.to_string(),
+            q.held.len().to_string(),
+            if q.paused { "paused" } else { "-" }.into(),
         ]);
     }
     out.push('\n');
     out.push_str(&fit_table(&rows, width, &[0]));
     // Tasks filed next to an earlier task of the same name, so a reused name is visible.
-    for q in v["queues"].as_array().into_iter().flatten() {
-        for r in q["renamed"].as_array().into_iter().flatten() {
+    for q in &r.queues {
+        for x in &q.renamed {
             out.push_str(&format!(
                 "renamed: {}/{}/{} (its own name {} was taken)\n",
-                s(&q["name"]),
-                s(&r["dir"]),
-                s(&r["task"]),
-                s(&r["from"])
+                q.name, x.dir, x.task, x.from
             ));
         }
     }
@@ -329,7 +315,7 @@ mod tests {
     use serde_json::json;
 
     /// A status as a busy fleet has it: long names, ids, reasons and homes.
-    fn busy_status() -> serde_json::Value {
+    fn busy_status() -> Report {
         let session = |name: &str, kind: &str, attention: serde_json::Value| {
             json!({
                 "name": name, "kind": kind, "state": "busy", "activity": "working", "account": "second",
@@ -338,7 +324,7 @@ mod tests {
                 "attention": attention,
             })
         };
-        json!({
+        let status = json!({
             "daemon": {"running": true, "pid": 4242},
             "at": "2026-11-24T09:15:00Z",
             "active": "second",
@@ -353,7 +339,9 @@ mod tests {
                 session("ccl-1-conformvault", "dedicated", json!("claude shows a screen that needs the operator: Do you trust the files in this folder?")),
             ],
             "queues": [{"name": "filesecure", "inbox": 12, "running": 2, "done": 340, "failed": 3, "paused": false}],
-        })
+        });
+        // The contract's JSON reads back as the typed report.
+        serde_json::from_value(status).unwrap()
     }
 
     #[test]
@@ -389,11 +377,12 @@ mod tests {
     /// the host's zone, and fits an 80-column terminal with a 12-character account name.
     #[test]
     fn meter_lines_show_bars_and_resets_within_80_columns() {
-        let usage = json!({
+        let usage: UsageReport = serde_json::from_value(json!({
             "five_hour": {"used_pct": 82.0, "resets_at": "2026-11-24T21:48:00Z"},
             "seven_day": {"used_pct": 31.0, "resets_at": "2026-11-27T06:26:00Z"},
             "seen_at": "2026-11-24T20:00:00Z",
-        });
+        }))
+        .unwrap();
         let tz = jiff::tz::TimeZone::UTC;
         let line = meter_line("main", 4, &usage, &tz);
         assert_eq!(
@@ -402,7 +391,9 @@ mod tests {
         );
         let long = meter_line("twelve-chars", 12, &usage, &tz);
         assert!(long.chars().count() <= 80, "{} columns: {long}", long.chars().count());
-        let unknown = json!({"five_hour": {"used_pct": 5.0, "resets_at": null}, "seven_day": null});
+        let unknown: UsageReport =
+            serde_json::from_value(json!({"five_hour": {"used_pct": 5.0, "resets_at": null}, "seven_day": null}))
+                .unwrap();
         assert_eq!(meter_line("b", 1, &unknown, &tz), "b  5h █░░░░░░░░░   5%  7d ····· ?");
     }
 }

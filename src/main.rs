@@ -15,6 +15,14 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    if cli.command.ends_with_its_reader() {
+        // Rust ignores SIGPIPE, so a print into a closed pipe panics; the default action
+        // ends the process quietly, as a shell pipeline expects.
+        // SAFETY: resetting a signal's disposition before any thread is started.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format_timestamp_millis()
         .init();

@@ -200,6 +200,58 @@ fn status_watch_into_a_pipe_prints_timed_snapshots_without_control_codes() {
     assert!(lines.iter().all(|l| l.chars().count() <= 80), "{text}");
 }
 
+/// `ccl status --watch | head -3` is how an operator glances at the fleet: when the
+/// reader goes away, ccl ends quietly, as other command-line tools do, instead of
+/// panicking about a broken pipe.
+#[test]
+fn status_into_a_pipe_that_closes_ends_quietly() {
+    let f = Fleet::new("habits-pipe", FleetSpec::default());
+    let mut child = Command::new(CCL)
+        .arg("-c")
+        .arg(&f.config_path)
+        .args(["status", "--watch"])
+        .env("HOME", f.root.join("home"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read the first line, then close the pipe, as `head -1` does.
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("daemon: not running"), "{first}");
+    // A watch that never notices its reader is gone would run forever: kill it on the way
+    // out whatever happens.
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = KillOnDrop(child);
+    let status = common::wait_until("ccl to end after its reader went away", Duration::from_secs(20), || {
+        child.0.try_wait().unwrap()
+    });
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut err).unwrap();
+    let out = Output {
+        status,
+        stdout: Vec::new(),
+        stderr: err.into_bytes(),
+    };
+    let err = stderr(&out);
+    assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{err}");
+    use std::os::unix::process::ExitStatusExt;
+    assert!(
+        out.status.success() || out.status.signal() == Some(libc::SIGPIPE),
+        "ended by {:?}",
+        out.status
+    );
+}
+
 #[test]
 fn check_reports_a_tmux_older_than_the_minimum() {
     let f = Fleet::new("habits-tmuxv", FleetSpec::default());

@@ -207,6 +207,19 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// Whether the command only prints and ends: such a command ends quietly when its
+    /// reader goes away (`ccl status --watch | head`), as other command-line tools do. The
+    /// daemon, the demo (which must clean up its tmux server) and the hooks' `ccl signal`
+    /// keep treating a closed pipe as an error they handle.
+    pub fn ends_with_its_reader(&self) -> bool {
+        !matches!(
+            self,
+            Command::Run { .. } | Command::Demo { .. } | Command::Signal { .. }
+        )
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum AccountAction {
     /// Back into rotation (also clears an unhealthy mark: the login was fixed)

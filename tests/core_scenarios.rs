@@ -2094,3 +2094,101 @@ fn a_launch_that_fails_at_once_leaves_a_usable_shell_not_one_needing_the_operato
     );
     s.until(40, "done", |s, _| s.world.queues["alpha"].done.len() == 1);
 }
+
+/// The daemon sleeps until the tick or `Core::next_wake_ms`, whichever comes first: a
+/// paste asks to be woken when its Enter is due (`submit_delay` later), and the Enter goes
+/// out in the turn at that time, not a tick later. Nothing pending, no early wake.
+#[test]
+fn the_core_asks_to_wake_when_a_pastes_enter_is_due() {
+    let mut s = Sim::new(&Setup {
+        pool: 1,
+        dedicated: vec![],
+        ..Setup::default()
+    });
+    assert_eq!(s.core.next_wake_ms(), None, "nothing pending");
+    s.world.enqueue("alpha", "t.md");
+    s.until(10, "pasted", |_, a| {
+        a.iter().any(|a| matches!(a, Action::PasteTask { .. }))
+    });
+    let delay = s.config().dispatch.submit_delay.0 as i64;
+    assert!(delay > 0 && delay < TICK_MS, "a delay shorter than the tick: {delay}");
+    let pasted_at = s.now_ms;
+    assert_eq!(s.core.next_wake_ms(), Some(pasted_at + delay));
+
+    // The daemon wakes at that time, before the next tick: the Enter goes out then.
+    let acts = s.turn_at(pasted_at + delay);
+    assert!(
+        acts.iter().any(
+            |a| matches!(a, Action::SendKeys { session, keys } if session == S11 && keys.iter().any(|k| k == "Enter"))
+        ),
+        "Enter when it is due:\n  {}",
+        render(&acts)
+    );
+    assert_eq!(s.core.next_wake_ms(), None, "the Enter is sent: nothing pending");
+}
+
+/// Start times are kept beside deadlines, so no phase re-derives one by subtracting a
+/// timeout. A `state.json` written before they were kept still loads: the missing start
+/// reads as long ago, so a paste's Enter is due at once and a launch counts as typed
+/// before this run.
+#[test]
+fn activities_saved_before_start_times_were_kept_still_load() {
+    let strip = |a: Activity, field: &str| -> Activity {
+        // Internally tagged: `{"activity": "pasted", "at_ms": …}`.
+        let mut v = serde_json::to_value(&a).unwrap();
+        assert!(v.as_object_mut().unwrap().remove(field).is_some(), "{field} in {a:?}");
+        serde_json::from_value(v).unwrap()
+    };
+    let pasted = strip(
+        Activity::Pasted {
+            at_ms: 1_000,
+            enter_ms: 1_500,
+            text: ccl_core::core::PasteKind::Task,
+        },
+        "enter_ms",
+    );
+    assert!(
+        matches!(
+            pasted,
+            Activity::Pasted {
+                at_ms: 1_000,
+                enter_ms: 0,
+                ..
+            }
+        ),
+        "{pasted:?}"
+    );
+    let launching = strip(
+        Activity::Launching {
+            since_ms: 1_000,
+            deadline_ms: 61_000,
+            then: ccl_core::core::AfterLaunch::Task,
+            line: "claude".into(),
+        },
+        "since_ms",
+    );
+    assert!(
+        matches!(
+            launching,
+            Activity::Launching {
+                since_ms: 0,
+                deadline_ms: 61_000,
+                ..
+            }
+        ),
+        "{launching:?}"
+    );
+    let stopping = strip(
+        Activity::Stopping {
+            since_ms: 1_000,
+            deadline_ms: 31_000,
+            exit_sent: true,
+            exit_at_ms: None,
+        },
+        "since_ms",
+    );
+    assert!(
+        matches!(stopping, Activity::Stopping { since_ms: 0, .. }),
+        "{stopping:?}"
+    );
+}

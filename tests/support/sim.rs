@@ -1326,7 +1326,13 @@ impl Sim {
     /// One turn: time moves on a tick, the world runs, the core observes and acts, the
     /// world carries the actions out. Panics on any contract violation.
     pub fn turn(&mut self) -> Vec<Action> {
-        self.now_ms += TICK_MS;
+        self.turn_at(self.now_ms + TICK_MS)
+    }
+
+    /// One turn at `now_ms` (the daemon woke before the tick: `Core::next_wake_ms`).
+    pub fn turn_at(&mut self, now_ms: i64) -> Vec<Action> {
+        assert!(now_ms >= self.now_ms, "a turn back in time");
+        self.now_ms = now_ms;
         self.turn_no += 1;
         self.world.advance(self.now_ms);
         let mut obs = self.world.observe(self.now_ms);

@@ -589,14 +589,24 @@ pub enum Activity {
     Preparing { since_ms: Ms },
     /// A launch line was typed; waiting for Claude's idle input box.
     Launching {
+        /// When the line was typed (0 in a state saved before this was kept: long ago).
+        #[serde(default)]
+        since_ms: Ms,
         deadline_ms: Ms,
         then: AfterLaunch,
         /// The line typed, so a launch interrupted by a crash can be typed again.
         #[serde(default)]
         line: String,
     },
-    /// The task (or continue prompt) was pasted; Enter follows after `submit_delay`.
-    Pasted { at_ms: Ms, text: PasteKind },
+    /// The task (or continue prompt) was pasted; Enter follows at `enter_ms`
+    /// (`submit_delay` after a paste; at once for a paste found unsent after a restart).
+    Pasted {
+        at_ms: Ms,
+        /// When Enter is due (0 in a state saved before this was kept: due now).
+        #[serde(default)]
+        enter_ms: Ms,
+        text: PasteKind,
+    },
     /// Enter was sent; waiting to see the prompt taken.
     Submitted { at_ms: Ms, enters: u32, text: PasteKind },
     /// Claude is working on the prompt.
@@ -609,6 +619,9 @@ pub enum Activity {
     Exiting { deadline_ms: Ms },
     /// Stopping Claude for a swap: Escape first where needed, then `/exit`.
     Stopping {
+        /// When the stop began (0 in a state saved before this was kept: long ago).
+        #[serde(default)]
+        since_ms: Ms,
         deadline_ms: Ms,
         exit_sent: bool,
         /// When `/exit` was last typed, so one that left Claude idle can be typed again.
@@ -1184,7 +1197,7 @@ impl Core {
             .sessions
             .values()
             .filter_map(|s| match s.activity {
-                Activity::Pasted { at_ms, .. } => Some(at_ms + self.config.dispatch.submit_delay.0 as i64),
+                Activity::Pasted { enter_ms, .. } => Some(enter_ms),
                 _ => None,
             })
             .min()

@@ -618,7 +618,6 @@ impl Core {
         self.log(format!(
             "{session}: {task}: its body waits unsent in the input box (pasted before a restart); adopted, Enter follows"
         ));
-        let at_ms = now_ms - self.config.dispatch.submit_delay.0 as i64;
         let worktree = self.adopted_worktree(session, &task);
         let s = self.state.sessions.get_mut(session).expect("session exists");
         // The text flagged as not ccl's turned out to be ccl's own paste.
@@ -636,8 +635,10 @@ impl Core {
             )),
             worktree,
         });
+        // Pasted before the restart, so its Enter is due now.
         s.activity = Activity::Pasted {
-            at_ms,
+            at_ms: now_ms,
+            enter_ms: now_ms,
             text: crate::core::PasteKind::Task,
         };
     }

@@ -637,6 +637,7 @@ impl Core {
         state.background_tasks = 0;
         state.last_message = None;
         state.activity = Activity::Launching {
+            since_ms: self.now_ms,
             deadline_ms,
             then,
             line,

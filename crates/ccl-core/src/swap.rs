@@ -78,6 +78,7 @@ impl Core {
                 left_running: false,
             });
             s.activity = Activity::Stopping {
+                since_ms: self.now_ms,
                 deadline_ms: self.now_ms + limits::STOP_TIMEOUT_MS,
                 exit_sent: false,
                 exit_at_ms: None,
@@ -211,6 +212,7 @@ impl Core {
         ));
         if let Some(s) = self.state.sessions.get_mut(&name) {
             s.activity = Activity::Stopping {
+                since_ms: self.now_ms,
                 deadline_ms: self.now_ms + limits::STOP_TIMEOUT_MS,
                 exit_sent: false,
                 exit_at_ms: None,
@@ -297,13 +299,14 @@ impl Core {
             return true;
         };
         let seen = s.seen;
-        let (deadline_ms, exit_sent, mut exit_at_ms) = match s.activity {
+        let (since_ms, deadline_ms, exit_sent, mut exit_at_ms) = match s.activity {
             Activity::Stopping {
+                since_ms,
                 deadline_ms,
                 exit_sent,
                 exit_at_ms,
-            } => (deadline_ms, exit_sent, exit_at_ms),
-            _ => (self.now_ms + limits::STOP_TIMEOUT_MS, false, None),
+            } => (since_ms, deadline_ms, exit_sent, exit_at_ms),
+            _ => (self.now_ms, self.now_ms + limits::STOP_TIMEOUT_MS, false, None),
         };
         match seen {
             Seen::Shell => {
@@ -409,10 +412,7 @@ impl Core {
             // The real client draws the weekly-limit menu about half a second after the
             // limit line; a `/exit` typed just then is taken by the menu, which closes and
             // leaves Claude idle. Still idle well after `/exit`: type it again.
-            Seen::Idle
-                if exit_at_ms.unwrap_or(deadline_ms - limits::STOP_TIMEOUT_MS) + limits::EXIT_RETRY_MS
-                    <= self.now_ms =>
-            {
+            Seen::Idle if exit_at_ms.unwrap_or(since_ms) + limits::EXIT_RETRY_MS <= self.now_ms => {
                 self.log(format!("{name}: claude is still idle after /exit; typing it again"));
                 self.push(Action::TypeLine {
                     session: name.clone(),
@@ -424,6 +424,7 @@ impl Core {
         }
         if let Some(s) = self.state.sessions.get_mut(&name) {
             s.activity = Activity::Stopping {
+                since_ms,
                 deadline_ms,
                 exit_sent: exit_now,
                 exit_at_ms,
@@ -779,6 +780,7 @@ mod tests {
         // The limit record of the task's first request is the first sign it was taken:
         // the swap it starts must still resume that conversation.
         let stopping = Activity::Stopping {
+            since_ms: 0,
             deadline_ms: limits::STOP_TIMEOUT_MS,
             exit_sent: true,
             exit_at_ms: Some(0),
@@ -811,6 +813,7 @@ mod tests {
         let mut s = SessionState::new(Kind::Pool);
         s.seen = Seen::Idle;
         s.activity = Activity::Stopping {
+            since_ms: 0,
             deadline_ms: limits::STOP_TIMEOUT_MS,
             exit_sent: true,
             exit_at_ms: Some(0),

@@ -65,7 +65,8 @@ pub struct Encoder {
 
 impl Encoder {
     pub fn header(&mut self, header: &Header) -> Result<String> {
-        Ok(serde_json::to_string(header)?)
+        // Through a `Value`, whose keys are sorted: the header's text stays as it always was.
+        Ok(serde_json::to_string(&serde_json::to_value(header)?)?)
     }
 
     pub fn turn(&mut self, turn: u64, observation: &Observation, actions: &[Action]) -> Result<String> {

@@ -38,11 +38,12 @@ impl Core {
                 Activity::Free => {}
                 Activity::Preparing { since_ms } => self.watch_preparing(&name, since_ms),
                 Activity::Launching {
+                    since_ms,
                     deadline_ms,
                     then,
                     line,
-                } => self.watch_launch(&name, deadline_ms, then, &line),
-                Activity::Pasted { at_ms, text } => self.watch_pasted(&name, at_ms, text),
+                } => self.watch_launch(&name, since_ms, deadline_ms, then, &line),
+                Activity::Pasted { enter_ms, text, .. } => self.watch_pasted(&name, enter_ms, text),
                 Activity::Submitted { at_ms, enters, text } => self.watch_submitted(&name, obs, at_ms, enters, text),
                 Activity::Working {
                     since_ms,
@@ -154,13 +155,13 @@ impl Core {
         });
     }
 
-    fn watch_launch(&mut self, name: &str, deadline_ms: i64, then: AfterLaunch, line: &str) {
+    fn watch_launch(&mut self, name: &str, since_ms: i64, deadline_ms: i64, then: AfterLaunch, line: &str) {
         let s = &self.state.sessions[name];
         // State is saved before a turn's actions run, so a daemon killed in the turn that
         // launched may never have typed the line, or typed it without its Enter (the
         // shell then shows it unexecuted). On the first turn after a start, a launch still
         // at the shell is typed again from a clean line.
-        let launched_before_this_turn = deadline_ms - limits::LAUNCH_TIMEOUT_MS < self.now_ms;
+        let launched_before_this_turn = since_ms < self.now_ms;
         if !self.state.started
             && launched_before_this_turn
             && matches!(s.seen, Seen::Shell | Seen::Other)
@@ -191,6 +192,7 @@ impl Core {
             });
             let s = self.state.sessions.get_mut(name).expect("session exists");
             s.activity = Activity::Launching {
+                since_ms: self.now_ms,
                 deadline_ms: self.now_ms + limits::LAUNCH_TIMEOUT_MS,
                 then,
                 line: line.to_string(),
@@ -205,6 +207,7 @@ impl Core {
                 self.flag_foreign_text(name, &reason);
                 let s = self.state.sessions.get_mut(name).expect("session exists");
                 s.activity = Activity::Launching {
+                    since_ms,
                     deadline_ms: self.now_ms + limits::LAUNCH_TIMEOUT_MS,
                     then,
                     line: line.to_string(),
@@ -234,7 +237,7 @@ impl Core {
             }
             // Back at a prompt after the launch line: Claude exited (a resume that found
             // no conversation, a command not found, …). Its last words say why.
-            Seen::Shell if self.now_ms >= deadline_ms - limits::LAUNCH_TIMEOUT_MS + limits::LAUNCH_GRACE_MS => {
+            Seen::Shell if self.now_ms >= since_ms + limits::LAUNCH_GRACE_MS => {
                 let why = self.last_words(name);
                 // The prompt now on screen was drawn after ccl's own line ran, so it is an
                 // empty command line even when it differs from the one seen before (the
@@ -347,6 +350,7 @@ impl Core {
         });
         self.state.sessions.get_mut(name).expect("session exists").activity = Activity::Pasted {
             at_ms: self.now_ms,
+            enter_ms: self.now_ms + self.config.dispatch.submit_delay.0 as i64,
             text: PasteKind::Task,
         };
     }
@@ -361,15 +365,16 @@ impl Core {
         s.limit_pending = false;
         s.activity = Activity::Pasted {
             at_ms: self.now_ms,
+            enter_ms: self.now_ms + self.config.dispatch.submit_delay.0 as i64,
             text: PasteKind::Continue,
         };
     }
 
-    fn watch_pasted(&mut self, name: &str, at_ms: i64, text: PasteKind) {
+    fn watch_pasted(&mut self, name: &str, enter_ms: i64, text: PasteKind) {
         if !self.claude_alive(name) {
             return self.died(name, "claude went away before the prompt was sent");
         }
-        if self.now_ms < at_ms + self.config.dispatch.submit_delay.0 as i64 {
+        if self.now_ms < enter_ms {
             return;
         }
         self.push(Action::SendKeys {
@@ -1078,6 +1083,7 @@ mod tests {
         s.seen = Seen::Shell;
         s.shell_prompt = Some("bash-5.2$".into());
         s.activity = Activity::Launching {
+            since_ms: launched_ms,
             deadline_ms: launched_ms + limits::LAUNCH_TIMEOUT_MS,
             then: AfterLaunch::Task,
             line: LINE.into(),

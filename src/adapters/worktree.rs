@@ -24,7 +24,7 @@ use ccl_core::core::{Activity, State, Worktree};
 
 /// Branches ccl makes live under this prefix; they never count as "another branch"
 /// when deciding whether a worktree's commits are safe elsewhere.
-pub use ccl_core::dispatch::BRANCH_PREFIX;
+use ccl_core::dispatch::BRANCH_PREFIX;
 
 /// Names tried (`NAME`, `NAME-2`, …) before giving up on finding a free one.
 const MAX_NAME_ATTEMPTS: u32 = 1000;

@@ -19,7 +19,8 @@ use crate::adapters::tmux;
 use crate::adapters::tmux::control;
 use crate::shell::observe::Shell;
 use crate::shell::state;
-use crate::shell::trace::{Header, Recorder};
+use crate::shell::trace::Recorder;
+use ccl_core::trace::Header;
 use ccl_core::config::Config;
 use ccl_core::core::{Core, State};
 

@@ -261,7 +261,7 @@ impl Shell {
         };
         // Whatever was listed for a managed session is the pane every later command of
         // this turn goes to: the pinned pane while it exists, else the active one.
-        let pins: crate::adapters::tmux::Pins = panes
+        let pins: ccl_core::sessions::Pins = panes
             .iter()
             .filter(|p| config.is_managed(&p.session) && !p.pane_id.is_empty())
             .map(|p| (p.session.clone(), p.pane_id.clone()))

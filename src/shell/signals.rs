@@ -53,7 +53,7 @@ pub const MAX_FIELD_CHARS: usize = 1_000;
 pub const STATUS_COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
 /// Seconds Claude gives one of ccl's hook commands (they exit in milliseconds).
 pub const HOOK_TIMEOUT_S: u64 = 5;
-pub use ccl_core::sessions::SESSION_VAR;
+use ccl_core::sessions::SESSION_VAR;
 
 /// The hook events ccl listens to, by Claude's names; `status` is the status line.
 pub const EVENTS: [&str; 5] = [

@@ -23,7 +23,7 @@ use anyhow::{Context, Result};
 use ccl_core::config::Config;
 use ccl_core::core::{Action, Observation};
 use ccl_core::trace::{parse, Encoder};
-pub use ccl_core::trace::{Header, Trace};
+use ccl_core::trace::{Header, Trace};
 
 /// Writes a trace file line by line, flushed as written.
 pub struct Recorder {

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 
-pub use ccl_core::sessions::{Pins, CLAUDE_PROCESS_NAMES};
+use ccl_core::sessions::Pins;
 
 /// How long one tmux call may take before it is killed. A healthy call takes a few
 /// milliseconds; this only bounds the damage of a server that stopped answering.

@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use ccl_core::config::Queue;
-use ccl_core::task::{check_body, check_slash, too_large, Counts, InboxEntry, MAX_NAME_BYTES, MAX_TASK_BYTES, STATES};
+use ccl_core::config::{Queue, STATES};
+use ccl_core::task::{check_body, check_slash, too_large, Counts, InboxEntry, MAX_NAME_BYTES, MAX_TASK_BYTES};
 
 /// Directory entries read per inbox per scan, so one flooded inbox cannot stall a turn.
 /// `readdir` order is arbitrary: with more entries than this, the oldest may wait for a

@@ -12,12 +12,11 @@ use serde_json::Value;
 use crate::adapters::queue;
 use crate::adapters::transcript;
 use crate::shell::state;
-use ccl_core::config::{Config, Queue};
+use ccl_core::config::{Config, Queue, STATES};
 use ccl_core::core::{Activity, State};
 use ccl_core::util;
 
 /// Where a task's file is, searched in the order a task moves.
-const STATES: [&str; 4] = ["inbox", "running", "done", "failed"];
 
 /// Longest prompt excerpt `show` prints.
 const PROMPT_CHARS: usize = 200;

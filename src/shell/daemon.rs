@@ -20,9 +20,9 @@ use crate::adapters::tmux::control;
 use crate::shell::observe::Shell;
 use crate::shell::state;
 use crate::shell::trace::Recorder;
-use ccl_core::trace::Header;
 use ccl_core::config::Config;
 use ccl_core::core::{Core, State};
+use ccl_core::trace::Header;
 
 /// While the state cannot be saved, the error is logged again at most this often.
 const SAVE_ERROR_EVERY_MS: i64 = 60_000;

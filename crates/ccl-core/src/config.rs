@@ -441,6 +441,10 @@ pub struct Dedicated {
     pub workdir: PathBuf,
 }
 
+/// A queue's directories under `PROJECT/.agent-queue/`, in the order a task passes
+/// through them.
+pub const STATES: [&str; 4] = ["inbox", "running", "done", "failed"];
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Queue {
     pub name: String,
@@ -1135,10 +1139,7 @@ fn validate(c: &Config, host: &Host<'_>, problems: &mut Problems) {
             // The queue's own directories are taken by rename and scanned: a worktree
             // among them would be scanned as tasks or moved with them.
             let queue_root = q.project.join(".agent-queue");
-            if crate::task::STATES
-                .iter()
-                .any(|s| q.worktree_dir.starts_with(queue_root.join(s)))
-            {
+            if STATES.iter().any(|s| q.worktree_dir.starts_with(queue_root.join(s))) {
                 problems.at(
                     &[&["queue", &n, "worktree_dir"]],
                     format!(

@@ -14,9 +14,6 @@ pub const MAX_TASK_BYTES: u64 = 256 * 1024;
 /// problem so the task fails with a reason while `NAME.error` still fits in a file name.
 pub const MAX_NAME_BYTES: usize = 200;
 
-/// The queue's directories, in the order a task passes through them.
-pub const STATES: [&str; 4] = ["inbox", "running", "done", "failed"];
-
 /// One candidate task in `inbox/`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InboxEntry {

@@ -45,8 +45,7 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use crate::adapters::tmux::{
     check_key, check_name, check_new_session, escape_format, label, pane_target, parse_panes, paste_needed,
-    session_target, trim_trailing_blank_lines, ExecTmux, NewSession, PaneInfo, Tmux, PANE_FORMAT,
-    TMUX_CALL_TIMEOUT,
+    session_target, trim_trailing_blank_lines, ExecTmux, NewSession, PaneInfo, Tmux, PANE_FORMAT, TMUX_CALL_TIMEOUT,
 };
 use ccl_core::sessions::Pins;
 

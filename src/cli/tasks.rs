@@ -16,8 +16,6 @@ use ccl_core::config::{Config, Queue, STATES};
 use ccl_core::core::{Activity, State};
 use ccl_core::util;
 
-/// Where a task's file is, searched in the order a task moves.
-
 /// Longest prompt excerpt `show` prints.
 const PROMPT_CHARS: usize = 200;
 
@@ -30,6 +28,7 @@ fn task_name(task: &str) -> String {
         .to_string()
 }
 
+/// Where a task's file is, searched in the order a task moves.
 fn find(q: &Queue, name: &str) -> Option<&'static str> {
     STATES.into_iter().find(|st| q.dir(st).join(name).is_file())
 }

@@ -30,17 +30,27 @@ fn hooks(actions: &[Action], event: &str) -> usize {
         .count()
 }
 
-fn warnings(actions: &[Action]) -> Vec<&str> {
+/// Every line logged at WARN, free-form or a decision.
+fn warnings(actions: &[Action]) -> Vec<String> {
     actions
         .iter()
         .filter_map(|a| match a {
             Action::Log {
                 level: Level::Warn,
                 message,
-            } => Some(message.as_str()),
+            } => Some(message.clone()),
+            Action::Event(e) if e.level() == Level::Warn => Some(e.to_string()),
             _ => None,
         })
         .collect()
+}
+
+/// Claims lost to another process (the claim is dropped, the session free again).
+fn claims_lost(actions: &[Action]) -> usize {
+    events(actions)
+        .iter()
+        .filter(|e| matches!(e, Event::ClaimLost { .. }))
+        .count()
 }
 
 /// A setup with a hook on failed tasks, so each filing shows as one hook run.
@@ -119,7 +129,7 @@ fn a_bad_file_that_cannot_be_filed_is_reported_once_not_every_tick() {
     let actions = s.run(30);
     assert_eq!(fails_of(&actions, &long), 1, "{}", render(&actions));
     assert_eq!(hooks(&actions, "on_task_failed"), 1, "{}", render(&actions));
-    let about: Vec<&str> = warnings(&actions).into_iter().filter(|w| w.contains(&long)).collect();
+    let about: Vec<String> = warnings(&actions).into_iter().filter(|w| w.contains(&long)).collect();
     assert_eq!(about.len(), 1, "{about:?}");
     assert!(about[0].contains("left in the inbox"), "{about:?}");
 
@@ -159,11 +169,7 @@ fn a_reused_name_waits_while_a_task_of_that_name_runs_then_runs_once() {
     let actions = s.until(40, "both are done", |s, _| s.world.queues["alpha"].done.len() == 2);
     assert_eq!(claims_of(&actions, "fix-tests.md"), 1, "{}", render(&actions));
     assert!(warnings(&actions).is_empty(), "{:?}", warnings(&actions));
-    assert!(
-        !logs(&actions).iter().any(|l| l.contains("taken elsewhere")),
-        "{}",
-        render(&actions)
-    );
+    assert_eq!(claims_lost(&actions), 0, "{}", render(&actions));
 }
 
 #[test]
@@ -174,16 +180,17 @@ fn a_claim_that_fails_for_a_lasting_reason_is_reported_once_with_its_cause() {
     s.world.enqueue("alpha", "a.md");
     s.world.enqueue("alpha", "b.md");
     let actions = s.run(40);
-    let told: Vec<&str> = warnings(&actions)
+    let told: Vec<&Event> = events(&actions)
+        .into_iter()
+        .filter(|e| matches!(e, Event::ClaimBlocked { queue, cause: c, .. } if queue == "alpha" && c == cause))
+        .collect();
+    assert_eq!(told.len(), 1, "{}", render(&actions));
+    let about: Vec<String> = warnings(&actions)
         .into_iter()
         .filter(|w| w.contains("Invalid cross-device link"))
         .collect();
-    assert_eq!(told.len(), 1, "{}", render(&actions));
-    assert!(
-        !logs(&actions).iter().any(|l| l.contains("taken elsewhere")),
-        "{}",
-        render(&actions)
-    );
+    assert_eq!(about, vec![told[0].to_string()], "{}", render(&actions));
+    assert_eq!(claims_lost(&actions), 0, "{}", render(&actions));
     // Not retried every tick: a handful of attempts in 40 turns at most.
     assert!(claims(&actions).len() <= 3, "{}", render(&actions));
 
@@ -193,9 +200,9 @@ fn a_claim_that_fails_for_a_lasting_reason_is_reported_once_with_its_cause() {
         s.world.queues["alpha"].done.len() == 2
     });
     assert!(
-        logs(&after)
+        events(&after)
             .iter()
-            .any(|l| l.contains("claims from queue alpha work again")),
+            .any(|e| matches!(e, Event::ClaimsWorkAgain { queue } if queue == "alpha")),
         "{}",
         render(&after)
     );

@@ -12,13 +12,53 @@
 mod sim;
 
 use ccl_core::core::{Action, Activity, RequestKind, State, Usage, UsageWindow};
+use ccl_core::screen::LimitKind;
 use ccl_core::transcript::{Record, Signal};
 use sim::*;
 
-/// The forensic quota lines about one session.
-fn quota_lines<'a>(actions: &'a [Action], session: &str) -> Vec<&'a str> {
-    let tag = format!("quota: session={session} ");
-    logs(actions).into_iter().filter(|l| l.starts_with(&tag)).collect()
+/// One limit detection about a session and what was decided (its forensic `quota:` line).
+#[derive(Debug)]
+struct Quota<'a> {
+    account: &'a str,
+    source: &'a str,
+    pattern: &'a str,
+    kind: Option<LimitKind>,
+    reset_ms: Option<i64>,
+    decision: &'a QuotaDecision,
+    snippet: &'a str,
+}
+
+/// The limit detections about one session.
+fn quota_lines<'a>(actions: &'a [Action], session: &str) -> Vec<Quota<'a>> {
+    events(actions)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::LimitDetected {
+                session: s,
+                account,
+                source,
+                pattern,
+                kind,
+                reset_ms,
+                decision,
+                snippet,
+            } if s == session => Some(Quota {
+                account,
+                source,
+                pattern,
+                kind: *kind,
+                reset_ms: *reset_ms,
+                decision,
+                snippet,
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A line some decision or message of these actions logs contains `text`.
+fn any_said(actions: &[Action], text: &str) -> bool {
+    said(actions).iter().any(|l| l.contains(text))
 }
 
 fn limit_record(text: &str) -> Record {
@@ -61,7 +101,7 @@ fn a_banner_redrawn_by_resume_is_not_a_new_hit() {
     assert_eq!(exhausted_until(&s, "b"), None);
     let lines = quota_lines(&after, OPS);
     assert_eq!(lines.len(), 1, "logged once, not every turn: {lines:?}");
-    assert!(lines[0].contains("decision=stale"), "{}", lines[0]);
+    assert_eq!(lines[0].decision, &QuotaDecision::Stale, "{:?}", lines[0]);
 }
 
 #[test]
@@ -72,7 +112,9 @@ fn a_banner_on_screen_when_ccl_starts_is_history() {
     let acts = s.run(10);
     assert!(!swap_began(&acts), "{}", render(&acts));
     assert_eq!(exhausted_until(&s, "a"), None);
-    assert!(quota_lines(&acts, OPS).iter().all(|l| l.contains("decision=stale")));
+    assert!(quota_lines(&acts, OPS)
+        .iter()
+        .all(|l| l.decision == &QuotaDecision::Stale));
 }
 
 #[test]
@@ -83,7 +125,7 @@ fn a_hit_without_reset_time_needs_consecutive_confirmations() {
     s.world.hit(S11, "legacy_api_429_json");
     let first = s.turn();
     assert!(!swap_began(&first));
-    assert!(quota_lines(&first, S11)[0].contains("decision=confirming 1/2"));
+    assert_eq!(quota_lines(&first, S11)[0].decision, &QuotaDecision::Confirming(1, 2));
 
     // The line is gone the next turn (Claude retried): the count starts again.
     s.world.pane(S11).screen = Screen::Busy { left: 10_000 };
@@ -91,12 +133,15 @@ fn a_hit_without_reset_time_needs_consecutive_confirmations() {
     s.world.show(S11, "legacy_api_429_json");
     let again = s.turn();
     assert!(!swap_began(&again), "{}", render(&again));
-    assert!(quota_lines(&again, S11)[0].contains("decision=confirming 1/2"));
+    assert_eq!(quota_lines(&again, S11)[0].decision, &QuotaDecision::Confirming(1, 2));
 
     let confirmed = s.turn();
     assert!(swap_began(&confirmed), "{}", render(&confirmed));
-    let line = quota_lines(&confirmed, S11)[0];
-    assert!(line.contains("decision=swap") && line.contains("reset=-"), "{line}");
+    let line = &quota_lines(&confirmed, S11)[0];
+    assert!(
+        line.decision == &QuotaDecision::Swap && line.reset_ms.is_none(),
+        "{line:?}"
+    );
 }
 
 #[test]
@@ -114,8 +159,8 @@ fn a_hit_during_the_cooldown_after_a_swap_is_logged_and_does_not_swap() {
     let lines = quota_lines(&acts, S12);
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(
-        lines[0].contains("account=b") && lines[0].contains("decision=cooldown"),
-        "{}",
+        lines[0].account == "b" && lines[0].decision == &QuotaDecision::Cooldown,
+        "{:?}",
         lines[0]
     );
 }
@@ -140,8 +185,8 @@ fn server_errors_that_say_rate_limit_never_swap() {
     let ops = quota_lines(&acts, OPS);
     assert_eq!(ops.len(), 1, "{ops:?}");
     assert!(
-        ops[0].contains("decision=vetoed") && ops[0].contains("pattern=hit_limit"),
-        "{}",
+        ops[0].decision == &QuotaDecision::Vetoed && ops[0].pattern == "hit_limit",
+        "{:?}",
         ops[0]
     );
 }
@@ -173,7 +218,7 @@ fn an_api_key_429_does_not_swap_but_a_subscription_limit_does() {
     });
     let acts = s.turn();
     assert!(swap_began(&acts), "{}", render(&acts));
-    assert!(quota_lines(&acts, S11)[0].contains("source=transcript"));
+    assert_eq!(quota_lines(&acts, S11)[0].source, "transcript");
 }
 
 #[test]
@@ -210,7 +255,7 @@ fn only_hits_under_the_active_account_count() {
     assert_eq!(s.state().active, "a");
     let lines = quota_lines(&acts, OPS);
     assert!(
-        lines[0].contains("account=b") && lines[0].contains("decision=other account"),
+        lines[0].account == "b" && lines[0].decision == &QuotaDecision::OtherAccount,
         "{lines:?}"
     );
     // Still worth knowing: b is not a swap target until its reset.
@@ -227,17 +272,23 @@ fn a_hit_in_a_dedicated_session_counts_and_is_logged_with_its_facts() {
     assert!(swap_began(&acts), "{}", render(&acts));
     let lines = quota_lines(&acts, OPS);
     assert_eq!(lines.len(), 1, "{lines:?}");
-    for part in [
-        "account=a",
-        "source=pane",
-        "pattern=hit_five_hour",
-        "kind=FiveHour",
-        "reset=2026-11-24T09:23:00Z",
-        "decision=swap",
-        "You've hit your 5-hour limit · resets 9:23am (UTC)",
-    ] {
-        assert!(lines[0].contains(part), "no {part:?} in {}", lines[0]);
-    }
+    let l = &lines[0];
+    assert_eq!(
+        (l.account, l.source, l.pattern, l.kind, l.reset_ms, l.decision),
+        (
+            "a",
+            "pane",
+            "hit_five_hour",
+            Some(LimitKind::FiveHour),
+            Some(ms("2026-11-24T09:23:00Z")),
+            &QuotaDecision::Swap
+        ),
+        "{l:?}"
+    );
+    assert!(
+        l.snippet.contains("You've hit your 5-hour limit · resets 9:23am (UTC)"),
+        "{l:?}"
+    );
     assert_eq!(exhausted_until(&s, "a"), Some(ms("2026-11-24T09:23:00Z")));
 }
 
@@ -310,9 +361,8 @@ fn a_swap_moves_every_conversation_to_the_next_account() {
         "no registry entry: the pane's foreground Claude: {}",
         render(&acts)
     );
-    assert!(logs(&acts)
-        .iter()
-        .any(|l| l.starts_with("ccl-2-notes: left at its shell") && l.contains("no conversation id is known")));
+    assert!(events(&acts).iter().any(|e| matches!(e,
+        Event::LeftAtShell { session, conversation: None } if session == NOTES)));
     assert_eq!(s.world.pane(NOTES).screen, Screen::Shell { hint: None });
     assert_eq!(s.state().active, "b");
 }
@@ -333,8 +383,8 @@ fn a_weekly_limit_menu_gets_escape_before_anything_else() {
     assert!(typed(&acts, S11)[1].ends_with(&format!("--resume {id}")));
     let line = &quota_lines(&acts, S11)[0];
     assert!(
-        line.contains("kind=Weekly") && line.contains("reset=2026-11-27T06:26:00Z"),
-        "{line}"
+        line.kind == Some(LimitKind::Weekly) && line.reset_ms == Some(ms("2026-11-27T06:26:00Z")),
+        "{line:?}"
     );
 }
 
@@ -357,7 +407,11 @@ fn three_accounts_take_turns() {
         }
         s.world.hit(S11, screen);
         let acts = s.until(10, swapped, |_, a| swap_done(a));
-        assert!(logs(&acts).iter().any(|l| l.starts_with(swapped)), "{}", render(&acts));
+        let (from, to) = swapped
+            .strip_prefix("swapped from ")
+            .and_then(|t| t.split_once(" to "))
+            .expect("from and to");
+        assert!(sim::swapped(&acts, from, to), "{}", render(&acts));
         s.until(10, "working again", |s, _| working(s, S11));
         // Past the cooldown before the next hit.
         s.jump(6 * 60_000);
@@ -379,11 +433,7 @@ fn a_swap_skips_an_exhausted_account() {
     s.turn();
     s.world.hit(S11, "limit_five_hour");
     let acts = s.until(10, "the swap", |_, a| swap_done(a));
-    assert!(
-        logs(&acts).iter().any(|l| l.starts_with("swapped from a to c")),
-        "{}",
-        render(&acts)
-    );
+    assert!(sim::swapped(&acts, "a", "c"), "{}", render(&acts));
 }
 
 #[test]
@@ -398,9 +448,9 @@ fn with_every_account_exhausted_work_waits_then_resumes_at_the_earliest_reset() 
     let acts = s.turn();
     assert!(s.state().all_exhausted);
     assert!(
-        logs(&acts)
+        events(&acts)
             .iter()
-            .any(|l| l.starts_with("all accounts exhausted until 2026-11-24T09:23:00Z")),
+            .any(|e| matches!(e, Event::AllExhausted { until, .. } if until == "2026-11-24T09:23:00Z")),
         "{}",
         render(&acts)
     );
@@ -420,7 +470,7 @@ fn with_every_account_exhausted_work_waits_then_resumes_at_the_earliest_reset() 
     // a's reset passes: back to a, the task continues, the waiting one goes out.
     s.jump_to("2026-11-24T09:24:00Z");
     let acts = s.until(10, "swap back", |_, a| swap_done(a));
-    assert!(logs(&acts).iter().any(|l| l.starts_with("swapped from b to a")));
+    assert!(sim::swapped(&acts, "b", "a"));
     assert!(!s.state().all_exhausted);
     let mut acts = s.until(10, "waiting.md claimed", |_, a| {
         claims(a).iter().any(|c| c.2 == "waiting.md")
@@ -487,7 +537,8 @@ fn a_manual_swap_to_an_unknown_or_exhausted_account_is_refused() {
     );
     // Refusing is all that happens: a is fine, so work does not stop.
     assert!(!swap_began(&acts) && !s.state().all_exhausted, "{}", render(&acts));
-    assert!(!logs(&acts).iter().any(|l| l.contains("all accounts exhausted")));
+    assert!(!events(&acts).iter().any(|e| matches!(e, Event::AllExhausted { .. })));
+    assert!(!any_said(&acts, "all accounts exhausted"));
     s.world.enqueue("alpha", "next.md");
     // Taken on the second scan that finds it unchanged (dispatch.settle).
     assert_eq!(claims(&s.run(2)).len(), 1);
@@ -787,7 +838,9 @@ fn a_lost_state_holds_a_task_while_a_claude_in_its_project_has_no_prompt_yet() {
         render(&held)
     );
     assert!(
-        logs(&held).iter().any(|l| l.contains("held while ccl-auto-11")),
+        events(&held)
+            .iter()
+            .any(|e| matches!(e, Event::TaskHeld { sessions, .. } if sessions.first().is_some_and(|s| s == S11))),
         "{}",
         render(&held)
     );
@@ -796,7 +849,8 @@ fn a_lost_state_holds_a_task_while_a_claude_in_its_project_has_no_prompt_yet() {
     let acts = s.until(10, "requeued", |_, a| {
         a.iter().any(|a| matches!(a, Action::RequeueTask { .. }))
     });
-    assert!(logs(&acts).iter().all(|l| !l.contains("adopted")));
+    assert!(!events(&acts).iter().any(|e| matches!(e, Event::Adopted { .. })));
+    assert!(!any_said(&acts, "adopted"));
     s.world.busy_turns = 2;
     s.until(40, "done", |s, _| s.world.queues["alpha"].done.len() == 1);
 }
@@ -878,9 +932,9 @@ fn a_prompt_left_in_the_input_box_gets_enter_again_then_the_task_goes_back() {
             "send Enter to ccl-auto-11",
         ]
     );
-    assert!(logs(&acts)
+    assert!(attention(&acts)
         .iter()
-        .any(|l| l.contains("ccl-auto-11: prompt was not submitted after 2 Enter presses")));
+        .any(|(s, r)| *s == S11 && r.starts_with("prompt was not submitted after 2 Enter presses")));
     assert!(s.state().sessions[S11].attention.is_some());
 
     // The task goes to another session; the one needing attention gets nothing more.
@@ -1039,9 +1093,9 @@ fn a_dedicated_claude_that_will_not_stop_is_left_running_never_killed() {
     assert_eq!(s.world.pane(OPS).pid, ops_pid, "the operator's session is the same one");
     assert_eq!(s.world.pane(OPS).screen, Screen::Idle);
     assert!(
-        logs(&acts)
+        attention(&acts)
             .iter()
-            .any(|l| l.starts_with("ccl-1-ops: needs attention: claude did not stop")),
+            .any(|(s, r)| *s == OPS && r.starts_with("needs attention: claude did not stop")),
         "{}",
         render(&acts)
     );
@@ -1062,9 +1116,9 @@ fn a_missing_pool_workdir_is_a_needs_attention_never_a_session_elsewhere() {
         "{}",
         render(&acts)
     );
-    let said: Vec<&str> = logs(&acts)
+    let said: Vec<(&str, &str)> = attention(&acts)
         .into_iter()
-        .filter(|l| l.starts_with("ccl-auto-11: needs attention: workdir /pool does not exist"))
+        .filter(|(s, r)| *s == S11 && r.starts_with("needs attention: workdir /pool does not exist"))
         .collect();
     assert_eq!(said.len(), 1, "said once: {}", render(&acts));
     assert!(s.state().sessions[S11]
@@ -1113,12 +1167,19 @@ fn an_operator_draft_in_a_pool_box_is_never_submitted_with_exit() {
     let acts = s.until(10, "the task done", |s, _| s.world.queues["alpha"].done.len() == 1);
     let acts = [acts, s.run(5)].concat();
     assert!(typed(&acts, S11).is_empty(), "{}", render(&acts));
-    let flagged: Vec<&str> = logs(&acts)
+    let flagged: Vec<(&str, &str)> = attention(&acts)
         .into_iter()
-        .filter(|l| l.contains("input box holds text ccl did not type"))
+        .filter(|(_, r)| r.contains("input box holds text ccl did not type"))
         .collect();
     assert_eq!(flagged.len(), 1, "one log line: {flagged:?}");
-    assert!(flagged[0].contains(note), "{}", flagged[0]);
+    assert!(flagged[0].0 == S11 && flagged[0].1.contains(note), "{flagged:?}");
+    assert_eq!(
+        said(&acts)
+            .iter()
+            .filter(|l| l.contains("input box holds text ccl did not type"))
+            .count(),
+        1
+    );
     assert_eq!(attention_hooks(&acts, S11), 1);
 
     // Work waits: the idle Claude is not recycled while the draft is there.
@@ -1130,9 +1191,9 @@ fn an_operator_draft_in_a_pool_box_is_never_submitted_with_exit() {
     // The operator erases it: the session is ccl's again and is recycled for the work.
     s.world.type_draft(S11, "");
     let acts = s.until(10, "the next task claimed", |_, a| !claims(a).is_empty());
-    assert!(logs(&acts)
+    assert!(events(&acts)
         .iter()
-        .any(|l| l.contains("ccl-auto-11: no longer needs attention")));
+        .any(|e| matches!(e, Event::AttentionCleared { session } if session == S11)));
     assert!(typed(&acts, S11).contains(&"/exit"));
 }
 
@@ -1161,12 +1222,22 @@ fn a_half_typed_shell_command_is_never_run_and_the_task_waits() {
     assert!(on(&acts, S11).is_empty(), "{}", render(&acts));
     assert_eq!(s.world.queue("alpha").inbox.len(), 1, "the task waits");
     assert!(s.state().attempts.is_empty(), "no attempt is spent");
-    let flagged: Vec<&str> = logs(&acts)
+    let flagged: Vec<(&str, &str)> = attention(&acts)
         .into_iter()
-        .filter(|l| l.contains("shell command line holds text ccl did not type"))
+        .filter(|(_, r)| r.contains("shell command line holds text ccl did not type"))
         .collect();
     assert_eq!(flagged.len(), 1, "{flagged:?}");
-    assert!(flagged[0].contains("\"touch X #\""), "{}", flagged[0]);
+    assert!(
+        flagged[0].0 == S11 && flagged[0].1.contains("\"touch X #\""),
+        "{flagged:?}"
+    );
+    assert_eq!(
+        said(&acts)
+            .iter()
+            .filter(|l| l.contains("shell command line holds text ccl did not type"))
+            .count(),
+        1
+    );
     assert_eq!(attention_hooks(&acts, S11), 1);
 
     // Erased: the line is the empty prompt again, and the task goes there.
@@ -1186,9 +1257,9 @@ fn a_dedicated_sessions_draft_is_kept_across_a_swap_and_never_sent() {
     let acts = s.until(10, "the swap done", |_, a| swap_done(a));
     let acts = [acts, s.run(3)].concat();
     assert!(
-        logs(&acts)
+        events(&acts)
             .iter()
-            .any(|l| l.starts_with("ccl-1-ops: keeping its unsent draft across the swap") && l.contains(draft)),
+            .any(|e| matches!(e, Event::DraftKept { session, snippet } if session == OPS && snippet.contains(draft))),
         "{}",
         render(&acts)
     );
@@ -1285,9 +1356,9 @@ fn the_passive_gauge_is_a_meter_reading_and_moves_the_fleet_at_turn_boundaries()
         (97.0, Some(ms("2026-11-24T21:48:00Z")))
     );
     assert!(
-        logs(&acts)
+        events(&acts)
             .iter()
-            .any(|l| l.starts_with("swap from a to b begins at turn boundaries")),
+            .any(|e| matches!(e, Event::SwapBegins { from, to, at_boundaries: true, .. } if from == "a" && to == "b")),
         "{}",
         render(&acts)
     );
@@ -1315,7 +1386,7 @@ fn the_passive_gauge_is_a_meter_reading_and_moves_the_fleet_at_turn_boundaries()
     // S11's turn ends: its task is done (not cut off), and the swap completes.
     s.world.pane(S11).screen = Screen::Busy { left: 1 };
     let acts = s.until(10, "the swap completes", |_, a| swap_done(a));
-    assert!(logs(&acts).iter().any(|l| l.starts_with("swapped from a to b")));
+    assert!(sim::swapped(&acts, "a", "b"));
     let all = s.actions();
     let moves = task_moves(&all);
     assert_eq!(moves.iter().filter(|m| m.contains("task-1.md")).count(), 1, "{moves:?}");
@@ -1357,11 +1428,7 @@ fn a_hit_goes_to_the_account_with_most_headroom_skipping_sick_ones() {
     start_work(&mut s, &[S11]);
     s.world.hit(S11, "limit_five_hour");
     let acts = s.until(10, "the swap", |_, a| swap_done(a));
-    assert!(
-        logs(&acts).iter().any(|l| l.starts_with("swapped from a to c")),
-        "{}",
-        render(&acts)
-    );
+    assert!(sim::swapped(&acts, "a", "c"), "{}", render(&acts));
 
     // Unknown meters count as fresh, and ties go to failover order.
     let mut s = metered(
@@ -1374,11 +1441,7 @@ fn a_hit_goes_to_the_account_with_most_headroom_skipping_sick_ones() {
     start_work(&mut s, &[S11]);
     s.world.hit(S11, "limit_five_hour");
     let acts = s.until(10, "the swap", |_, a| swap_done(a));
-    assert!(
-        logs(&acts).iter().any(|l| l.starts_with("swapped from a to b")),
-        "{}",
-        render(&acts)
-    );
+    assert!(sim::swapped(&acts, "a", "b"), "{}", render(&acts));
 }
 
 #[test]
@@ -1399,9 +1462,9 @@ fn with_every_account_above_swap_at_the_fleet_keeps_working_on_the_most_headroom
     let acts = s.actions();
     assert!(!swap_began(&acts), "no account is below swap_at: {}", render(&acts));
     assert_eq!(
-        logs(&acts)
+        events(&acts)
             .iter()
-            .filter(|l| l.contains("no other account is below it"))
+            .filter(|e| matches!(e, Event::MeterNoTarget { .. }))
             .count(),
         1,
         "logged once"
@@ -1411,11 +1474,7 @@ fn with_every_account_above_swap_at_the_fleet_keeps_working_on_the_most_headroom
     // a's limit: the fleet goes to c (most headroom), not to b (next in order).
     s.world.hit(S11, "limit_five_hour");
     let acts = s.until(10, "the swap", |_, a| swap_done(a));
-    assert!(
-        logs(&acts).iter().any(|l| l.starts_with("swapped from a to c")),
-        "{}",
-        render(&acts)
-    );
+    assert!(sim::swapped(&acts, "a", "c"), "{}", render(&acts));
     assert!(!s.state().all_exhausted);
 }
 
@@ -1442,7 +1501,9 @@ fn a_meter_expires_when_its_window_resets() {
     s.jump_to("2026-11-24T06:10:00Z");
     let acts = s.run(1);
     assert!(
-        logs(&acts).contains(&"account a: 5-hour window reset; its meter starts afresh"),
+        events(&acts)
+            .iter()
+            .any(|e| matches!(e, Event::MeterWindowReset { account, window } if account == "a" && window == "5-hour")),
         "{}",
         render(&acts)
     );
@@ -1464,9 +1525,9 @@ fn a_wrapped_up_turn_is_not_done_and_continues_after_the_swap() {
     s.world.show(S11, "wrap_up_notice");
     let acts = s.run(2);
     assert!(
-        logs(&acts)
+        events(&acts)
             .iter()
-            .any(|l| l.starts_with("swap from a to b begins at turn boundaries")),
+            .any(|e| matches!(e, Event::SwapBegins { from, to, at_boundaries: true, .. } if from == "a" && to == "b")),
         "{}",
         render(&acts)
     );
@@ -1503,7 +1564,9 @@ fn claudes_own_continue_while_all_are_spent_is_the_same_task_resumed() {
     let acts = s.run(10);
     assert!(s.state().all_exhausted);
     assert!(
-        logs(&acts).iter().any(|l| l.contains("will continue by itself")),
+        events(&acts)
+            .iter()
+            .any(|e| matches!(e, Event::WaitsForReset { session } if session == S11)),
         "{}",
         render(&acts)
     );
@@ -1511,7 +1574,9 @@ fn claudes_own_continue_while_all_are_spent_is_the_same_task_resumed() {
     s.world.pane(S11).next_busy = Some(2);
     let acts = s.until(30, "task-1 done", |_, a| !task_moves(a).is_empty());
     assert!(
-        logs(&acts).iter().any(|l| l.contains("continued the turn by itself")),
+        events(&acts)
+            .iter()
+            .any(|e| matches!(e, Event::AutoContinued { session } if session == S11)),
         "{}",
         render(&acts)
     );
@@ -1547,7 +1612,9 @@ fn when_claude_does_not_continue_by_itself_ccl_does_after_a_grace() {
     assert_eq!(continue_prompts(&acts, S11), 0, "{}", render(&acts));
     let acts = s.until(30, "task-1 done", |_, a| !task_moves(a).is_empty());
     assert_eq!(continue_prompts(&acts, S11), 1, "{}", render(&acts));
-    assert!(logs(&acts).iter().any(|l| l.contains("did not continue by itself")));
+    assert!(events(&acts)
+        .iter()
+        .any(|e| matches!(e, Event::NoAutoContinue { session, .. } if session == S11)));
 }
 
 #[test]
@@ -1566,17 +1633,13 @@ fn an_account_that_cannot_work_is_unhealthy_never_chosen_and_its_sessions_move()
     s.until(10, "a to b", |_, a| swap_done(a));
     let acts = s.until(20, "b to c", |_, a| swap_done(a));
     assert!(
-        logs(&acts)
-            .iter()
-            .any(|l| l.starts_with("account b is unhealthy: Please run /login")),
+        events(&acts).iter().any(
+            |e| matches!(e, Event::AccountUnhealthy { account, reason } if account == "b" && reason.starts_with("Please run /login"))
+        ),
         "{}",
         render(&acts)
     );
-    assert!(
-        logs(&acts).iter().any(|l| l.starts_with("swapped from b to c")),
-        "{}",
-        render(&acts)
-    );
+    assert!(sim::swapped(&acts, "b", "c"), "{}", render(&acts));
     let hooks: Vec<&Action> = acts
         .iter()
         .filter(|a| matches!(a, Action::RunHook { event, .. } if event == "on_account_unhealthy"))
@@ -1603,7 +1666,14 @@ fn an_account_that_cannot_work_is_unhealthy_never_chosen_and_its_sessions_move()
     s.jump(6 * 60_000);
     s.world.hit(S11, "hit_session_los_angeles");
     let acts = s.run(10);
-    assert!(!logs(&acts).iter().any(|l| l.contains("to b")), "{}", render(&acts));
+    assert!(
+        !events(&acts)
+            .iter()
+            .any(|e| matches!(e, Event::SwapBegins { to, .. } | Event::Swapped { to, .. } if to == "b")),
+        "{}",
+        render(&acts)
+    );
+    assert!(!any_said(&acts, "to b"), "{}", render(&acts));
     assert!(s.state().all_exhausted);
 
     let fired = s
@@ -1627,11 +1697,7 @@ fn an_account_that_cannot_work_is_unhealthy_never_chosen_and_its_sessions_move()
         .replies
         .iter()
         .any(|(id, ok, m)| id == "r1" && *ok && m.contains("was unhealthy")));
-    assert!(
-        logs(&acts).iter().any(|l| l.starts_with("swapped from c to b")),
-        "{}",
-        render(&acts)
-    );
+    assert!(sim::swapped(&acts, "c", "b"), "{}", render(&acts));
 }
 
 #[test]
@@ -1658,11 +1724,7 @@ fn a_disabled_account_is_never_a_target_and_the_fleet_leaves_it() {
         },
     );
     let acts = s.until(10, "the swap", |_, a| swap_done(a));
-    assert!(
-        logs(&acts).iter().any(|l| l.starts_with("swapped from a to c")),
-        "{}",
-        render(&acts)
-    );
+    assert!(sim::swapped(&acts, "a", "c"), "{}", render(&acts));
     assert!(s.state().accounts["a"].disabled && s.state().accounts["b"].disabled);
     // The only usable account cannot be disabled while it carries the fleet.
     s.world.request(
@@ -1743,20 +1805,16 @@ fn a_limit_on_the_target_of_a_swap_before_the_limit_moves_the_fleet_on() {
     s.world.enqueue("alpha", "task-2.md");
     s.until(20, "task-2 working", |s, _| working(s, S12));
     s.world.hit(S12, "limit_five_hour");
-    let acts = s.until(10, "the swap from b", |_, a| {
-        logs(a).iter().any(|l| l.starts_with("swap from b to c begins"))
-    });
+    let acts = s.until(10, "the swap from b", |_, a| swap_begins(a, "b", "c"));
     assert!(
-        logs(&acts).iter().any(|l| l.starts_with("swap from a to b given up")),
+        events(&acts)
+            .iter()
+            .any(|e| matches!(e, Event::SwapGivenUp { from, to } if from == "a" && to == "b")),
         "{}",
         render(&acts)
     );
     let acts = s.until(20, "the swap to c done", |_, a| swap_done(a));
-    assert!(
-        logs(&acts).iter().any(|l| l.starts_with("swapped from b to c")),
-        "{}",
-        render(&acts)
-    );
+    assert!(sim::swapped(&acts, "b", "c"), "{}", render(&acts));
     assert!(
         task_moves(&s.actions()).is_empty(),
         "no task failed or finished on the way"
@@ -1781,9 +1839,9 @@ fn a_lost_state_finds_its_own_paste_unsent_and_presses_its_enter() {
     s.restart_without_state();
     let acts = s.until(5, "submitted", |s, _| working(s, S11));
     assert!(
-        logs(&acts)
+        events(&acts)
             .iter()
-            .any(|l| l.contains("its body waits unsent in the input box") && l.contains("adopted")),
+            .any(|e| matches!(e, Event::Adopted { session, in_box: true, .. } if session == S11)),
         "{}",
         render(&acts)
     );
@@ -2005,7 +2063,7 @@ fn after_a_restart_the_pasted_prompt_is_sent_once(mut s: Sim, before: Vec<Action
         render(&acts)
     );
     assert!(
-        logs(&acts).iter().all(|l| !l.contains("needs attention")),
+        !any_said(&acts, "needs attention"),
         "ccl's own prompt taken for a draft:\n  {}",
         render(&acts)
     );
@@ -2055,9 +2113,9 @@ fn a_draft_in_a_new_claude_after_state_json_was_lost_is_never_taken_for_a_prompt
     let acts = s.run(3);
     assert_eq!(pastes_and_enters(&acts, S11), (0, 0), "{}", render(&acts));
     assert!(
-        logs(&acts)
+        attention(&acts)
             .iter()
-            .any(|l| l.contains("ccl-auto-11: needs attention: claude's input box holds text ccl did not type")),
+            .any(|(s, r)| *s == S11 && r.starts_with("needs attention: claude's input box holds text ccl did not type")),
         "{}",
         render(&acts)
     );
@@ -2081,17 +2139,14 @@ fn a_launch_that_fails_at_once_leaves_a_usable_shell_not_one_needing_the_operato
         !s.world.launches.is_empty()
     });
     assert!(
-        logs(&acts)
+        events(&acts)
             .iter()
-            .any(|l| l.contains("claude exited right after launch")),
+            .any(|e| matches!(e, Event::TaskRequeued { session, reason, .. }
+            if session == S11 && reason.starts_with("claude exited right after launch"))),
         "{}",
         render(&acts)
     );
-    assert!(
-        logs(&acts).iter().all(|l| !l.contains("text ccl did not type")),
-        "{}",
-        render(&acts)
-    );
+    assert!(!any_said(&acts, "text ccl did not type"), "{}", render(&acts));
     s.until(40, "done", |s, _| s.world.queues["alpha"].done.len() == 1);
 }
 

@@ -15,6 +15,20 @@ mod sim;
 use ccl_core::core::{Action, HookEvent, TaskReport};
 use sim::*;
 
+/// The first limit detection about `session`: its source, reset and decision.
+fn limit_detected<'a>(actions: &'a [Action], session: &str) -> Option<(&'a str, Option<i64>, &'a QuotaDecision)> {
+    events(actions).into_iter().find_map(|e| match e {
+        Event::LimitDetected {
+            session: s,
+            source,
+            reset_ms,
+            decision,
+            ..
+        } if s == session => Some((source.as_str(), *reset_ms, decision)),
+        _ => None,
+    })
+}
+
 fn hooked() -> Setup {
     Setup {
         hooks: true,
@@ -68,9 +82,8 @@ fn a_stop_files_the_task_done_in_the_turn_it_arrives_with_claudes_last_message()
     let report = finished_report(&s).unwrap();
     assert_eq!(report.reported.result.as_deref(), Some("Done. The task is complete."));
     assert_eq!(report.reported.model.as_deref(), Some("claude-sim"));
-    assert!(logs(&s.actions())
-        .iter()
-        .any(|l| l.contains("task submitted (UserPromptSubmit)")));
+    assert!(events(&s.actions()).iter().any(|e| matches!(e,
+        Event::Submitted { session, continue_prompt: false, hook: true } if session == S11)));
 
     // Without hooks the same run waits for the idle turns, and has no result.
     let s = one_task(&Setup::default());
@@ -125,14 +138,15 @@ fn a_stop_failure_rate_limit_swaps_at_once_with_source_hook() {
     s.world.hit(S11, "limit_five_hour");
     let acts = s.turn();
     assert!(swap_began(&acts), "{}", render(&acts));
-    let line = logs(&acts)
-        .into_iter()
-        .find(|l| l.starts_with(&format!("quota: session={S11} ")))
-        .expect("a forensic line");
-    assert!(line.contains("source=hook") && line.contains("decision=swap"), "{line}");
+    let (source, reset_ms, decision) = limit_detected(&acts, S11).expect("a forensic line");
     assert!(
-        line.contains("reset=2026-11-24T09:23:00Z"),
-        "reset parsed from the message: {line}"
+        source == "hook" && decision == &QuotaDecision::Swap,
+        "{source} {decision}"
+    );
+    assert_eq!(
+        reset_ms,
+        Some(ms("2026-11-24T09:23:00Z")),
+        "reset parsed from the message"
     );
 }
 
@@ -259,13 +273,10 @@ fn a_stop_whose_last_words_are_a_limit_line_is_left_to_the_transcript_and_screen
         }],
     });
     let acts = s.turn();
-    let line = logs(&acts)
-        .into_iter()
-        .find(|l| l.starts_with(&format!("quota: session={S11} ")))
-        .expect("the transcript's record decides");
+    let (source, _, decision) = limit_detected(&acts, S11).expect("the transcript's record decides");
     assert!(
-        line.contains("source=transcript") && line.contains("decision=swap"),
-        "{line}"
+        source == "transcript" && decision == &QuotaDecision::Swap,
+        "{source} {decision}"
     );
     assert!(!s.actions().iter().any(|a| matches!(a, Action::FinishTask { .. })));
 }
@@ -290,10 +301,7 @@ fn a_stop_failure_authentication_failed_makes_the_account_unhealthy_and_moves_th
                 .into(),
         },
     );
-    let acts = s.until(10, "the swap", |_, a| {
-        a.iter()
-            .any(|x| matches!(x, Action::Log { message, .. } if message.starts_with("swapped from a to b")))
-    });
+    let acts = s.until(10, "the swap", |_, a| swapped(a, "a", "b"));
     let why = s.state().accounts["a"].unhealthy.clone().unwrap_or_default();
     assert!(why.starts_with("authentication_failed: Please run /login"), "{why}");
     assert!(
@@ -321,10 +329,7 @@ fn a_stop_failure_billing_error_spends_the_account_like_a_limit() {
             message: "You're out of extra usage".into(),
         },
     );
-    let acts = s.until(10, "the swap", |_, a| {
-        a.iter()
-            .any(|x| matches!(x, Action::Log { message, .. } if message.starts_with("swapped from a to b")))
-    });
+    let acts = s.until(10, "the swap", |_, a| swapped(a, "a", "b"));
     assert!(s.state().accounts["a"].exhausted_until_ms.is_some());
     assert!(
         !acts

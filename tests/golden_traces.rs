@@ -410,9 +410,9 @@ fn incident_paste_without_submit() {
     assert!(acts.iter().any(|a| matches!(a, Action::FinishTask { task, report, .. }
         if task == "multi-line-1.md" && report.session == S11)));
     // The pane that never takes it: given back, flagged for the operator, done elsewhere.
-    assert!(logs(&acts)
+    assert!(attention(&acts)
         .iter()
-        .any(|l| l.starts_with("ccl-auto-12: prompt was not submitted after 2 Enter presses")));
+        .any(|(s, r)| *s == S12 && r.starts_with("prompt was not submitted after 2 Enter presses")));
     assert!(acts.iter().any(|a| matches!(a, Action::FinishTask { task, report, .. }
         if task == "multi-line-2.md" && report.session != S12)));
     // Nothing is ever reported done before its prompt was seen taken.
@@ -477,9 +477,9 @@ fn incident_swap_keeps_operator_sessions() {
     );
     // The one whose id is unknown is left at its shell: no launch line at all.
     assert!(typed(&acts, NOTES).is_empty());
-    assert!(logs(&acts)
+    assert!(events(&acts)
         .iter()
-        .any(|l| l.starts_with("ccl-2-notes: left at its shell")));
+        .any(|e| matches!(e, Event::LeftAtShell { session, .. } if session == NOTES)));
     // Each pool conversation resumes under its own id: the one its task launch chose.
     for name in [S11, S12] {
         let lines = typed(&acts, name);
@@ -528,9 +528,9 @@ fn signals_decide_done_and_the_limit() {
         Some("Done. The task is complete.")
     );
     assert!(
-        logs(&acts).iter().any(|l| l.starts_with("quota: session=ccl-auto-11")
-            && l.contains("source=hook")
-            && l.contains("decision=swap")),
+        events(&acts).iter().any(|e| matches!(e,
+            Event::LimitDetected { session, source, decision: QuotaDecision::Swap, .. }
+                if session == S11 && source == "hook")),
         "{}",
         render(&acts)
     );
@@ -553,23 +553,21 @@ fn incident_server_500_rate_limit() {
         .filter(|a| matches!(a, Action::TypeLine { line, .. } if is_launch(line)))
         .count();
     assert_eq!(launches, 2);
-    assert!(logs(&acts)
-        .iter()
-        .any(|l| l.starts_with("quota: session=ccl-1-ops") && l.contains("decision=vetoed")));
+    assert!(events(&acts).iter().any(|e| matches!(e,
+        Event::LimitDetected { session, decision: QuotaDecision::Vetoed, .. } if session == OPS)));
 }
 
 #[test]
 fn swap_round_robin_goes_a_b_c_a() {
     let (_, acts) = golden("swap_round_robin");
-    let swaps: Vec<&str> = logs(&acts)
+    let swaps: Vec<(&str, &str)> = events(&acts)
         .into_iter()
-        .filter(|l| l.starts_with("swapped from "))
-        .map(|l| &l[..l.find(" in ").unwrap()])
+        .filter_map(|e| match e {
+            Event::Swapped { from, to, .. } => Some((from.as_str(), to.as_str())),
+            _ => None,
+        })
         .collect();
-    assert_eq!(
-        swaps,
-        ["swapped from a to b", "swapped from b to c", "swapped from c to a"]
-    );
+    assert_eq!(swaps, [("a", "b"), ("b", "c"), ("c", "a")]);
     let homes: Vec<&str> = typed(&acts, S11)
         .into_iter()
         .filter(|l| l.contains("--resume"))
@@ -594,11 +592,11 @@ fn swap_all_exhausted_waits_then_returns() {
     let (_, acts) = golden("all_exhausted_return");
     let exhausted = acts
         .iter()
-        .position(|a| matches!(a, Action::Log { message, .. } if message.starts_with("all accounts exhausted")))
+        .position(|a| matches!(a, Action::Event(Event::AllExhausted { .. })))
         .expect("all exhausted");
     let back = acts
         .iter()
-        .position(|a| matches!(a, Action::Log { message, .. } if message.starts_with("swap from b to a")))
+        .position(|a| matches!(a, Action::Event(Event::SwapBegins { from, to, .. }) if from == "b" && to == "a"))
         .expect("the swap back");
     assert!(
         acts[exhausted..back].iter().all(|a| a.session().is_none()),
@@ -632,7 +630,7 @@ fn swap_manual_is_answered() {
     );
     let done = acts
         .iter()
-        .position(|a| matches!(a, Action::Log { message, .. } if message.starts_with("swapped from a to b")));
+        .position(|a| matches!(a, Action::Event(Event::Swapped { from, to, .. }) if from == "a" && to == "b"));
     let reply = acts.iter().position(|a| matches!(a, Action::Reply { ok: true, .. }));
     assert!(done < reply, "the reply came before the swap was done");
 }
@@ -765,6 +763,61 @@ fn ccl_replay_refuses_an_unknown_version() {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("unknown trace format version 99"), "{stderr}");
+}
+
+/// `tests/traces/v1/`: golden traces as version 1 of the format recorded them, when the
+/// core's decisions were log lines. They stay replayable: each recorded line matches the
+/// typed decision that displays as it, at the level version 1 logged it at.
+fn v1_fixture(name: &str) -> PathBuf {
+    traces_dir().join("v1").join(format!("{name}.jsonl"))
+}
+
+#[test]
+fn a_version_1_trace_replays_against_typed_decisions() {
+    let path = v1_fixture("manual_swap");
+    let t = read(&path);
+    assert_eq!(t.header.version, 1);
+    let (result, actions) = ccl_core::trace::replay(&t);
+    assert!(matches!(result, Replay::AllMatch { .. }), "{result:?}");
+    // The match is between recorded lines and today's events, not between equal lines.
+    let recorded_swap = t.lines.iter().any(|l| {
+        matches!(l, Line::Turn { actions, .. } if actions.iter().any(|a| matches!(a,
+            Action::Log { message, .. } if message.starts_with("swapped from a to b"))))
+    });
+    assert!(recorded_swap, "the fixture records the swap as a log line");
+    let actions: Vec<Action> = actions.into_iter().flatten().collect();
+    assert!(sim::swapped(&actions, "a", "b"));
+
+    let out = ccl(&["replay", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!("{} turns, all actions match\n", t.lines.len())
+    );
+}
+
+#[test]
+fn a_version_1_line_with_other_words_or_level_diverges() {
+    let body = std::fs::read_to_string(v1_fixture("manual_swap")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for (what, edit) in [
+        ("words", ("\"swapped from a to b in ", "\"swapped from a to c in ")),
+        (
+            "level",
+            (
+                "\"level\":\"warn\",\"message\":\"swapped from",
+                "\"level\":\"info\",\"message\":\"swapped from",
+            ),
+        ),
+    ] {
+        assert_eq!(body.matches(edit.0).count(), 1, "{what}: the fixture has the line once");
+        let path = dir.path().join(format!("{what}.jsonl"));
+        std::fs::write(&path, body.replace(edit.0, edit.1)).unwrap();
+        let out = ccl(&["replay", path.to_str().unwrap()]);
+        let stdout = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{what}: {stdout}{}", text(&out.stderr));
+        assert!(stdout.contains("actions differ"), "{what}: {stdout}");
+    }
 }
 
 /// Incident 1: a missing link on a fresh VM silently forked the state per account. Now

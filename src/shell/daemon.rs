@@ -270,7 +270,7 @@ pub fn run(config_path: &Path, record: Option<PathBuf>) -> Result<()> {
         };
     }
     if let Err(e) = state::save(&state_path, core.state()) {
-        log::warn!("cannot save state on exit: {e:#}");
+        log::error!("cannot save state on exit: {e:#}");
     }
     Ok(())
 }

@@ -20,6 +20,15 @@ use ccl_core::config::Config;
 use ccl_core::core::{limits, Action, ClaimError, Level, TaskRef, WorktreeOutcome};
 use ccl_core::sessions::is_claude_name;
 
+/// One log line at the level the core (or the executor) gave it.
+fn log_at(level: Level, message: &str) {
+    match level {
+        Level::Info => log::info!("{message}"),
+        Level::Warn => log::warn!("{message}"),
+        Level::Error => log::error!("{message}"),
+    }
+}
+
 impl Shell {
     pub fn execute(&mut self, config: &Config, actions: &[Action], now_ms: i64) {
         let mut skip: BTreeSet<String> = BTreeSet::new();
@@ -34,18 +43,18 @@ impl Shell {
                 self.touched.insert(s.to_string());
             }
             match action {
-                Action::Log {
-                    level: Level::Info,
-                    message,
-                } => log::info!("{message}"),
-                Action::Log {
-                    level: Level::Warn,
-                    message,
-                } => log::warn!("{message}"),
+                Action::Log { level, message } => log_at(*level, message),
+                Action::Event(event) => log_at(event.level(), &event.to_string()),
                 _ => match self.carry_out(config, action, now_ms) {
                     Ok(()) => log::info!("{action}"),
                     Err(e) => {
-                        log::warn!("failed: {action}: {e:#}");
+                        // A Claude that could not be stopped breaks the swap's promise
+                        // (every member moves); any other failed action is degraded work.
+                        let level = match action {
+                            Action::StopClaude { .. } => Level::Error,
+                            _ => Level::Warn,
+                        };
+                        log_at(level, &format!("failed: {action}: {e:#}"));
                         if let Action::ClaimTask { session, queue, task } = action {
                             skip.insert(session.clone());
                             let task = TaskRef {
@@ -199,7 +208,7 @@ impl Shell {
                     .spawn(&dir, event, command, env, config.hooks.timeout.0, now_ms);
                 Ok(())
             }
-            Action::Log { .. } => Ok(()),
+            Action::Log { .. } | Action::Event(_) => Ok(()),
         }
     }
 

@@ -27,6 +27,8 @@ use ccl_core::core::{
     Action, Activity, ClaimError, Core, FirstPrompt, HookEvent, Observation, QueueObs, RegistrySeen, Request,
     RequestKind, SessionObs, SignalSeen, State, TaskRef, TranscriptSeen, WorkSeen, Worktree, WorktreeOutcome,
 };
+#[allow(unused_imports)]
+pub use ccl_core::event::{Event, QuotaDecision};
 use ccl_core::task::InboxEntry;
 use ccl_core::trace::Header;
 use ccl_core::transcript::RegistryEntry;
@@ -1049,6 +1051,7 @@ impl World {
                 Action::Reply { id, ok, message } => self.replies.push((id.clone(), *ok, message.clone())),
                 Action::RunHook { .. } => {}
                 Action::Log { message, .. } => self.logs.push(message.clone()),
+                Action::Event(e) => self.logs.push(e.to_string()),
             }
         }
     }
@@ -1547,6 +1550,7 @@ pub fn typed<'a>(actions: &'a [Action], session: &str) -> Vec<&'a str> {
         .collect()
 }
 
+/// The free-form log lines (not the typed decisions: see [`events`]).
 pub fn logs(actions: &[Action]) -> Vec<&str> {
     actions
         .iter()
@@ -1555,6 +1559,55 @@ pub fn logs(actions: &[Action]) -> Vec<&str> {
             _ => None,
         })
         .collect()
+}
+
+/// The core's typed decisions (quota, swap steps, task outcomes).
+pub fn events(actions: &[Action]) -> Vec<&Event> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Event(e) => Some(e),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every line the daemon's log shows for these actions' decisions and messages, as an
+/// operator reads it: for assertions that nothing at all says something.
+pub fn said(actions: &[Action]) -> Vec<String> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Log { message, .. } => Some(message.clone()),
+            Action::Event(e) => Some(e.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every needs-attention decision: (session, reason as logged).
+pub fn attention(actions: &[Action]) -> Vec<(&str, &str)> {
+    events(actions)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::NeedsAttention { session, reason } => Some((session.as_str(), reason.as_str())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A swap from `from` to `to` was completed.
+pub fn swapped(actions: &[Action], from: &str, to: &str) -> bool {
+    events(actions)
+        .iter()
+        .any(|e| matches!(e, Event::Swapped { from: f, to: t, .. } if f == from && t == to))
+}
+
+/// A swap from `from` to `to` began.
+pub fn swap_begins(actions: &[Action], from: &str, to: &str) -> bool {
+    events(actions)
+        .iter()
+        .any(|e| matches!(e, Event::SwapBegins { from: f, to: t, .. } if f == from && t == to))
 }
 
 /// (session, queue, task) of every claim.
@@ -1584,11 +1637,11 @@ pub fn is_launch(line: &str) -> bool {
 }
 
 pub fn swap_began(actions: &[Action]) -> bool {
-    logs(actions).iter().any(|l| l.starts_with("swap from "))
+    events(actions).iter().any(|e| matches!(e, Event::SwapBegins { .. }))
 }
 
 pub fn swap_done(actions: &[Action]) -> bool {
-    logs(actions).iter().any(|l| l.starts_with("swapped from "))
+    events(actions).iter().any(|e| matches!(e, Event::Swapped { .. }))
 }
 
 /// The operator's session as the original system left it: marked as working on

@@ -7,6 +7,7 @@
 //! passed counts as available.
 
 use crate::core::{Core, Ms};
+use crate::event::Event;
 
 impl Core {
     pub(crate) fn available(&self, account: &str) -> bool {
@@ -36,9 +37,10 @@ impl Core {
             return false;
         }
         a.unhealthy = Some(reason.to_string());
-        self.warn(format!(
-            "account {account} is unhealthy: {reason}; out of rotation until a session under it works or `ccl account enable {account}`"
-        ));
+        self.event(Event::AccountUnhealthy {
+            account: account.to_string(),
+            reason: reason.to_string(),
+        });
         self.hook(
             "on_account_unhealthy",
             vec![("CCL_ACCOUNT", account.to_string()), ("CCL_REASON", reason.to_string())],
@@ -52,7 +54,10 @@ impl Core {
             return;
         };
         if a.unhealthy.take().is_some() {
-            self.log(format!("account {account} is healthy again: {why}"));
+            self.event(Event::AccountHealthy {
+                account: account.to_string(),
+                why: why.to_string(),
+            });
         }
     }
 
@@ -87,7 +92,7 @@ impl Core {
             }
         }
         for name in back {
-            self.log(format!("account {name}: reset time passed, available again"));
+            self.event(Event::AccountBack { account: name });
         }
     }
 

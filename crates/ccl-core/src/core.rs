@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
+use crate::event::Event;
 use crate::screen::{self, Analysis};
 use crate::task::InboxEntry;
 use crate::transcript::{Record, RegistryEntry};
@@ -319,8 +320,12 @@ pub struct HookDone {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Level {
+    /// Normal operation, a swap included.
     Info,
+    /// Degraded operation: work waits, is put back or lost, an account cannot work.
     Warn,
+    /// A broken invariant (a failed state save, a failed stop); the core never decides one.
+    Error,
 }
 
 /// One thing for the shell to do. Carried out in order; each names what it touches.
@@ -409,6 +414,9 @@ pub enum Action {
         command: String,
         env: Vec<(String, String)>,
     },
+    /// A decision of the core (quota, swap step, task outcome), logged at its level.
+    Event(Event),
+    /// A free-form log line, for what is not one of the typed decisions.
     Log {
         level: Level,
         message: String,
@@ -494,6 +502,7 @@ impl fmt::Display for Action {
                 write!(f, "reply {id} ({}): {message}", if *ok { "ok" } else { "refused" })
             }
             Action::RunHook { event, command, .. } => write!(f, "hook {event}: {command}"),
+            Action::Event(event) => write!(f, "{event}"),
             Action::Log { message, .. } => f.write_str(message),
         }
     }
@@ -1234,6 +1243,10 @@ impl Core {
     }
 
     // -- helpers shared by the phases -----------------------------------------------
+
+    pub(crate) fn event(&mut self, event: Event) {
+        self.out.push(Action::Event(event));
+    }
 
     pub(crate) fn log(&mut self, message: impl Into<String>) {
         self.out.push(Action::Log {

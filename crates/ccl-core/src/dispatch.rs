@@ -22,6 +22,7 @@ use crate::config::Isolation;
 use crate::core::{
     limits, Action, Activity, AfterLaunch, Assignment, BadFile, Core, FirstPrompt, Kind, Observation, Seen, TaskRef,
 };
+use crate::event::Event;
 use crate::sessions::{Continue, ShellLine, FOREIGN_BOX_TEXT};
 use crate::task::InboxEntry;
 
@@ -224,15 +225,12 @@ impl Core {
         let key = task.to_string();
         let attempt = self.state.attempts.get(&key).copied().unwrap_or(0) + 1;
         self.state.attempts.insert(key, attempt);
-        let again = if attempt > 1 {
-            format!(" (attempt {attempt})")
-        } else {
-            String::new()
-        };
-        self.log(format!(
-            "{session}: dispatching {task}{again} under {}",
-            self.state.active
-        ));
+        self.event(Event::Dispatching {
+            session: session.to_string(),
+            task: task.to_string(),
+            attempt,
+            account: self.state.active.clone(),
+        });
         self.push(Action::ClaimTask {
             session: session.into(),
             queue: task.queue.clone(),
@@ -288,9 +286,10 @@ impl Core {
     fn drop_failed_claims(&mut self, obs: &Observation) {
         for failed in &obs.failed_claims {
             if let Some(name) = self.release_claim(failed) {
-                self.log(format!(
-                    "{name}: claim of {failed} failed (taken elsewhere); session is free again"
-                ));
+                self.event(Event::ClaimLost {
+                    session: name,
+                    task: failed.to_string(),
+                });
             }
         }
     }
@@ -310,12 +309,12 @@ impl Core {
                 .get(&queue)
                 .is_some_and(|b| b.cause == err.cause);
             if !known {
-                self.warn(format!(
-                    "queue {queue}: cannot claim {}: {}; this is not another process taking it, so claims from this queue wait and are tried again every {}s (`ccl check` looks at the queue's directories)",
-                    err.task,
-                    err.cause,
-                    limits::CLAIM_RETRY_MS / 1000
-                ));
+                self.event(Event::ClaimBlocked {
+                    queue: queue.clone(),
+                    task: err.task.to_string(),
+                    cause: err.cause.clone(),
+                    retry_s: limits::CLAIM_RETRY_MS / 1000,
+                });
             }
             self.state.claim_blocked.insert(
                 queue,
@@ -336,7 +335,7 @@ impl Core {
             .collect();
         for q in recovered {
             self.state.claim_blocked.remove(&q);
-            self.log(format!("queue {q}: claims from queue {q} work again"));
+            self.event(Event::ClaimsWorkAgain { queue: q });
         }
     }
 
@@ -565,10 +564,10 @@ impl Core {
         let fresh = held_since_ms == self.now_ms;
         if !maybe.is_empty() && self.now_ms - held_since_ms < limits::HOLD_UNOWNED_MS {
             if fresh {
-                self.log(format!(
-                    "{t}: in running/ with no record of its session; held while {} may show it works on it",
-                    maybe.join(", ")
-                ));
+                self.event(Event::TaskHeld {
+                    task: t.to_string(),
+                    sessions: maybe.clone(),
+                });
             }
             self.state.held.push((t, held_since_ms));
             return;
@@ -615,9 +614,11 @@ impl Core {
         let attempt = self.state.attempts.get(&key).copied().unwrap_or(1).max(1);
         self.state.attempts.insert(key, attempt);
         let now_ms = self.now_ms;
-        self.log(format!(
-            "{session}: {task}: its body waits unsent in the input box (pasted before a restart); adopted, Enter follows"
-        ));
+        self.event(Event::Adopted {
+            session: session.to_string(),
+            task: task.to_string(),
+            in_box: true,
+        });
         let worktree = self.adopted_worktree(session, &task);
         let s = self.state.sessions.get_mut(session).expect("session exists");
         // The text flagged as not ccl's turned out to be ccl's own paste.
@@ -653,9 +654,11 @@ impl Core {
             "adopted from {session} at {}: ccl had no record of it, and that session's Claude was working on it",
             crate::util::rfc3339(now_ms)
         );
-        self.log(format!(
-            "{session}: {task}: its Claude is working on it (its conversation began with the task); adopted, not requeued"
-        ));
+        self.event(Event::Adopted {
+            session: session.to_string(),
+            task: task.to_string(),
+            in_box: false,
+        });
         let worktree = self.adopted_worktree(session, &task);
         let s = self.state.sessions.get_mut(session).expect("session exists");
         s.assignment = Some(Assignment {
@@ -720,10 +723,10 @@ impl Core {
                 ) {
                     s.activity = Activity::Free;
                 }
-                self.warn(format!(
-                    "{name}: its task {} is no longer in running/ (recovered at start); forgotten",
-                    a.task
-                ));
+                self.event(Event::TaskForgotten {
+                    session: name.clone(),
+                    task: a.task.to_string(),
+                });
             }
         }
     }

@@ -19,6 +19,7 @@ pub mod accounts;
 pub mod config;
 pub mod core;
 pub mod dispatch;
+pub mod event;
 pub mod meters;
 pub mod quota;
 pub mod screen;

@@ -14,6 +14,7 @@
 //! working; a hit then goes to the account with the most headroom (`pick_target`).
 
 use crate::core::{Core, Ms, Usage, UsageWindow};
+use crate::event::Event;
 use crate::screen::LimitKind;
 use crate::util::rfc3339;
 
@@ -69,10 +70,13 @@ impl Core {
         let after = used_pct(a.usage.as_ref());
         let swap_at = self.config.quota.swap_at as f64;
         if swap_at > 0.0 && before < swap_at && after >= swap_at {
-            self.log(format!(
-                "meter: account {} at {after:.0}% (swap_at {swap_at:.0}%), read from the {} of {}",
-                reading.account, reading.source, reading.session
-            ));
+            self.event(Event::MeterAtSwapAt {
+                account: reading.account.clone(),
+                used_pct: after,
+                swap_at_pct: swap_at,
+                source: reading.source.to_string(),
+                session: reading.session.clone(),
+            });
         }
         // A status line comes with an answer the account gave: it works.
         if reading.source == "status line" {
@@ -89,15 +93,18 @@ impl Core {
             for (label, w) in [("5-hour", &mut u.five_hour), ("weekly", &mut u.seven_day)] {
                 if w.as_ref().and_then(|w| w.resets_at_ms).is_some_and(|t| t <= now) {
                     *w = None;
-                    cleared.push(format!("account {name}: {label} window reset; its meter starts afresh"));
+                    cleared.push(Event::MeterWindowReset {
+                        account: name.clone(),
+                        window: label.to_string(),
+                    });
                 }
             }
             if u.five_hour.is_none() && u.seven_day.is_none() {
                 a.usage = None;
             }
         }
-        for line in cleared {
-            self.log(line);
+        for event in cleared {
+            self.event(event);
         }
     }
 
@@ -150,10 +157,11 @@ impl Core {
         let Some(to) = target else {
             if !self.state.all_over_swap_at {
                 self.state.all_over_swap_at = true;
-                self.warn(format!(
-                    "meter: account {active} at {used:.0}% (swap_at {swap_at:.0}%), and no other account is below it; \
-                     the fleet stays on {active} and keeps working"
-                ));
+                self.event(Event::MeterNoTarget {
+                    account: active.clone(),
+                    used_pct: used,
+                    swap_at_pct: swap_at,
+                });
             }
             return;
         };

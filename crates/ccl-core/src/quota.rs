@@ -22,6 +22,7 @@
 
 use crate::config::OnWarning;
 use crate::core::{limits, Activity, Core, HookEvent, Kind, Ms, Observation, UsageWindow};
+use crate::event::{Event, QuotaDecision as Decision};
 use crate::meters::MeterReading;
 use crate::screen::{GaugeWindow, LimitKind};
 use crate::transcript::Signal;
@@ -36,35 +37,6 @@ struct Detection {
     kind: Option<LimitKind>,
     reset_ms: Option<Ms>,
     line: String,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Decision {
-    Swap,
-    Confirming(u32, u32),
-    Vetoed,
-    Cooldown,
-    Stale,
-    OtherAccount,
-    Swapping,
-    Exhausted,
-    Expired,
-}
-
-impl Decision {
-    fn label(&self) -> String {
-        match self {
-            Decision::Swap => "swap".into(),
-            Decision::Confirming(n, of) => format!("confirming {n}/{of}"),
-            Decision::Vetoed => "vetoed".into(),
-            Decision::Cooldown => "cooldown".into(),
-            Decision::Stale => "stale".into(),
-            Decision::OtherAccount => "other account".into(),
-            Decision::Swapping => "swap in progress".into(),
-            Decision::Exhausted => "all accounts exhausted".into(),
-            Decision::Expired => "reset passed".into(),
-        }
-    }
 }
 
 impl Core {
@@ -120,10 +92,7 @@ impl Core {
             if let Some(w) = self.state.swap.take() {
                 // The target of a swap before the limit hit its own limit: that swap is
                 // given up, and the swap below moves every session, moved or not, on.
-                self.warn(format!(
-                    "swap from {} to {} given up: {} hit its limit before every session moved",
-                    w.from, w.to, w.to
-                ));
+                self.event(Event::SwapGivenUp { from: w.from, to: w.to });
             }
             self.begin_swap(None, reason, None);
         }
@@ -435,10 +404,11 @@ impl Core {
             let s = self.state.sessions.get_mut(&name).expect("session exists");
             s.wrapped_up = true;
             s.stale_hits.push(line.clone());
-            self.log(format!(
-                "{name}: claude is wrapping its turn up before the limit of {account} (\"{}\"); the task is not done and continues after the swap",
-                snippet(&line, limits::SNIPPET_CHARS)
-            ));
+            self.event(Event::WrappingUp {
+                session: name.clone(),
+                account: account.clone(),
+                snippet: snippet(&line, limits::SNIPPET_CHARS),
+            });
             if account == self.state.active && trigger.is_none() {
                 trigger = Some((name, account));
             }
@@ -457,30 +427,22 @@ impl Core {
 
     /// One line per detection and decision; repeated identical ones are not logged again.
     fn forensic(&mut self, d: &Detection, decision: &Decision) {
-        let note = format!("{}|{}", decision.label(), d.line);
+        let note = format!("{}|{}", decision, d.line);
         let state = self.state.sessions.get_mut(&d.session).expect("session exists");
         if state.quota_note.as_deref() == Some(note.as_str()) && !matches!(decision, Decision::Swap) {
             return;
         }
         state.quota_note = Some(note);
-        let kind = d.kind.map(|k| format!("{k:?}")).unwrap_or_else(|| "-".into());
-        let reset = d.reset_ms.map(rfc3339).unwrap_or_else(|| "-".into());
-        let message = format!(
-            "quota: session={} account={} source={} pattern={} kind={} reset={} decision={} snippet=\"{}\"",
-            d.session,
-            d.account,
-            d.source,
-            d.pattern,
-            kind,
-            reset,
-            decision.label(),
-            snippet(&d.line, limits::SNIPPET_CHARS)
-        );
-        if matches!(decision, Decision::Swap) {
-            self.warn(message);
-        } else {
-            self.log(message);
-        }
+        self.event(Event::LimitDetected {
+            session: d.session.clone(),
+            account: d.account.clone(),
+            source: d.source.to_string(),
+            pattern: d.pattern.clone(),
+            kind: d.kind,
+            reset_ms: d.reset_ms,
+            decision: decision.clone(),
+            snippet: snippet(&d.line, limits::SNIPPET_CHARS),
+        });
     }
 
     /// Drain before the limit: an approaching-limit warning under the active account
@@ -515,18 +477,22 @@ impl Core {
                 let s = self.state.sessions.get_mut(&session).expect("session exists");
                 if s.quota_note.as_deref() != Some(note.as_str()) {
                     s.quota_note = Some(note);
-                    self.log(format!(
-                        "quota: {session}: approaching the limit of {active} (\"{}\"), but no other account is available; not draining",
-                        snippet(&line, limits::SNIPPET_CHARS)
-                    ));
+                    self.event(Event::ApproachingLimit {
+                        session: session.clone(),
+                        account: active.clone(),
+                        snippet: snippet(&line, limits::SNIPPET_CHARS),
+                        draining: false,
+                    });
                 }
                 return;
             }
             self.state.draining = Some(active.clone());
-            self.warn(format!(
-                "quota: {session}: approaching the limit of {active} (\"{}\"); draining: no new tasks, swap when the pool's tasks are done",
-                snippet(&line, limits::SNIPPET_CHARS)
-            ));
+            self.event(Event::ApproachingLimit {
+                session: session.clone(),
+                account: active.clone(),
+                snippet: snippet(&line, limits::SNIPPET_CHARS),
+                draining: true,
+            });
         }
         let working = self
             .state
@@ -564,7 +530,7 @@ impl Core {
         let active = self.state.active.clone();
         if self.usable(&active) {
             self.state.all_exhausted = false;
-            self.log(format!("account {active} is available again; work resumes"));
+            self.event(Event::WorkResumes { account: active });
             return;
         }
         let next = self

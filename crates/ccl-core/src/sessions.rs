@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::core::{limits, Action, Activity, Core, HookEvent, Kind, Observation, Seen, SessionObs, SessionState};
+use crate::event::Event;
 use crate::screen::{self, ScreenState};
 use crate::util::{shell_quote, snippet};
 
@@ -449,7 +450,9 @@ impl Core {
                 {
                     // Claude went on past the prompt it asked: answered.
                     state.attention = None;
-                    self.log(format!("{name}: no longer needs attention"));
+                    self.event(Event::AttentionCleared {
+                        session: name.to_string(),
+                    });
                 }
                 _ => {}
             }
@@ -503,7 +506,9 @@ impl Core {
                 };
                 if cleared && !uncreatable && state.attention.is_some() && matches!(state.activity, Activity::Free) {
                     state.attention = None;
-                    self.log(format!("{name}: no longer needs attention"));
+                    self.event(Event::AttentionCleared {
+                        session: name.to_string(),
+                    });
                 }
             }
         }
@@ -514,7 +519,10 @@ impl Core {
         if let Some(s) = self.state.sessions.get_mut(name) {
             s.attention = Some(reason.trim_start_matches("needs attention: ").to_string());
         }
-        self.warn(format!("{name}: {reason}"));
+        self.event(Event::NeedsAttention {
+            session: name.to_string(),
+            reason: reason.to_string(),
+        });
         let mut env = vec![("CCL_SESSION", name.to_string()), ("CCL_REASON", reason.to_string())];
         if let Some(account) = self.state.sessions.get(name).and_then(|s| s.account.clone()) {
             env.push(("CCL_ACCOUNT", account));

@@ -21,6 +21,7 @@
 use crate::core::{
     limits, Action, Activity, AfterLaunch, Core, Kind, Observation, RequestKind, Seen, Swap, SwapMember, SwapRecord,
 };
+use crate::event::Event;
 use crate::screen;
 use crate::sessions::{Continue, FOREIGN_QUOTE_CHARS};
 use crate::util::rfc3339;
@@ -39,9 +40,10 @@ impl Core {
                     .earliest_reset()
                     .map(|(_, t)| rfc3339(t))
                     .unwrap_or_else(|| "-".into());
-                self.warn(format!(
-                    "all accounts exhausted until {until}; dispatch waits ({reason})"
-                ));
+                self.event(Event::AllExhausted {
+                    until: until.clone(),
+                    reason: reason.clone(),
+                });
                 self.hook(
                     "on_all_exhausted",
                     vec![
@@ -85,14 +87,13 @@ impl Core {
             };
         }
         let names: Vec<&str> = members.iter().map(|m| m.session.as_str()).collect();
-        self.warn(format!(
-            "swap from {from} to {to} begins: {reason}; sessions to move: {}",
-            if names.is_empty() {
-                "none".into()
-            } else {
-                names.join(", ")
-            }
-        ));
+        self.event(Event::SwapBegins {
+            from: from.clone(),
+            to: to.clone(),
+            reason: reason.clone(),
+            members: names.iter().map(|n| n.to_string()).collect(),
+            at_boundaries: false,
+        });
         self.state.swap = Some(Swap {
             from,
             to,
@@ -131,14 +132,13 @@ impl Core {
             });
         }
         let names: Vec<&str> = members.iter().map(|m| m.session.as_str()).collect();
-        self.warn(format!(
-            "swap from {from} to {to} begins at turn boundaries: {reason}; new work starts under {to}; sessions to move: {}",
-            if names.is_empty() {
-                "none".into()
-            } else {
-                names.join(", ")
-            }
-        ));
+        self.event(Event::SwapBegins {
+            from: from.clone(),
+            to: to.clone(),
+            reason: reason.clone(),
+            members: names.iter().map(|n| n.to_string()).collect(),
+            at_boundaries: true,
+        });
         self.state.active = to.clone();
         self.state.draining = None;
         self.state.swap = Some(Swap {
@@ -206,10 +206,10 @@ impl Core {
         m.cwd = s.cwd.clone();
         m.had_task = s.assignment.is_some();
         let name = m.session.clone();
-        self.log(format!(
-            "{name}: at its turn boundary; moving it to {}",
-            self.state.active
-        ));
+        self.event(Event::MemberAtBoundary {
+            session: name.clone(),
+            to: self.state.active.clone(),
+        });
         if let Some(s) = self.state.sessions.get_mut(&name) {
             s.activity = Activity::Stopping {
                 since_ms: self.now_ms,
@@ -263,10 +263,12 @@ impl Core {
             reason: swap.reason.clone(),
         });
         let took_s = (self.now_ms - swap.started_ms) / 1000;
-        self.warn(format!(
-            "swapped from {} to {} in {took_s}s ({})",
-            swap.from, swap.to, swap.reason
-        ));
+        self.event(Event::Swapped {
+            from: swap.from.clone(),
+            to: swap.to.clone(),
+            took_s,
+            reason: swap.reason.clone(),
+        });
         let reset_at = self
             .state
             .accounts
@@ -336,10 +338,10 @@ impl Core {
         }
         if self.now_ms >= deadline_ms {
             let workdir = self.workdir_of(&name);
-            self.warn(format!(
-                "{name}: claude did not stop within {}s; recreating the session",
-                limits::STOP_TIMEOUT_MS / 1000
-            ));
+            self.event(Event::StopTimedOut {
+                session: name.clone(),
+                timeout_s: limits::STOP_TIMEOUT_MS / 1000,
+            });
             self.push(Action::KillSession {
                 session: name.clone(),
                 reason: "claude did not stop for the swap".into(),
@@ -364,10 +366,10 @@ impl Core {
             _ if dedicated && !exit_sent => match self.claude_pids.get(&name).copied() {
                 Some(pid) => {
                     if let Some(draft) = self.box_text(&name) {
-                        self.log(format!(
-                            "{name}: keeping its unsent draft across the swap: \"{}\"",
-                            snippet(&draft, FOREIGN_QUOTE_CHARS)
-                        ));
+                        self.event(Event::DraftKept {
+                            session: name.clone(),
+                            snippet: snippet(&draft, FOREIGN_QUOTE_CHARS),
+                        });
                         if let Some(s) = self.state.sessions.get_mut(&name) {
                             s.draft = Some(draft);
                         }
@@ -378,9 +380,7 @@ impl Core {
                     });
                     exit_now = true;
                 }
-                None => self.log(format!(
-                    "{name}: no claude process known for its conversation yet; nothing signalled"
-                )),
+                None => self.event(Event::NothingToStop { session: name.clone() }),
             },
             _ if dedicated => {}
             // A busy turn ignores /exit: Escape first.
@@ -392,10 +392,10 @@ impl Core {
             // logged, so nothing goes without a trace.
             Seen::Idle if !input_empty => {
                 let text = self.box_text(&name).unwrap_or_default();
-                self.warn(format!(
-                    "{name}: clearing claude's input box for the swap; it held \"{}\"",
-                    snippet(&text, limits::MAX_DRAFT_LOG_CHARS)
-                ));
+                self.event(Event::BoxCleared {
+                    session: name.clone(),
+                    snippet: snippet(&text, limits::MAX_DRAFT_LOG_CHARS),
+                });
                 self.push(Action::SendKeys {
                     session: name.clone(),
                     keys: vec!["Escape".into(), "Escape".into()],
@@ -413,7 +413,7 @@ impl Core {
             // limit line; a `/exit` typed just then is taken by the menu, which closes and
             // leaves Claude idle. Still idle well after `/exit`: type it again.
             Seen::Idle if exit_at_ms.unwrap_or(since_ms) + limits::EXIT_RETRY_MS <= self.now_ms => {
-                self.log(format!("{name}: claude is still idle after /exit; typing it again"));
+                self.event(Event::ExitRetyped { session: name.clone() });
                 self.push(Action::TypeLine {
                     session: name.clone(),
                     line: "/exit".into(),
@@ -451,10 +451,10 @@ impl Core {
     pub(crate) fn drop_draft(&mut self, name: &str) {
         let draft = self.state.sessions.get_mut(name).and_then(|s| s.draft.take());
         if let Some(draft) = draft {
-            self.warn(format!(
-                "{name}: its unsent draft could not be put back after the swap: \"{}\"",
-                snippet(&draft, limits::MAX_DRAFT_LOG_CHARS)
-            ));
+            self.event(Event::DraftLost {
+                session: name.to_string(),
+                snippet: snippet(&draft, limits::MAX_DRAFT_LOG_CHARS),
+            });
         }
     }
 
@@ -472,7 +472,7 @@ impl Core {
         s.self_continuing = false;
         s.account = None;
         if s.seen == Seen::Absent {
-            self.warn(format!("{name}: absent after the swap; not relaunched"));
+            self.event(Event::MemberAbsent { session: name });
             return;
         }
         // Claude writes a transcript with the first prompt, so a task that was claimed or
@@ -487,36 +487,42 @@ impl Core {
         let cwd = m.cwd.clone().unwrap_or_else(|| self.workdir_of(&name));
         match (m.kind, valid_id) {
             (Kind::Pool, _) if unsubmitted => {
-                self.log(format!(
-                    "{name}: its task was not submitted yet; starting it afresh under {}",
-                    self.state.active
-                ));
+                self.event(Event::TaskRestarted {
+                    session: name.clone(),
+                    account: self.state.active.clone(),
+                });
                 // In its worktree if it has one (or once it is made), else its project.
                 self.launch_task(&name);
             }
             (Kind::Dedicated, Some(id)) => {
-                self.log(format!(
-                    "{name}: resuming conversation {id} under {}",
-                    self.state.active
-                ));
+                self.event(Event::Resuming {
+                    session: name.clone(),
+                    conversation: id.clone(),
+                    account: self.state.active.clone(),
+                    task: false,
+                });
                 if !self.launch(&name, &cwd, &id, Continue::Resume, AfterLaunch::Nothing) {
-                    self.warn(format!(
-                        "{name}: left at its shell after the swap: its command line holds text ccl did not type (resume it with: claude --resume {id})"
-                    ));
+                    self.event(Event::LeftAtShell {
+                        session: name.clone(),
+                        conversation: Some(id.clone()),
+                    });
                 }
             }
             (Kind::Dedicated, None) => {
-                self.warn(format!(
-                    "{name}: left at its shell after the swap: no conversation id is known (never started blind)"
-                ));
+                self.event(Event::LeftAtShell {
+                    session: name.clone(),
+                    conversation: None,
+                });
             }
             (Kind::Pool, Some(id)) if m.had_task => {
                 // A task's conversation lives in its worktree, whatever the pane showed.
                 let cwd = task_worktree.unwrap_or(cwd);
-                self.log(format!(
-                    "{name}: resuming task conversation {id} under {}",
-                    self.state.active
-                ));
+                self.event(Event::Resuming {
+                    session: name.clone(),
+                    conversation: id.clone(),
+                    account: self.state.active.clone(),
+                    task: true,
+                });
                 if !self.launch(&name, &cwd, &id, Continue::Resume, AfterLaunch::Continue) {
                     self.give_back(&name, "its shell line holds text ccl did not type", false);
                 }

@@ -25,7 +25,11 @@ use crate::config::Config;
 use crate::core::{Action, Core, Observation, State};
 
 pub const FORMAT: &str = "ccl-trace";
-pub const VERSION: u32 = 1;
+/// Version 2 records the core's decisions as `{"action": "event", "event": …}`; version
+/// 1 recorded them as log lines, and still replays (see [`actions_match`]).
+pub const VERSION: u32 = 2;
+/// The oldest version still read.
+pub const OLDEST_VERSION: u32 = 1;
 /// Longest trace line read back (a turn with many full captures).
 pub const MAX_LINE_BYTES: usize = 64 * 1024 * 1024;
 
@@ -136,9 +140,9 @@ pub fn parse(mut reader: impl BufRead, source: &str) -> Result<Trace> {
         bail!("{}:1: not a ccl trace (no \"format\": \"{FORMAT}\")", source);
     }
     let version = head.get("version").and_then(Value::as_u64).unwrap_or(0);
-    if version != VERSION as u64 {
+    if !(OLDEST_VERSION as u64..=VERSION as u64).contains(&version) {
         bail!(
-            "{}:1: unknown trace format version {version} (this ccl reads version {VERSION})",
+            "{}:1: unknown trace format version {version} (this ccl reads versions {OLDEST_VERSION} to {VERSION})",
             source
         );
     }
@@ -218,7 +222,7 @@ pub fn replay(trace: &Trace) -> (Replay, Vec<Vec<Action>>) {
             } => {
                 let actual = core.step(observation);
                 turns += 1;
-                if actual != *actions {
+                if !actions_match(h.version, actions, &actual) {
                     return (
                         Replay::Diverged {
                             turn: *turn,
@@ -233,6 +237,20 @@ pub fn replay(trace: &Trace) -> (Replay, Vec<Vec<Action>>) {
         }
     }
     (Replay::AllMatch { turns }, all)
+}
+
+/// Whether a turn's recorded actions are the ones replay produced. A version-1 trace
+/// recorded each decision as a log line: there, `Log { level, message }` matches
+/// `Event(e)` when `e` displays as `message` at the level version 1 gave it.
+pub fn actions_match(version: u32, recorded: &[Action], actual: &[Action]) -> bool {
+    if version >= 2 {
+        return recorded == actual;
+    }
+    recorded.len() == actual.len()
+        && recorded.iter().zip(actual).all(|(r, a)| match (r, a) {
+            (Action::Log { level, message }, Action::Event(e)) => *level == e.v1_level() && e.to_string() == *message,
+            _ => r == a,
+        })
 }
 
 /// Renders a trace for people: one block per turn with its time, what each managed

@@ -14,6 +14,7 @@
 use crate::core::{
     limits, Action, Activity, AfterLaunch, Core, HookEvent, Kind, Observation, PasteKind, Seen, TaskRef, TaskReport,
 };
+use crate::event::Event;
 use crate::sessions::{last_line, ShellLine, FOREIGN_BOX_TEXT, FOREIGN_QUOTE_CHARS};
 use crate::transcript::Signal;
 use crate::util::{rfc3339, snippet};
@@ -73,14 +74,13 @@ impl Core {
             match (&outcome.worktree, &outcome.error) {
                 (Some(wt), _) => {
                     a.worktree = Some(wt.clone());
-                    let line = format!(
-                        "{}: worktree {} on branch {} for {}",
-                        outcome.session,
-                        wt.path.display(),
-                        wt.branch,
-                        outcome.task
-                    );
-                    self.log(line);
+                    let event = Event::WorktreeMade {
+                        session: outcome.session.clone(),
+                        path: wt.path.display().to_string(),
+                        branch: wt.branch.clone(),
+                        task: outcome.task.to_string(),
+                    };
+                    self.event(event);
                 }
                 (None, error) => {
                     let task = a.task.clone();
@@ -144,10 +144,10 @@ impl Core {
         ) {
             s.activity = Activity::Free;
         }
-        self.warn(format!(
-            "{name}: a dedicated session was marked as working on {}; marked idle, task back to the inbox",
-            a.task
-        ));
+        self.event(Event::DedicatedHadTask {
+            session: name.to_string(),
+            task: a.task.to_string(),
+        });
         self.push(Action::RequeueTask {
             queue: a.task.queue.clone(),
             task: a.task.task.clone(),
@@ -256,9 +256,10 @@ impl Core {
                 }
                 match then {
                     AfterLaunch::Nothing => {
-                        self.warn(format!(
-                            "{name}: claude exited right after launch ({why}); left at its shell"
-                        ));
+                        self.event(Event::LaunchExited {
+                            session: name.to_string(),
+                            why: why.to_string(),
+                        });
                         self.drop_draft(name);
                     }
                     _ => self.give_back(name, &format!("claude exited right after launch: {why}"), true),
@@ -290,7 +291,10 @@ impl Core {
                     s.account = None;
                     s.cwd = None;
                     let workdir = self.config.pool.workdir.clone();
-                    self.warn(format!("{name}: {why}; recreating the session"));
+                    self.event(Event::LaunchTimedOut {
+                        session: name.to_string(),
+                        why: why.clone(),
+                    });
                     self.push(Action::KillSession {
                         session: name.into(),
                         reason: "claude did not start".into(),
@@ -311,20 +315,22 @@ impl Core {
     fn ready_for_the_operator(&mut self, name: &str) {
         let draft = self.state.sessions.get_mut(name).and_then(|s| s.draft.take());
         let Some(draft) = draft else {
-            return self.log(format!("{name}: claude is ready"));
+            return self.event(Event::Ready {
+                session: name.to_string(),
+            });
         };
         if let Some(text) = self.box_text(name) {
             // Someone typed into the new box already: never mix two texts.
-            return self.warn(format!(
-                "{name}: claude is ready; its draft from before the swap is not put back, the box holds \"{}\" (draft: \"{}\")",
-                snippet(&text, FOREIGN_QUOTE_CHARS),
-                snippet(&draft, limits::MAX_DRAFT_LOG_CHARS)
-            ));
+            return self.event(Event::DraftNotRestored {
+                session: name.to_string(),
+                box_snippet: snippet(&text, FOREIGN_QUOTE_CHARS),
+                draft_snippet: snippet(&draft, limits::MAX_DRAFT_LOG_CHARS),
+            });
         }
-        self.log(format!(
-            "{name}: claude is ready; its unsent draft is back in the input box: \"{}\"",
-            snippet(&draft, FOREIGN_QUOTE_CHARS)
-        ));
+        self.event(Event::DraftRestored {
+            session: name.to_string(),
+            snippet: snippet(&draft, FOREIGN_QUOTE_CHARS),
+        });
         self.push(Action::PasteText {
             session: name.into(),
             text: draft,
@@ -422,20 +428,17 @@ impl Core {
             if let Some(a) = s.assignment.as_mut() {
                 a.started_ms.get_or_insert(self.now_ms);
             }
-            let what = if text == PasteKind::Task {
-                "task"
-            } else {
-                "continue prompt"
-            };
+            let what = text != PasteKind::Task;
             s.activity = Activity::Working {
                 since_ms: self.now_ms,
                 turn_ended: false,
                 idle_turns: 0,
             };
-            self.log(format!(
-                "{name}: {what} submitted{}",
-                if hook_taken { " (UserPromptSubmit)" } else { "" }
-            ));
+            self.event(Event::Submitted {
+                session: name.to_string(),
+                continue_prompt: what,
+                hook: hook_taken,
+            });
             if hook_end.is_some() {
                 // The whole turn happened between two observations: end it now.
                 let now_ms = self.now_ms;
@@ -513,9 +516,10 @@ impl Core {
                         keys: vec!["Escape".into()],
                     }),
                     Seen::Idle => {
-                        self.log(format!(
-                            "{name}: account {account} is usable again; sending the continue prompt"
-                        ));
+                        self.event(Event::ContinueAfterReset {
+                            session: name.to_string(),
+                            account: account.clone(),
+                        });
                         self.paste_continue(name);
                     }
                     _ => {}
@@ -543,7 +547,9 @@ impl Core {
                     return self.after_wrap_up(name, since_ms, limits::IDLE_TURNS_TO_FINISH);
                 }
                 if s.assignment.is_some() {
-                    self.log(format!("{name}: turn finished (Stop)"));
+                    self.event(Event::TurnFinished {
+                        session: name.to_string(),
+                    });
                 }
                 return self.finish(name);
             }
@@ -651,9 +657,9 @@ impl Core {
                 if !s.self_continuing {
                     s.self_continuing = true;
                     s.usable_since_ms = None;
-                    self.log(format!(
-                        "{name}: claude waits for the limit to reset and will continue by itself"
-                    ));
+                    self.event(Event::WaitsForReset {
+                        session: name.to_string(),
+                    });
                 }
                 if !usable {
                     return true;
@@ -665,10 +671,10 @@ impl Core {
                 }
                 s.self_continuing = false;
                 s.usable_since_ms = None;
-                self.log(format!(
-                    "{name}: claude did not continue by itself within {}s of the reset; sending the continue prompt",
-                    limits::AUTO_CONTINUE_GRACE_MS / 1000
-                ));
+                self.event(Event::NoAutoContinue {
+                    session: name.to_string(),
+                    grace_s: limits::AUTO_CONTINUE_GRACE_MS / 1000,
+                });
                 false
             }
             _ if s.seen == Seen::Busy && (waiting_before || shown == Some(AutoContinue::Continuing)) => {
@@ -681,9 +687,9 @@ impl Core {
                     turn_ended: false,
                     idle_turns: 0,
                 };
-                self.log(format!(
-                    "{name}: claude continued the turn by itself after the reset; the task goes on"
-                ));
+                self.event(Event::AutoContinued {
+                    session: name.to_string(),
+                });
                 true
             }
             _ => {
@@ -711,9 +717,9 @@ impl Core {
             };
             return;
         }
-        self.log(format!(
-            "{name}: its turn was wrapped up before the limit and no swap is coming; sending the continue prompt"
-        ));
+        self.event(Event::ContinueAfterWrapUp {
+            session: name.to_string(),
+        });
         self.state.sessions.get_mut(name).expect("session exists").wrapped_up = false;
         self.paste_continue(name);
     }
@@ -861,7 +867,11 @@ impl Core {
 
     /// `running/TASK` → `failed/` with the reason, a log line and the hook.
     pub(crate) fn fail_running(&mut self, name: &str, task: &TaskRef, reason: &str) {
-        self.warn(format!("{name}: {task}: {reason}"));
+        self.event(Event::TaskFailed {
+            session: name.to_string(),
+            task: task.to_string(),
+            reason: reason.to_string(),
+        });
         self.push(Action::FailTask {
             queue: task.queue.clone(),
             task: task.task.clone(),
@@ -969,10 +979,12 @@ impl Core {
             let why = format!("{reason} (after {attempts} attempts)");
             self.fail_running(name, &a.task, &with_worktree(&why, &a));
         } else {
-            self.warn(format!(
-                "{name}: {}: {reason}; back to the inbox (attempt {attempts})",
-                a.task
-            ));
+            self.event(Event::TaskRequeued {
+                session: name.to_string(),
+                task: a.task.to_string(),
+                reason: reason.to_string(),
+                attempt: attempts,
+            });
             self.push(Action::RequeueTask {
                 queue: a.task.queue.clone(),
                 task: a.task.task.clone(),
@@ -1173,16 +1185,17 @@ mod tests {
         let mut obs = observe(after, "Welcome to the other tool\n> ");
         obs.sessions.as_mut().unwrap()[0].command = "my-agent".into();
         let actions = core.step(&obs);
-        let said: Vec<String> = actions
+        let said: Vec<&Event> = actions
             .iter()
             .filter_map(|a| match a {
-                Action::Log { message, .. } => Some(message.clone()),
+                Action::Event(e) => Some(e),
                 _ => None,
             })
             .collect();
         assert!(
-            said.iter().any(|m| m
-                .contains("ccl-auto-11: claude did not become ready within 60s: the pane runs 'my-agent', not claude")),
+            said.iter().any(|e| matches!(e, Event::LaunchTimedOut { session, why }
+                if session == "ccl-auto-11"
+                    && why.starts_with("claude did not become ready within 60s: the pane runs 'my-agent', not claude"))),
             "{said:#?}"
         );
     }
@@ -1205,7 +1218,7 @@ mod tests {
         let actions = core.step(&observe(after, &format!("bash-5.2$ {LINE}")));
         let kinds: Vec<String> = actions
             .iter()
-            .filter(|a| !matches!(a, Action::Log { .. }))
+            .filter(|a| !matches!(a, Action::Log { .. } | Action::Event(_)))
             .map(|a| a.to_string())
             .collect();
         assert!(

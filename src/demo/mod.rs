@@ -36,7 +36,8 @@ use crate::adapters::tmux::{ExecTmux, Tmux};
 use crate::shell::state;
 use crate::status::Report;
 use ccl_core::config::Config;
-use ccl_core::core::{Seen, State};
+use ccl_core::core::{Action, Seen, State};
+use ccl_core::event::{Event, QuotaDecision};
 use ccl_core::screen::{self, ScreenState};
 use ccl_core::util::shell_quote;
 
@@ -108,21 +109,34 @@ const TASKS: &[(&str, &str)] = &[
 /// conversation the swap must carry over has something in it.
 const OPERATOR_PROMPT: &str = "Explain what this repository does. [fake:work=1s]";
 
-/// Log lines worth showing as they happen: the swap, the resumes, finished and failed
-/// tasks, and anything that needs the operator.
-const NOTABLE: &[&str] = &[
-    "decision=swap",
-    "swap from",
-    "resuming",
-    "afresh",
-    " done in ",
-    " failed",
-    "needs attention",
-    "all accounts exhausted",
-    "left at its shell",
-    "did not stop",
-    " ERROR ",
-];
+/// The daemon's decisions worth showing as they happen: the limit and the swap, the
+/// resumes, finished and failed tasks, and anything that needs the operator. They are read
+/// as data from the run's trace (`ccl run --record`), not out of the log's words.
+fn notable(action: &Action) -> bool {
+    match action {
+        Action::FinishTask { .. } | Action::FailTask { .. } => true,
+        Action::Event(event) => matches!(
+            event,
+            Event::LimitDetected {
+                decision: QuotaDecision::Swap | QuotaDecision::Exhausted,
+                ..
+            } | Event::SwapBegins { .. }
+                | Event::SwapGivenUp { .. }
+                | Event::Resuming { .. }
+                | Event::TaskRestarted { .. }
+                | Event::AllExhausted { .. }
+                | Event::LeftAtShell { .. }
+                | Event::LaunchExited { .. }
+                | Event::StopTimedOut { .. }
+                | Event::NeedsAttention { .. }
+                | Event::AttentionCleared { .. }
+        ),
+        _ => false,
+    }
+}
+
+/// Bytes of the run's trace read per refresh; the rest waits for the next one.
+const TRACE_READ_BYTES: u64 = 8 << 20;
 
 pub fn run(keep: bool) -> Result<bool> {
     let started = Instant::now();
@@ -201,11 +215,13 @@ struct Demo {
     config: Config,
     config_path: PathBuf,
     log: LogTail,
+    /// The run's trace, where the daemon's decisions are read as they happen.
+    trace: LogTail,
     daemon: Option<Child>,
     /// The account made to hit its limit, and when, once it happened.
     limited: Option<(String, Instant)>,
     events: VecDeque<String>,
-    /// When the daemon logged that a swap begins, until the demo has said it is complete.
+    /// When the daemon decided that a swap begins, until the demo has said it is complete.
     swap_began: Option<Instant>,
     /// The swap's completion (every conversation resumed) has been told.
     swap_told: bool,
@@ -247,7 +263,8 @@ impl Demo {
             }
         };
         Ok(Demo {
-            log: LogTail::new(root.join("ccl.log")),
+            log: LogTail::new(root.join("ccl.log"), LOG_READ_BYTES),
+            trace: LogTail::new(root.join("ccl.trace"), TRACE_READ_BYTES),
             root,
             socket,
             keep,
@@ -368,6 +385,8 @@ impl Demo {
             .arg("-c")
             .arg(&self.config_path)
             .arg("run")
+            .arg("--record")
+            .arg(&self.trace.path)
             .env("HOME", self.root.join("home"))
             .envs(xdg_inside(&self.root.join("home")))
             .env("SHELL", "/bin/sh")
@@ -404,16 +423,23 @@ impl Demo {
         let mut last_story = String::new();
         loop {
             let new_lines = self.log.read_new();
+            let decisions = decisions(&self.trace.read_new());
             let view = self.view();
             if self.swap_began.is_none()
-                && new_lines
+                && decisions
                     .iter()
-                    .any(|l| l.contains("swap from") && l.contains("begins"))
+                    .any(|(_, a)| matches!(a, Action::Event(Event::SwapBegins { .. })))
             {
                 self.swap_began = Some(Instant::now());
             }
-            for line in new_lines.iter().filter(|l| NOTABLE.iter().any(|n| l.contains(n))) {
-                let event = event_line(line);
+            let shown = decisions
+                .iter()
+                .filter(|(_, a)| notable(a))
+                .map(|(t_ms, a)| format!("{} {a}", clock(*t_ms)))
+                // A broken invariant is the shell's to see, so only its log says it.
+                .chain(new_lines.iter().filter(|l| l.contains(" ERROR ")).map(|l| event_line(l)))
+                .collect::<Vec<_>>();
+            for event in shown {
                 if !tty {
                     println!("  {event}");
                 }
@@ -786,18 +812,21 @@ impl View {
     }
 }
 
-/// The daemon's log, read as it grows.
+/// A file the daemon appends lines to (its log, the run's trace), read as it grows.
 struct LogTail {
     path: PathBuf,
+    /// Bytes read per call at most.
+    chunk: u64,
     offset: u64,
     partial: String,
     last: VecDeque<String>,
 }
 
 impl LogTail {
-    fn new(path: PathBuf) -> LogTail {
+    fn new(path: PathBuf, chunk: u64) -> LogTail {
         LogTail {
             path,
+            chunk,
             offset: 0,
             partial: String::new(),
             last: VecDeque::new(),
@@ -813,7 +842,7 @@ impl LogTail {
             return Vec::new();
         }
         let mut bytes = Vec::new();
-        let Ok(n) = file.take(LOG_READ_BYTES).read_to_end(&mut bytes) else {
+        let Ok(n) = file.take(self.chunk).read_to_end(&mut bytes) else {
             return Vec::new();
         };
         self.offset += n as u64;
@@ -839,6 +868,30 @@ impl LogTail {
             .collect::<Vec<_>>()
             .join("\n")
     }
+}
+
+/// The actions of the trace lines read, each with its turn's time; the header and reload
+/// lines have none, and a line that does not parse is passed over.
+fn decisions(lines: &[String]) -> Vec<(i64, Action)> {
+    #[derive(serde::Deserialize)]
+    struct TurnActions {
+        #[serde(default)]
+        t: i64,
+        #[serde(default)]
+        actions: Vec<Action>,
+    }
+    lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<TurnActions>(l).ok())
+        .flat_map(|turn| turn.actions.into_iter().map(move |a| (turn.t, a)))
+        .collect()
+}
+
+/// A turn's time as the log shows it (UTC): `10:11:12`.
+fn clock(t_ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(t_ms)
+        .map(|t| t.strftime("%H:%M:%S").to_string())
+        .unwrap_or_default()
 }
 
 /// `[2026-01-02T10:11:12.345Z WARN  ccl::executor] message` → `10:11:12 message`.
@@ -1109,6 +1162,40 @@ mod tests {
             "the latest event is shown:\n{frame}"
         );
         assert!(frame.contains("ccl-1-operator"), "{frame}");
+    }
+
+    #[test]
+    fn the_runs_decisions_are_read_from_its_trace_and_the_notable_ones_shown() {
+        let begins = Action::Event(Event::SwapBegins {
+            from: "alpha".into(),
+            to: "beta".into(),
+            reason: "usage limit of alpha".into(),
+            members: vec!["ccl-1-operator".into()],
+            at_boundaries: false,
+        });
+        let routine = Action::Event(Event::Submitted {
+            session: "ccl-auto-11".into(),
+            continue_prompt: false,
+            hook: true,
+        });
+        let turn = serde_json::json!({"turn": 7, "t": 1_767_348_672_000_i64, "observation": {}, "actions": [begins, routine]});
+        let lines = vec![
+            r#"{"format": "ccl-trace", "version": 2}"#.to_string(),
+            turn.to_string(),
+            r#"{"turn": 8, "reload": {}}"#.to_string(),
+            "{\"turn\": 9, \"t\": ".to_string(),
+        ];
+        let read = decisions(&lines);
+        assert_eq!(read, vec![(1_767_348_672_000, begins.clone()), (1_767_348_672_000, routine.clone())]);
+        let shown: Vec<String> = read
+            .iter()
+            .filter(|(_, a)| notable(a))
+            .map(|(t, a)| format!("{} {a}", clock(*t)))
+            .collect();
+        assert_eq!(
+            shown,
+            ["10:11:12 swap from alpha to beta begins: usage limit of alpha; sessions to move: ccl-1-operator"]
+        );
     }
 
     #[test]

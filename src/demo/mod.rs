@@ -437,7 +437,12 @@ impl Demo {
                 .filter(|(_, a)| notable(a))
                 .map(|(t_ms, a)| format!("{} {a}", clock(*t_ms)))
                 // A broken invariant is the shell's to see, so only its log says it.
-                .chain(new_lines.iter().filter(|l| l.contains(" ERROR ")).map(|l| event_line(l)))
+                .chain(
+                    new_lines
+                        .iter()
+                        .filter(|l| l.contains(" ERROR "))
+                        .map(|l| event_line(l)),
+                )
                 .collect::<Vec<_>>();
             for event in shown {
                 if !tty {
@@ -1178,7 +1183,8 @@ mod tests {
             continue_prompt: false,
             hook: true,
         });
-        let turn = serde_json::json!({"turn": 7, "t": 1_767_348_672_000_i64, "observation": {}, "actions": [begins, routine]});
+        let turn =
+            serde_json::json!({"turn": 7, "t": 1_767_348_672_000_i64, "observation": {}, "actions": [begins, routine]});
         let lines = vec![
             r#"{"format": "ccl-trace", "version": 2}"#.to_string(),
             turn.to_string(),
@@ -1186,7 +1192,13 @@ mod tests {
             "{\"turn\": 9, \"t\": ".to_string(),
         ];
         let read = decisions(&lines);
-        assert_eq!(read, vec![(1_767_348_672_000, begins.clone()), (1_767_348_672_000, routine.clone())]);
+        assert_eq!(
+            read,
+            vec![
+                (1_767_348_672_000, begins.clone()),
+                (1_767_348_672_000, routine.clone())
+            ]
+        );
         let shown: Vec<String> = read
             .iter()
             .filter(|(_, a)| notable(a))

@@ -20,6 +20,16 @@ use ccl_core::config::Config;
 use ccl_core::core::{limits, Action, ClaimError, Level, TaskRef, WorktreeOutcome};
 use ccl_core::sessions::is_claude_name;
 
+/// The level a failed action is logged at. A Claude that could not be stopped breaks an
+/// invariant (a swap moves every member; nothing but that checked pid is signalled), so
+/// ERROR; any other failed action is degraded work the core hears of and handles, so WARN.
+fn failure_level(action: &Action) -> Level {
+    match action {
+        Action::StopClaude { .. } => Level::Error,
+        _ => Level::Warn,
+    }
+}
+
 /// One log line at the level the core (or the executor) gave it.
 fn log_at(level: Level, message: &str) {
     match level {
@@ -48,13 +58,7 @@ impl Shell {
                 _ => match self.carry_out(config, action, now_ms) {
                     Ok(()) => log::info!("{action}"),
                     Err(e) => {
-                        // A Claude that could not be stopped breaks the swap's promise
-                        // (every member moves); any other failed action is degraded work.
-                        let level = match action {
-                            Action::StopClaude { .. } => Level::Error,
-                            _ => Level::Warn,
-                        };
-                        log_at(level, &format!("failed: {action}: {e:#}"));
+                        log_at(failure_level(action), &format!("failed: {action}: {e:#}"));
                         if let Action::ClaimTask { session, queue, task } = action {
                             skip.insert(session.clone());
                             let task = TaskRef {
@@ -248,5 +252,25 @@ fn registry_pids(config: &Config, session: &str) -> Vec<u32> {
 fn log_renamed(queue: &str, task: &str, dir: &str, filed: Option<String>) {
     if let Some(new) = filed {
         log::info!("{queue}/{task}: {dir}/{task} is taken or too long; filed as {dir}/{new}, the earlier file kept");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_stop_is_an_error_and_other_failures_are_warnings() {
+        let stop = Action::StopClaude {
+            session: "ccl-1-ops".into(),
+            pid: 4242,
+        };
+        let claim = Action::ClaimTask {
+            session: "ccl-auto-11".into(),
+            queue: "alpha".into(),
+            task: "t.md".into(),
+        };
+        assert_eq!(failure_level(&stop), Level::Error);
+        assert_eq!(failure_level(&claim), Level::Warn);
     }
 }

@@ -1,5 +1,5 @@
-//! The core's decisions as data: quota decisions, the steps of a swap and task outcomes.
-//! Each is an [`Event`] carried by `Action::Event`, so tests, the simulator, the demo and
+//! The core's decisions as data: quota decisions, the steps of a swap, task outcomes and
+//! what needs the operator. Each is an [`Event`] carried by `Action::Event`, so tests, the simulator, the demo and
 //! any reader of a trace match on a variant instead of on the words of a log line. The
 //! words are still there for operators: `Display` gives exactly the log line ccl wrote
 //! before events were typed, and [`Event::level`] the level it is logged at.

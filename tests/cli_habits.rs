@@ -2,7 +2,7 @@
 //! man page, `-` for stdin, `ccl replay --verbose` printing every decision, a value error
 //! naming its key, `check` comparing tmux's version with the minimum, and an interrupted
 //! demo exiting 130 with nothing left behind. Every command runs with its own `HOME`.
-mod common;
+use crate::common;
 
 use std::fs;
 use std::io::{BufRead, BufReader};

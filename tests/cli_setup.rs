@@ -3,7 +3,7 @@
 //! is none; `ccl init` writing a starter configuration from the Claude homes it finds;
 //! a `claude.command` with `~` or a path that does not exist; a queue whose project does
 //! not exist. Each runs the `ccl` binary with its own `HOME` and no tmux server.
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::{Path, PathBuf};

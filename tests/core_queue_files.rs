@@ -6,8 +6,7 @@
 //! the actions the core returns in the simulated world (tests/support/sim.rs), which also
 //! checks on every turn that each task's prompt is pasted once per attempt.
 
-#[path = "support/sim.rs"]
-mod sim;
+use crate::support::sim;
 
 use ccl_core::core::{Action, Level};
 use sim::*;

@@ -8,8 +8,7 @@
 //! a dedicated session never given a task or `/exit`, Enter only on ccl's own text in an
 //! empty box or shell line, no pane action in a turn without a tmux listing).
 
-#[path = "support/sim.rs"]
-mod sim;
+use crate::support::sim;
 
 use ccl_core::core::{Action, Activity, RequestKind, State, Usage, UsageWindow};
 use ccl_core::screen::LimitKind;

@@ -9,8 +9,7 @@
 //! operator; the status line fills the account's meters. Sessions without hooks keep the
 //! screen rules (`core_scenarios.rs`).
 
-#[path = "support/sim.rs"]
-mod sim;
+use crate::support::sim;
 
 use ccl_core::core::{Action, HookEvent, TaskReport};
 use sim::*;

@@ -4,7 +4,7 @@
 //! says nothing. ccl must still recognise the Claude it launched (by Claude's registry
 //! entry and the pane's foreground process group), run tasks through it, and stop and
 //! resume it on a swap.
-mod common;
+use crate::common;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

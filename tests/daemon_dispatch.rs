@@ -7,7 +7,7 @@
 //!
 //! The `ccl enqueue` test only runs `ccl` against files and runs in every tier; the rest
 //! need `CCL_TEST_TMUX=1`.
-mod common;
+use crate::common;
 
 use std::fs;
 use std::os::unix::fs::symlink;

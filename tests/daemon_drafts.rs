@@ -7,7 +7,7 @@
 //! cut off from its Enter by a crash that lost `state.json`, is not taken for a draft.
 //!
 //! All need `CCL_TEST_TMUX=1`.
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! test kills the daemon at each named moment of a task's life; the others each pin one
 //! fault: SIGKILL around the control client's attach, a state save that fails, a state
 //! file corrupted while a task runs.
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::fs;

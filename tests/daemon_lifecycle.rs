@@ -9,7 +9,7 @@
 //!
 //! Tests that need tmux start with the `CCL_TEST_TMUX=1` gate; the configuration and
 //! link tests only run `ccl` against files and run in every tier.
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::fs;

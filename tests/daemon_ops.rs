@@ -6,7 +6,7 @@
 //! pool and refuses an invalid file or a changed tmux socket while work goes on; and a
 //! near-limit warning drains the account (no new task) and swaps once the running task
 //! is done, so the next task runs under the new account.
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -1,6 +1,6 @@
 //! Real-tmux tier: tasks flow from the inbox through a pool session running the fake
 //! Claude to `done/`, verbatim, and never into a dedicated session.
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

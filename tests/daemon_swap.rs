@@ -6,7 +6,7 @@
 //! before `/exit`; a server error whose text says "rate limit" never swaps; `ccl swap`
 //! talks to the running daemon (and says so when there is none); and a restart adopts
 //! every session instead of recreating it.
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

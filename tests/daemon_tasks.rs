@@ -2,7 +2,7 @@
 //! (session, account, times, conversation and its transcript) and a failed task's reason;
 //! `ccl retry` puts a failed task back in the inbox and keeps its old reason, so a task
 //! that fails again has both; hooks get the variables an operator needs.
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -5,7 +5,7 @@
 //! mid-task continue in the same worktree; a project that is not a git repository fails
 //! its task with git's message; and `ccl worktrees prune` removes only the clean, merged
 //! worktrees, saying why it kept each other one.
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::fs;

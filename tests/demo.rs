@@ -3,7 +3,7 @@
 //! one account swap (with the interrupted conversations resumed), and leave nothing behind:
 //! no tmux server on its private socket, no temporary directory, no session on the user's
 //! default tmux server.
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::path::Path;

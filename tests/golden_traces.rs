@@ -11,8 +11,7 @@
 //! The `ccl replay` command is checked here too: match, divergence, corrupt line,
 //! unknown version.
 
-#[path = "support/sim.rs"]
-mod sim;
+use crate::support::sim;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -5,7 +5,7 @@
 //! resolution cannot tell apart — is in the very next observation. Runs on both tmux
 //! backends. Also: the control backend's fleet capture (all commands written before the
 //! first reply is read) gives each pane its own screen, in order.
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::Path;

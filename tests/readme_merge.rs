@@ -4,7 +4,7 @@
 //! in the shared target), never overwrite (the target's copy wins and the other is kept),
 //! never delete (each original stays as `NAME.before-ccl`), leave `ccl links --fix` with
 //! every link in place, and change nothing when run again.
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::fs;

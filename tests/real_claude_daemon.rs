@@ -14,7 +14,7 @@
 //! session running for a restart to adopt. Recorded
 //! runs replay action for action. Gated by `CCL_TEST_TMUX=1 CCL_TEST_CLAUDE=1` (see
 //! `common::real`); with `CCL_SAVE_SCREENS=1` new real screens go to the corpus.
-mod common;
+use crate::common;
 
 use ccl_core::core::Action;
 use ccl_core::trace::Line;

@@ -6,7 +6,7 @@
 //! `settings.json` has its own status line still shows it in a pool session, and no
 //! account's `settings.json` is changed by ccl. Recorded runs replay action for action.
 //! Gated by `CCL_TEST_TMUX=1 CCL_TEST_CLAUDE=1` (see `common::real`).
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::PathBuf;

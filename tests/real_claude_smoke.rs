@@ -9,7 +9,7 @@
 //! account home and the environment that points Claude at the mock are the daemon
 //! tier's (`tests/common/real.rs`), so both tiers prove the same setup.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

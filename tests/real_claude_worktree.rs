@@ -3,7 +3,7 @@
 //! under the trusted project, and completes there without the client ever stopping at
 //! its folder-trust question (a subdirectory of a trusted project is trusted). Gated by
 //! `CCL_TEST_TMUX=1 CCL_TEST_CLAUDE=1` (see `common::real`).
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -2,7 +2,7 @@
 //! never the real one of whoever runs the tests (a shell's history or Claude's URL-handler
 //! file would land there), and when a test's tmux server is dropped nothing that ran on
 //! its socket is left, even a server that stopped answering and a client of it.
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -10,7 +10,7 @@
 //! `AutoTmux` falls back to exec when control mode cannot run and returns to it after the
 //! back-off. Gated by `CCL_TEST_TMUX=1`.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! them, pasted text arrives byte for byte, a name never reaches a session it only
 //! prefixes, errors name the command and the session). Gated by `CCL_TEST_TMUX=1`.
 
-mod common;
+use crate::common;
 
 use ccl::adapters::tmux::ExecTmux;
 use common::tmux_scenarios::Backend;
@@ -15,4 +15,4 @@ impl Backend for ExecTmux {
     }
 }
 
-tmux_scenario_tests!(ccl::adapters::tmux::ExecTmux);
+crate::tmux_scenario_tests!(ccl::adapters::tmux::ExecTmux);

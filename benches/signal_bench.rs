@@ -1,5 +1,5 @@
 //! Benchmark of how fast ccl reacts on the real Claude Code (2.1.328) against the mock
-//! API, reusing the real-client test fixtures (`tests/common/real.rs`, `ccl_testkit::mockapi`).
+//! API, reusing the real-client test fixtures (`ccl_testkit::real`, `ccl_testkit::mockapi`).
 //! Prints one JSON line:
 //!
 //! - `done_ms`: for each of `--runs` tasks, from the mock's last answer in the task's
@@ -18,19 +18,23 @@
 //! ~/.cache/ccl/claude-code) cargo bench --bench signal_bench` (release), or `cargo test
 //! --bench signal_bench` for a debug build; arguments go after `--`. Figures, not a
 //! timed test: nothing here asserts a bound.
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use ccl_testkit::mockapi::Behaviour;
-use common::fleet::{FleetSpec, CCL};
-use common::real::{actions_on, now_unix, token, RealFleet};
+use ccl_testkit::fleet::FleetSpec;
+use ccl_testkit::real::{actions_on, now_unix, token, RealFleet};
+use ccl_testkit::Bins;
 use serde_json::json;
 
+/// The binaries under test, whose paths cargo gives bench targets as it does tests.
+const CCL: &str = env!("CARGO_BIN_EXE_ccl");
+const BINS: Bins = Bins {
+    ccl: CCL,
+    fake_claude: env!("CARGO_BIN_EXE_ccl-fake-claude"),
+};
 /// How long one task, limit or swap may take before the benchmark gives up.
 const WAIT: Duration = Duration::from_secs(120);
 /// How long the mock holds each answer while the fleet is busy (its longest delay).
@@ -139,7 +143,7 @@ fn latencies(args: &Args, bin: PathBuf) -> Result<(Vec<i64>, Vec<i64>)> {
         tick: args.tick.clone(),
         ..Default::default()
     };
-    let mut fleet = RealFleet::new("signal-bench", spec, bin);
+    let mut fleet = RealFleet::new(BINS, "signal-bench", spec, bin);
     fleet.start(None);
     let session = "ccl-auto-11";
 
@@ -223,7 +227,7 @@ fn swap(args: &Args, bin: PathBuf) -> Result<serde_json::Value> {
         max_running: Some(n),
         ..Default::default()
     };
-    let mut fleet = RealFleet::new("signal-bench-swap", spec, bin);
+    let mut fleet = RealFleet::new(BINS, "signal-bench-swap", spec, bin);
     fleet.mock.set_default(normal(HELD_MS));
     for i in 0..n {
         fleet.enqueue("q", &format!("Long task {i}"));
@@ -275,7 +279,7 @@ fn swap(args: &Args, bin: PathBuf) -> Result<serde_json::Value> {
 fn main() -> Result<()> {
     let args = parse_args()?;
     let bin = claude()?;
-    let version = common::real::claude_version(&bin);
+    let version = ccl_testkit::real::claude_version(&bin);
     let (done, limits) = if args.only.as_deref().is_none_or(|o| o != "swap") {
         latencies(&args, bin.clone())?
     } else {

@@ -2,7 +2,6 @@
 //! man page, `-` for stdin, `ccl replay --verbose` printing every decision, a value error
 //! naming its key, `check` comparing tmux's version with the minimum, and an interrupted
 //! demo exiting 130 with nothing left behind. Every command runs with its own `HOME`.
-use crate::common;
 
 use std::fs;
 use std::io::{BufRead, BufReader};
@@ -11,7 +10,8 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::fleet::{Fleet, FleetSpec, CCL};
+use crate::{BINS, CCL};
+use ccl_testkit::fleet::{Fleet, FleetSpec};
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -147,7 +147,7 @@ fn a_value_error_names_its_key_and_place() {
 
 #[test]
 fn enqueue_dash_reads_the_task_from_stdin() {
-    let f = Fleet::new("habits-dash", FleetSpec::default());
+    let f = Fleet::new(BINS, "habits-dash", FleetSpec::default());
     let out = f.ccl(&["enqueue", "q", "-"], Some(b"a task from a pipe\n"));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let name = stdout(&out).trim().to_string();
@@ -157,7 +157,7 @@ fn enqueue_dash_reads_the_task_from_stdin() {
 
 #[test]
 fn status_watch_into_a_pipe_prints_timed_snapshots_without_control_codes() {
-    let f = Fleet::new("habits-watch", FleetSpec::default());
+    let f = Fleet::new(BINS, "habits-watch", FleetSpec::default());
     let mut child = Command::new(CCL)
         .arg("-c")
         .arg(&f.config_path)
@@ -205,7 +205,7 @@ fn status_watch_into_a_pipe_prints_timed_snapshots_without_control_codes() {
 /// panicking about a broken pipe.
 #[test]
 fn status_into_a_pipe_that_closes_ends_quietly() {
-    let f = Fleet::new("habits-pipe", FleetSpec::default());
+    let f = Fleet::new(BINS, "habits-pipe", FleetSpec::default());
     let mut child = Command::new(CCL)
         .arg("-c")
         .arg(&f.config_path)
@@ -232,7 +232,7 @@ fn status_into_a_pipe_that_closes_ends_quietly() {
         }
     }
     let mut child = KillOnDrop(child);
-    let status = common::wait_until("ccl to end after its reader went away", Duration::from_secs(20), || {
+    let status = ccl_testkit::wait_until("ccl to end after its reader went away", Duration::from_secs(20), || {
         child.0.try_wait().unwrap()
     });
     let mut err = String::new();
@@ -254,7 +254,7 @@ fn status_into_a_pipe_that_closes_ends_quietly() {
 
 #[test]
 fn check_reports_a_tmux_older_than_the_minimum() {
-    let f = Fleet::new("habits-tmuxv", FleetSpec::default());
+    let f = Fleet::new(BINS, "habits-tmuxv", FleetSpec::default());
     let bin = f.root.join("oldbin");
     fs::create_dir_all(&bin).unwrap();
     let tmux = bin.join("tmux");
@@ -279,7 +279,7 @@ fn check_reports_a_tmux_older_than_the_minimum() {
 
 #[test]
 fn an_interrupted_demo_exits_130_and_leaves_no_tmux_server() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let home = tempfile::tempdir().unwrap();
@@ -319,7 +319,7 @@ fn an_interrupted_demo_exits_130_and_leaves_no_tmux_server() {
     });
     // SAFETY: signalling our own child, which has not been reaped.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let status = common::wait_until("the demo to exit", Duration::from_secs(30), || {
+    let status = ccl_testkit::wait_until("the demo to exit", Duration::from_secs(30), || {
         child.try_wait().unwrap()
     });
     reader.join().unwrap();

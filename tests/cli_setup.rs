@@ -3,13 +3,13 @@
 //! is none; `ccl init` writing a starter configuration from the Claude homes it finds;
 //! a `claude.command` with `~` or a path that does not exist; a queue whose project does
 //! not exist. Each runs the `ccl` binary with its own `HOME` and no tmux server.
-use crate::common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::fleet::{Fleet, FleetSpec, CCL};
+use crate::{BINS, CCL};
+use ccl_testkit::fleet::{Fleet, FleetSpec};
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -207,7 +207,7 @@ fn init_on_a_machine_without_claude_homes_still_writes_a_config_that_parses() {
 // The claude command
 
 fn fleet(tag: &str) -> Fleet {
-    Fleet::new(tag, FleetSpec::default())
+    Fleet::new(BINS, tag, FleetSpec::default())
 }
 
 #[test]
@@ -216,7 +216,7 @@ fn a_tilde_claude_command_expands_and_check_finds_it() {
     // HOME of the commands run by the fleet is ROOT/home.
     let bin = f.root.join("home/bin");
     fs::create_dir_all(&bin).unwrap();
-    std::os::unix::fs::symlink(common::fleet::FAKE_CLAUDE, bin.join("claude")).unwrap();
+    std::os::unix::fs::symlink(crate::FAKE_CLAUDE, bin.join("claude")).unwrap();
     let claude = f.root.join("bin/claude").display().to_string();
     f.write_config_edited("", &[(&claude, "~/bin/claude")]);
     let out = f.ccl(&["check"], None);

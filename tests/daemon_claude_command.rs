@@ -4,14 +4,14 @@
 //! says nothing. ccl must still recognise the Claude it launched (by Claude's registry
 //! entry and the pane's foreground process group), run tasks through it, and stop and
 //! resume it on a swap.
-use crate::common;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use common::fleet::{Fleet, FleetSpec, FAKE_CLAUDE};
-use common::wait_until;
+use crate::{BINS, FAKE_CLAUDE};
+use ccl_testkit::fleet::{Fleet, FleetSpec};
+use ccl_testkit::wait_until;
 
 /// Writes `bin/NAME`: a shell wrapper that runs the fake Claude as a child (no `exec`).
 fn wrapper(fleet: &Fleet, name: &str) -> String {
@@ -35,7 +35,7 @@ fn session(status: &serde_json::Value, name: &str) -> serde_json::Value {
 
 #[test]
 fn a_wrapper_with_another_name_runs_tasks_and_its_claude_is_stopped_and_resumed_on_a_swap() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let spec = FleetSpec {
@@ -44,7 +44,7 @@ fn a_wrapper_with_another_name_runs_tasks_and_its_claude_is_stopped_and_resumed_
         dedicated: vec!["ops".into()],
         ..Default::default()
     };
-    let mut fleet = Fleet::new("wrapper", spec);
+    let mut fleet = Fleet::new(BINS, "wrapper", spec);
     let claude_work = wrapper(&fleet, "claude-work");
     let link = fleet.root.join("bin/claude").display().to_string();
     fleet.write_config_edited("", &[(&link, &claude_work)]);
@@ -113,7 +113,7 @@ fn a_wrapper_with_another_name_runs_tasks_and_its_claude_is_stopped_and_resumed_
 
 #[test]
 fn a_bare_claude_command_found_on_ccls_path_runs_even_where_a_login_shell_resets_path() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let spec = FleetSpec {
@@ -121,7 +121,7 @@ fn a_bare_claude_command_found_on_ccls_path_runs_even_where_a_login_shell_resets
         pool_max: 1,
         ..Default::default()
     };
-    let mut fleet = Fleet::new("bare-command", spec);
+    let mut fleet = Fleet::new(BINS, "bare-command", spec);
     // A name only ccl's own PATH has: the panes' login shells set PATH from the system
     // profile, as they do on a real machine for a claude installed under ~/.local/bin.
     let name = format!("ccl-test-claude-{}", std::process::id());

@@ -7,14 +7,14 @@
 //!
 //! The `ccl enqueue` test only runs `ccl` against files and runs in every tier; the rest
 //! need `CCL_TEST_TMUX=1`.
-use crate::common;
 
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::time::Duration;
 
-use common::fleet::{Fleet, FleetSpec};
-use common::wait_until;
+use crate::BINS;
+use ccl_testkit::fleet::{Fleet, FleetSpec};
+use ccl_testkit::wait_until;
 
 /// Texts of every prompt the fake Claudes received, without the `/exit`s ccl types to
 /// recycle a session.
@@ -29,7 +29,7 @@ fn prompts(fleet: &Fleet) -> Vec<String> {
 
 #[test]
 fn a_waiting_task_is_not_sent_to_the_idle_operator_session_while_the_pool_is_busy() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let spec = FleetSpec {
@@ -38,7 +38,7 @@ fn a_waiting_task_is_not_sent_to_the_idle_operator_session_while_the_pool_is_bus
         pool_max: 1,
         ..Default::default()
     };
-    let mut fleet = Fleet::new("dispatch-dedicated", spec);
+    let mut fleet = Fleet::new(BINS, "dispatch-dedicated", spec);
     let operator = fleet.start_operator();
     let long = fleet.enqueue("q", "a long task [fake:work=5s]");
     fleet.start(None);
@@ -71,7 +71,7 @@ fn a_waiting_task_is_not_sent_to_the_idle_operator_session_while_the_pool_is_bus
 
 #[test]
 fn two_queues_take_turns_while_both_have_work() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let spec = FleetSpec {
@@ -82,7 +82,7 @@ fn two_queues_take_turns_while_both_have_work() {
         work_ms: 200,
         ..Default::default()
     };
-    let mut fleet = Fleet::new("dispatch-round-robin", spec);
+    let mut fleet = Fleet::new(BINS, "dispatch-round-robin", spec);
     let mut names = Vec::new();
     for i in 1..=4 {
         names.push(fleet.enqueue_as("q1", &format!("{i}.md"), &format!("first queue, task {i}")));
@@ -124,7 +124,7 @@ fn two_queues_take_turns_while_both_have_work() {
 
 #[test]
 fn every_kind_of_bad_inbox_file_is_failed_with_its_reason_and_never_reaches_claude() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let spec = FleetSpec {
@@ -132,7 +132,7 @@ fn every_kind_of_bad_inbox_file_is_failed_with_its_reason_and_never_reaches_clau
         pool_max: 1,
         ..Default::default()
     };
-    let mut fleet = Fleet::new("dispatch-bad-files", spec);
+    let mut fleet = Fleet::new(BINS, "dispatch-bad-files", spec);
     let inbox = fleet.queue_dir("q", "inbox");
     fs::create_dir_all(&inbox).unwrap();
     // Each bad file carries a marker that would show in the received log if it were sent.
@@ -209,7 +209,7 @@ fn every_kind_of_bad_inbox_file_is_failed_with_its_reason_and_never_reaches_clau
 
 #[test]
 fn enqueue_refuses_a_bad_body_with_exit_1_and_writes_nothing() {
-    let fleet = Fleet::new("dispatch-enqueue", FleetSpec::default());
+    let fleet = Fleet::new(BINS, "dispatch-enqueue", FleetSpec::default());
     let queue_root = fleet.project("q").join(".agent-queue");
     let files_under = |dir: &std::path::Path| -> Vec<String> {
         fn walk(dir: &std::path::Path, out: &mut Vec<String>) {
@@ -276,7 +276,7 @@ fn enqueue_refuses_a_bad_body_with_exit_1_and_writes_nothing() {
 
 #[test]
 fn status_json_counts_each_queue_directory() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let spec = FleetSpec {
@@ -284,7 +284,7 @@ fn status_json_counts_each_queue_directory() {
         pool_max: 1,
         ..Default::default()
     };
-    let mut fleet = Fleet::new("dispatch-status", spec);
+    let mut fleet = Fleet::new(BINS, "dispatch-status", spec);
     fleet.start(None);
     let first = fleet.enqueue("q", "a quick task");
     fleet.wait_done("q", 1, Duration::from_secs(30));
@@ -321,7 +321,7 @@ fn status_json_counts_each_queue_directory() {
 
 #[test]
 fn a_swallowed_enter_after_the_paste_is_pressed_again_and_the_task_runs_once() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let spec = FleetSpec {
@@ -329,7 +329,7 @@ fn a_swallowed_enter_after_the_paste_is_pressed_again_and_the_task_runs_once() {
         pool_max: 1,
         ..Default::default()
     };
-    let mut fleet = Fleet::new("dispatch-enter", spec);
+    let mut fleet = Fleet::new(BINS, "dispatch-enter", spec);
     // The fake Claude swallows an Enter that comes within 400 ms of a paste, as older
     // builds did; ccl presses Enter 100 ms after pasting, so its first Enter is lost.
     fleet.write_config_edited(

@@ -7,12 +7,12 @@
 //! cut off from its Enter by a crash that lost `state.json`, is not taken for a draft.
 //!
 //! All need `CCL_TEST_TMUX=1`.
-use crate::common;
 
 use std::time::Duration;
 
-use common::fleet::{Fleet, FleetSpec};
-use common::wait_until;
+use crate::BINS;
+use ccl_testkit::fleet::{Fleet, FleetSpec};
+use ccl_testkit::wait_until;
 
 /// `wait_turns` reads the turn lines a debug log writes.
 const DEBUG: &[(&str, &str)] = &[("RUST_LOG", "debug")];
@@ -29,12 +29,12 @@ fn one_pool_session(tag: &str, work_ms: u64) -> Fleet {
         work_ms,
         ..Default::default()
     };
-    Fleet::new(tag, spec)
+    Fleet::new(BINS, tag, spec)
 }
 
 #[test]
 fn a_command_half_typed_at_a_pool_shell_is_never_run() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let mut fleet = one_pool_session("draft-shell", 600);
@@ -86,7 +86,7 @@ fn a_command_half_typed_at_a_pool_shell_is_never_run() {
 
 #[test]
 fn a_draft_in_a_pool_claudes_box_is_never_submitted_with_exit() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let mut fleet = one_pool_session("draft-box", 600);
@@ -131,7 +131,7 @@ fn a_draft_in_a_pool_claudes_box_is_never_submitted_with_exit() {
 
 #[test]
 fn a_dedicated_sessions_draft_survives_a_swap_unsent() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let spec = FleetSpec {
@@ -140,7 +140,7 @@ fn a_dedicated_sessions_draft_survives_a_swap_unsent() {
         pool_max: 1,
         ..Default::default()
     };
-    let mut fleet = Fleet::new("draft-swap", spec);
+    let mut fleet = Fleet::new(BINS, "draft-swap", spec);
     let operator = fleet.start_operator();
     // The operator talks to it once (so the conversation exists to resume), then starts
     // a next message and leaves it unsent.
@@ -195,7 +195,7 @@ fn a_dedicated_sessions_draft_survives_a_swap_unsent() {
 /// where it was pasted; nobody is asked to look at the box.
 #[test]
 fn a_collapsed_paste_cut_off_by_a_crash_that_lost_the_state_is_sent_once() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let spec = FleetSpec {
@@ -205,7 +205,7 @@ fn a_collapsed_paste_cut_off_by_a_crash_that_lost_the_state_is_sent_once() {
         work_ms: 300,
         ..Default::default()
     };
-    let mut fleet = Fleet::new("draft-crashpaste", spec);
+    let mut fleet = Fleet::new(BINS, "draft-crashpaste", spec);
     // An Enter that waits a minute: the kill lands between the paste and it.
     let slow = [("submit_delay = \"200ms\"", "submit_delay = \"60s\"")];
     fleet.write_config_edited("", &slow);

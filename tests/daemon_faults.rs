@@ -4,13 +4,13 @@
 //! test kills the daemon at each named moment of a task's life; the others each pin one
 //! fault: SIGKILL around the control client's attach, a state save that fails, a state
 //! file corrupted while a task runs.
-use crate::common;
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::time::{Duration, Instant};
 
-use common::fleet::{Fleet, FleetSpec};
+use crate::BINS;
+use ccl_testkit::fleet::{Fleet, FleetSpec};
 
 /// Where in a task's life the daemon is killed.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -49,8 +49,7 @@ const N_TASKS: usize = 20;
 /// Waits for a pool session whose Claude shows a finished turn (idle, "✻ Sautéed") while
 /// a task is still in `running/`: the window before ccl files it.
 fn wait_turn_ended(fleet: &Fleet, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    loop {
+    ccl_testkit::wait_until("a finished turn with a task still in running/", timeout, || {
         let ended = fleet.panes().into_iter().any(|(name, _, command)| {
             if !name.starts_with("ccl-auto-") || command != "claude" {
                 return false;
@@ -58,16 +57,8 @@ fn wait_turn_ended(fleet: &Fleet, timeout: Duration) {
             let capture = fleet.capture(&name);
             capture.contains("✻ Sautéed") && capture.contains("bypass permissions on")
         });
-        if ended && !fleet.tasks("q", "running").is_empty() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no finished turn seen within {timeout:?}; log:\n{}",
-            fleet.log()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+        (ended && !fleet.tasks("q", "running").is_empty()).then_some(())
+    });
 }
 
 /// Twenty tasks flow through a pool of three while the daemon is killed with SIGKILL at
@@ -76,7 +67,7 @@ fn wait_turn_ended(fleet: &Fleet, timeout: Duration) {
 /// ends in `done/` once, and a task reaches Claude again only where the log says why.
 #[test]
 fn killing_the_daemon_at_random_moments_loses_no_task_and_runs_none_twice_silently() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let started = Instant::now();
@@ -87,7 +78,7 @@ fn killing_the_daemon_at_random_moments_loses_no_task_and_runs_none_twice_silent
         work_ms: 300,
         ..Default::default()
     };
-    let mut fleet = Fleet::new("faults", spec);
+    let mut fleet = Fleet::new(BINS, "faults", spec);
     let mut bodies = BTreeMap::new();
     for i in 1..=N_TASKS {
         let body = format!("fault task {i:02} [fake:work=500ms]");
@@ -214,7 +205,7 @@ fn clients(fleet: &Fleet) -> Vec<u32> {
 
 #[test]
 fn a_daemon_killed_with_sigkill_leaves_no_tmux_client_behind() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let spec = FleetSpec {
@@ -223,14 +214,14 @@ fn a_daemon_killed_with_sigkill_leaves_no_tmux_client_behind() {
         tick: "200ms".into(),
         ..Default::default()
     };
-    let mut fleet = Fleet::new("orphan", spec);
+    let mut fleet = Fleet::new(BINS, "orphan", spec);
     fleet.start(None);
     fleet.wait_log("create session ccl-auto-11", Duration::from_secs(20));
     // The control backend keeps one client attached once a session exists; the exec
     // backend never has one, and then there is nothing to outlive the daemon either.
     let control = std::env::var("CCL_TEST_TMUX_BACKEND").as_deref() != Ok("exec");
     if control {
-        common::wait_until("the daemon's control client", Duration::from_secs(20), || {
+        ccl_testkit::wait_until("the daemon's control client", Duration::from_secs(20), || {
             (!clients(&fleet).is_empty()).then_some(())
         });
     }
@@ -257,7 +248,7 @@ fn a_daemon_killed_with_sigkill_leaves_no_tmux_client_behind() {
             .unwrap_or(false)
     };
     let outcome = std::panic::catch_unwind(|| {
-        common::wait_until(
+        ccl_testkit::wait_until(
             &format!("no tmux client left after SIGKILL (clients seen: {seen:?})"),
             Duration::from_secs(5),
             || (clients(&fleet).is_empty() && !seen.iter().any(alive)).then_some(()),
@@ -290,7 +281,7 @@ fn break_state_saves(fleet: &Fleet) {
     let path = fleet.state_dir().join("state.json");
     // The daemon may rename a fresh state.json into place between the removal and the
     // mkdir (then "Not a directory"): try again until the directory stands.
-    common::wait_until("state.json replaced by a directory", Duration::from_secs(10), || {
+    ccl_testkit::wait_until("state.json replaced by a directory", Duration::from_secs(10), || {
         let _ = fs::remove_file(&path);
         fs::create_dir_all(path.join("blocked")).ok()
     });
@@ -305,7 +296,7 @@ fn mend_state_saves(fleet: &Fleet) {
 
 #[test]
 fn a_turn_whose_state_cannot_be_saved_claims_nothing_and_a_crash_then_runs_no_task_twice() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let spec = FleetSpec {
@@ -314,9 +305,9 @@ fn a_turn_whose_state_cannot_be_saved_claims_nothing_and_a_crash_then_runs_no_ta
         tick: "200ms".into(),
         ..Default::default()
     };
-    let mut fleet = Fleet::new("nosave", spec);
+    let mut fleet = Fleet::new(BINS, "nosave", spec);
     fleet.start(None);
-    common::wait_until("the first state save", Duration::from_secs(20), || {
+    ccl_testkit::wait_until("the first state save", Duration::from_secs(20), || {
         fleet.state_dir().join("state.json").is_file().then_some(())
     });
     fleet.wait_log("create session ccl-auto-11", Duration::from_secs(20));
@@ -350,7 +341,7 @@ fn a_turn_whose_state_cannot_be_saved_claims_nothing_and_a_crash_then_runs_no_ta
             .collect()
     };
     // A failed save removes its temporary file (between two attempts there is none).
-    common::wait_until(
+    ccl_testkit::wait_until(
         "no temporary state file between failed saves",
         Duration::from_secs(5),
         || temps(&fleet).is_empty().then_some(()),
@@ -379,7 +370,7 @@ fn a_turn_whose_state_cannot_be_saved_claims_nothing_and_a_crash_then_runs_no_ta
 
 #[test]
 fn a_lost_or_corrupt_state_adopts_the_task_a_session_still_works_on() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let spec = FleetSpec {
@@ -388,7 +379,7 @@ fn a_lost_or_corrupt_state_adopts_the_task_a_session_still_works_on() {
         tick: "200ms".into(),
         ..Default::default()
     };
-    let mut fleet = Fleet::new("adopt", spec);
+    let mut fleet = Fleet::new(BINS, "adopt", spec);
     fleet.start(None);
     let body = "a long task outliving its record [fake:work=5s]";
     let name = fleet.enqueue("q", body);
@@ -465,7 +456,7 @@ fn filed_bodies(fleet: &Fleet) -> BTreeMap<String, Vec<String>> {
 /// `CCL_FAULT_SEED=N` replays a run; the seed is printed first.
 #[test]
 fn a_seeded_fault_campaign_runs_every_task_exactly_once() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let seed = std::env::var("CCL_FAULT_SEED")
@@ -481,7 +472,7 @@ fn a_seeded_fault_campaign_runs_every_task_exactly_once() {
         work_ms: 300,
         ..Default::default()
     };
-    let mut fleet = Fleet::new("campaign", spec);
+    let mut fleet = Fleet::new(BINS, "campaign", spec);
     fleet.write_config_edited(
         "",
         &[("submit_delay = \"200ms\"", "submit_delay = \"200ms\"\nsettle = \"0s\"")],
@@ -568,7 +559,7 @@ fn a_seeded_fault_campaign_runs_every_task_exactly_once() {
     }
     close_splits(&fleet, &mut split_panes);
     figures.tasks = bodies.len();
-    common::wait_until("every task filed", Duration::from_secs(120), || {
+    ccl_testkit::wait_until("every task filed", Duration::from_secs(120), || {
         let filed: usize = filed_bodies(&fleet).values().map(Vec::len).sum();
         (filed >= N && fleet.tasks("q", "inbox").is_empty() && fleet.tasks("q", "running").is_empty()).then_some(())
     });
@@ -646,7 +637,7 @@ fn panes_of(fleet: &Fleet, session: &str) -> Vec<(String, String)> {
 
 /// The pool session carrying a task, per `ccl status`.
 fn carrying(fleet: &Fleet) -> String {
-    common::wait_until("a session carrying the task", Duration::from_secs(10), || {
+    ccl_testkit::wait_until("a session carrying the task", Duration::from_secs(10), || {
         fleet.status()["sessions"]
             .as_array()?
             .iter()
@@ -657,7 +648,7 @@ fn carrying(fleet: &Fleet) -> String {
 
 #[test]
 fn a_split_window_neither_requeues_nor_reruns_the_task_in_it() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let spec = FleetSpec {
@@ -666,7 +657,7 @@ fn a_split_window_neither_requeues_nor_reruns_the_task_in_it() {
         tick: "200ms".into(),
         ..Default::default()
     };
-    let mut fleet = Fleet::new("split", spec);
+    let mut fleet = Fleet::new(BINS, "split", spec);
     fleet.start(None);
     let body = "work on while the operator splits the window [fake:work=4s]";
     fleet.enqueue("q", body);
@@ -680,7 +671,7 @@ fn a_split_window_neither_requeues_nor_reruns_the_task_in_it() {
     let n = fleet.received().iter().filter(|r| r["text"] == body).count();
     assert_eq!(n, 1, "the prompt reached Claude {n} times; log:\n{log}");
     // Claude's pane was recycled (/exit) where it ran, not in the operator's pane.
-    common::wait_until("claude's pane back at its shell", Duration::from_secs(20), || {
+    ccl_testkit::wait_until("claude's pane back at its shell", Duration::from_secs(20), || {
         panes_of(&fleet, &session)
             .iter()
             .all(|(_, c)| c == "bash")
@@ -695,7 +686,7 @@ fn a_split_window_neither_requeues_nor_reruns_the_task_in_it() {
     fleet.wait_log_from(from, ": task submitted", Duration::from_secs(30));
     let session = carrying(&fleet);
     fleet.tmux(&["split-window", "-t", &format!("={session}:")]);
-    let claude_pane = common::wait_until("claude's pane", Duration::from_secs(10), || {
+    let claude_pane = ccl_testkit::wait_until("claude's pane", Duration::from_secs(10), || {
         panes_of(&fleet, &session)
             .into_iter()
             .find(|(_, c)| c == "claude")
@@ -724,7 +715,7 @@ fn a_split_window_neither_requeues_nor_reruns_the_task_in_it() {
 
 #[test]
 fn a_session_met_split_with_no_record_is_read_through_the_pane_claude_says_it_runs_in() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let spec = FleetSpec {
@@ -733,7 +724,7 @@ fn a_session_met_split_with_no_record_is_read_through_the_pane_claude_says_it_ru
         tick: "200ms".into(),
         ..Default::default()
     };
-    let mut fleet = Fleet::new("splitlost", spec);
+    let mut fleet = Fleet::new(BINS, "splitlost", spec);
     fleet.start(None);
     let body = "a task in a window split while ccl was away [fake:work=5s]";
     let name = fleet.enqueue("q", body);
@@ -757,7 +748,7 @@ fn a_session_met_split_with_no_record_is_read_through_the_pane_claude_says_it_ru
 
 #[test]
 fn a_paste_cut_off_before_its_enter_by_a_crash_that_lost_the_state_is_submitted_once_where_it_waits() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let spec = FleetSpec {
@@ -766,7 +757,7 @@ fn a_paste_cut_off_before_its_enter_by_a_crash_that_lost_the_state_is_submitted_
         tick: "200ms".into(),
         ..Default::default()
     };
-    let mut fleet = Fleet::new("unsent", spec);
+    let mut fleet = Fleet::new(BINS, "unsent", spec);
     // A long submit delay opens a wide window between the paste and its Enter.
     fleet.write_config_edited("", &[("submit_delay = \"200ms\"", "submit_delay = \"4s\"")]);
     fleet.start(None);

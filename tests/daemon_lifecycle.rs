@@ -9,7 +9,6 @@
 //!
 //! Tests that need tmux start with the `CCL_TEST_TMUX=1` gate; the configuration and
 //! link tests only run `ccl` against files and run in every tier.
-use crate::common;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -17,8 +16,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::fleet::{Fleet, FleetSpec};
-use common::wait_until;
+use crate::BINS;
+use ccl_testkit::fleet::{Fleet, FleetSpec};
+use ccl_testkit::wait_until;
 
 const DEBUG: &[(&str, &str)] = &[("RUST_LOG", "debug")];
 
@@ -61,14 +61,14 @@ fn status_of(fleet: &Fleet, session: &str) -> serde_json::Value {
 
 #[test]
 fn run_turns_over_refuses_a_second_daemon_and_stops_within_a_tick_leaving_tmux_alone() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let spec = FleetSpec {
         dedicated: vec!["ops".into()],
         ..Default::default()
     };
-    let mut fleet = Fleet::new("foundation", spec);
+    let mut fleet = Fleet::new(BINS, "foundation", spec);
     fleet.new_session("ops", &fleet.root.join("work/ops"));
     fleet.new_session("mine", &fleet.root);
     fleet.start_with_env(None, DEBUG);
@@ -104,7 +104,7 @@ fn run_turns_over_refuses_a_second_daemon_and_stops_within_a_tick_leaving_tmux_a
 
 #[test]
 fn a_config_with_an_unknown_key_exits_2_naming_file_line_and_column() {
-    let fleet = Fleet::new("badkey", FleetSpec::default());
+    let fleet = Fleet::new(BINS, "badkey", FleetSpec::default());
     fleet.write_config("[hooks]\non_swapp = \"true\"\n");
     let text = fs::read_to_string(&fleet.config_path).unwrap();
     let line = text.lines().position(|l| l.starts_with("on_swapp")).unwrap() + 1;
@@ -123,7 +123,7 @@ fn a_config_with_an_unknown_key_exits_2_naming_file_line_and_column() {
 
 #[test]
 fn check_prints_every_problem_at_once_and_exits_1() {
-    let fleet = Fleet::new("check", FleetSpec::default());
+    let fleet = Fleet::new(BINS, "check", FleetSpec::default());
     fs::remove_file(fleet.home("a").join("projects")).unwrap();
     fs::remove_file(fleet.home("b").join("session-env")).unwrap();
     let command = format!("command = \"{}\"", fleet.root.join("bin/claude").display());
@@ -150,10 +150,10 @@ fn check_prints_every_problem_at_once_and_exits_1() {
 
 #[test]
 fn run_refuses_a_missing_link_on_the_second_account_before_starting_tmux() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
-    let fleet = Fleet::new("links-refuse", FleetSpec::default());
+    let fleet = Fleet::new(BINS, "links-refuse", FleetSpec::default());
     let link = fleet.home("b").join("session-env");
     fs::remove_file(&link).unwrap();
     let out = fleet.ccl_timeout(&["run"], Duration::from_secs(10));
@@ -195,7 +195,7 @@ fn tree(dir: &Path) -> BTreeMap<PathBuf, (u64, Option<PathBuf>)> {
 
 #[test]
 fn links_fix_creates_what_is_missing_once_and_then_changes_nothing() {
-    let fleet = Fleet::new("links-fix", FleetSpec::default());
+    let fleet = Fleet::new(BINS, "links-fix", FleetSpec::default());
     fs::remove_file(fleet.home("a").join("projects")).unwrap();
     fs::remove_file(fleet.home("b").join("file-history")).unwrap();
     fs::remove_file(fleet.home("b").join("session-env")).unwrap();
@@ -243,7 +243,7 @@ fn links_fix_creates_what_is_missing_once_and_then_changes_nothing() {
 
 #[test]
 fn links_fix_leaves_a_divergent_link_exactly_as_it_was() {
-    let fleet = Fleet::new("links-divergent", FleetSpec::default());
+    let fleet = Fleet::new(BINS, "links-divergent", FleetSpec::default());
     let elsewhere = fleet.root.join("elsewhere");
     fs::create_dir_all(&elsewhere).unwrap();
     fs::write(elsewhere.join("keep.txt"), "the operator's data").unwrap();
@@ -305,7 +305,7 @@ fn alive(pid: u32) -> bool {
 
 #[test]
 fn a_pool_session_already_running_claude_is_adopted_without_a_restart() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let spec = FleetSpec {
@@ -313,7 +313,7 @@ fn a_pool_session_already_running_claude_is_adopted_without_a_restart() {
         pool_max: 1,
         ..Default::default()
     };
-    let mut fleet = Fleet::new("adopt", spec);
+    let mut fleet = Fleet::new(BINS, "adopt", spec);
     let id = fleet.start_claude_by_hand("ccl-auto-11", "a", &fleet.root.join("pool"));
     let pane = fleet.pane_pid("ccl-auto-11").unwrap();
     let claude = registry_pid(&fleet, "a", &id).expect("registry entry of the hand-started claude");
@@ -346,7 +346,7 @@ fn a_pool_session_already_running_claude_is_adopted_without_a_restart() {
 
 #[test]
 fn the_pool_is_filled_up_to_min_only_and_status_lists_every_managed_session() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let spec = FleetSpec {
@@ -355,7 +355,7 @@ fn the_pool_is_filled_up_to_min_only_and_status_lists_every_managed_session() {
         dedicated: vec!["ops".into()],
         ..Default::default()
     };
-    let mut fleet = Fleet::new("min-max", spec);
+    let mut fleet = Fleet::new(BINS, "min-max", spec);
     fleet.new_session("ops", &fleet.root.join("work/ops"));
     fleet.start_with_env(None, DEBUG);
     wait_sessions(&fleet, &["ccl-auto-11"]);
@@ -400,7 +400,7 @@ fn the_pool_is_filled_up_to_min_only_and_status_lists_every_managed_session() {
 
 #[test]
 fn a_killed_pool_session_is_recreated_and_the_log_says_why() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let spec = FleetSpec {
@@ -408,7 +408,7 @@ fn a_killed_pool_session_is_recreated_and_the_log_says_why() {
         pool_max: 1,
         ..Default::default()
     };
-    let mut fleet = Fleet::new("recreate", spec);
+    let mut fleet = Fleet::new(BINS, "recreate", spec);
     fleet.start(None);
     wait_sessions(&fleet, &["ccl-auto-11"]);
     let first = fleet.pane_pid("ccl-auto-11").unwrap();
@@ -434,7 +434,7 @@ fn a_killed_pool_session_is_recreated_and_the_log_says_why() {
 
 #[test]
 fn sessions_outside_the_pool_range_and_unmanaged_ones_are_never_touched() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     // start_index 11, max 2: ccl manages ccl-auto-11 and ccl-auto-12 only.
@@ -443,7 +443,7 @@ fn sessions_outside_the_pool_range_and_unmanaged_ones_are_never_touched() {
         pool_max: 2,
         ..Default::default()
     };
-    let mut fleet = Fleet::new("unmanaged", spec);
+    let mut fleet = Fleet::new(BINS, "unmanaged", spec);
     let outsiders = ["ccl-auto-10", "ccl-auto-1x", "ccl-0", "ccl-auto-1", "ccl-auto-011"];
     for name in outsiders {
         fleet.new_session(name, &fleet.root);
@@ -496,7 +496,7 @@ fn sessions_outside_the_pool_range_and_unmanaged_ones_are_never_touched() {
 
 #[test]
 fn a_task_runs_in_a_project_whose_path_has_spaces_and_a_quote() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let spec = FleetSpec {
@@ -505,7 +505,7 @@ fn a_task_runs_in_a_project_whose_path_has_spaces_and_a_quote() {
         queues: Vec::new(),
         ..Default::default()
     };
-    let mut fleet = Fleet::new("quoting", spec);
+    let mut fleet = Fleet::new(BINS, "quoting", spec);
     let project = fleet.root.join("proj dir").join("it's");
     fs::create_dir_all(&project).unwrap();
     fleet.write_config(&format!(
@@ -533,7 +533,7 @@ fn a_task_runs_in_a_project_whose_path_has_spaces_and_a_quote() {
 
 #[test]
 fn a_trust_screen_is_left_to_the_operator_and_the_task_goes_back_to_the_inbox() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let spec = FleetSpec {
@@ -541,7 +541,7 @@ fn a_trust_screen_is_left_to_the_operator_and_the_task_goes_back_to_the_inbox() 
         pool_max: 1,
         ..Default::default()
     };
-    let mut fleet = Fleet::new("trust", spec);
+    let mut fleet = Fleet::new(BINS, "trust", spec);
     fleet.write_config_edited(
         "",
         &[(
@@ -588,7 +588,7 @@ fn a_trust_screen_is_left_to_the_operator_and_the_task_goes_back_to_the_inbox() 
 /// shell's scrollback); `state_dir` is private and so is the trace.
 #[test]
 fn claude_env_values_reach_claude_but_no_log_trace_or_pane_and_state_is_private() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let spec = FleetSpec {
@@ -596,7 +596,7 @@ fn claude_env_values_reach_claude_but_no_log_trace_or_pane_and_state_is_private(
         pool_max: 1,
         ..Default::default()
     };
-    let mut fleet = Fleet::new("secrets", spec);
+    let mut fleet = Fleet::new(BINS, "secrets", spec);
     let secret = "sk-ant-secret-7f3a9c";
     fleet.write_config_edited("", &[("env = { ", &format!("env = {{ API_TOKEN = \"{secret}\", "))]);
     let body = "a task under a secret environment";
@@ -629,7 +629,7 @@ fn claude_env_values_reach_claude_but_no_log_trace_or_pane_and_state_is_private(
 /// the directory exists the session is created in it.
 #[test]
 fn a_missing_pool_workdir_is_refused_visibly_never_a_session_in_home() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let spec = FleetSpec {
@@ -637,7 +637,7 @@ fn a_missing_pool_workdir_is_refused_visibly_never_a_session_in_home() {
         pool_max: 1,
         ..Default::default()
     };
-    let mut fleet = Fleet::new("missing-workdir", spec);
+    let mut fleet = Fleet::new(BINS, "missing-workdir", spec);
     let pool = fleet.root.join("pool");
     fs::remove_dir(&pool).unwrap();
     fleet.start_with_env(None, DEBUG);

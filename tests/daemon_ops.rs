@@ -6,7 +6,6 @@
 //! pool and refuses an invalid file or a changed tmux socket while work goes on; and a
 //! near-limit warning drains the account (no new task) and swaps once the running task
 //! is done, so the next task runs under the new account.
-use crate::common;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -14,8 +13,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::fleet::{Fleet, FleetSpec};
-use common::{wait_until, TmuxServer};
+use crate::BINS;
+use ccl_testkit::fleet::{Fleet, FleetSpec};
+use ccl_testkit::{wait_until, TmuxServer};
 
 const DEBUG: &[(&str, &str)] = &[("RUST_LOG", "debug")];
 
@@ -37,10 +37,10 @@ fn stdout(out: &std::process::Output) -> String {
 
 #[test]
 fn a_recorded_run_replays_with_every_action_matching_and_unchanged_captures_elided() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
-    let mut fleet = Fleet::new("ops-record", FleetSpec::default());
+    let mut fleet = Fleet::new(BINS, "ops-record", FleetSpec::default());
     let trace = fleet.root.join("run.trace");
     for i in 1..=3 {
         fleet.enqueue("q", &format!("recorded task {i}"));
@@ -145,7 +145,7 @@ fn hook_runs(dir: &Path) -> Vec<(String, BTreeMap<String, String>)> {
 
 #[test]
 fn each_hook_fires_once_with_its_environment() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let spec = FleetSpec {
@@ -154,7 +154,7 @@ fn each_hook_fires_once_with_its_environment() {
         dedicated: vec!["ops".into()],
         ..Default::default()
     };
-    let mut fleet = Fleet::new("ops-hooks", spec);
+    let mut fleet = Fleet::new(BINS, "ops-hooks", spec);
     let (script, out_dir) = env_hook(&fleet);
     let s = script.display();
     fleet.write_config(&format!(
@@ -228,7 +228,7 @@ fn each_hook_fires_once_with_its_environment() {
 
 #[test]
 fn a_hook_that_hangs_is_killed_at_its_timeout_while_the_loop_keeps_turning() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let spec = FleetSpec {
@@ -236,7 +236,7 @@ fn a_hook_that_hangs_is_killed_at_its_timeout_while_the_loop_keeps_turning() {
         pool_max: 1,
         ..Default::default()
     };
-    let mut fleet = Fleet::new("ops-hook-timeout", spec);
+    let mut fleet = Fleet::new(BINS, "ops-hook-timeout", spec);
     let pids = fleet.root.join("sleepers");
     fleet.write_config(&format!(
         "[hooks]\non_task_done = \"sleep 30 & echo $! >> {}; wait\"\ntimeout = \"1s\"\n",
@@ -289,7 +289,7 @@ fn a_hook_that_hangs_is_killed_at_its_timeout_while_the_loop_keeps_turning() {
 
 #[test]
 fn a_paused_queue_holds_its_task_across_turns_and_a_restart_until_resumed() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let spec = FleetSpec {
@@ -298,7 +298,7 @@ fn a_paused_queue_holds_its_task_across_turns_and_a_restart_until_resumed() {
         pool_max: 1,
         ..Default::default()
     };
-    let mut fleet = Fleet::new("ops-pause", spec);
+    let mut fleet = Fleet::new(BINS, "ops-pause", spec);
     fleet.start_with_env(None, DEBUG);
     fleet.wait_log(" turn 2 (", Duration::from_secs(10));
     let out = fleet.ccl(&["pause", "q1"], None);
@@ -347,7 +347,7 @@ fn a_paused_queue_holds_its_task_across_turns_and_a_restart_until_resumed() {
 
 #[test]
 fn sighup_takes_a_larger_pool_and_refuses_a_broken_file_or_another_tmux_socket() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let spec = FleetSpec {
@@ -355,7 +355,7 @@ fn sighup_takes_a_larger_pool_and_refuses_a_broken_file_or_another_tmux_socket()
         pool_max: 1,
         ..Default::default()
     };
-    let mut fleet = Fleet::new("ops-reload", spec);
+    let mut fleet = Fleet::new(BINS, "ops-reload", spec);
     let socket = fleet.tmux.socket.clone();
     // Killed when the test ends, in case a refused reload started a server there anyway.
     let other = TmuxServer {
@@ -430,7 +430,7 @@ fn sighup_takes_a_larger_pool_and_refuses_a_broken_file_or_another_tmux_socket()
 
 #[test]
 fn a_near_limit_warning_drains_the_account_and_the_next_task_runs_after_the_swap() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     // Two tasks of the queue run at once: each in a worktree of its own.
@@ -440,7 +440,7 @@ fn a_near_limit_warning_drains_the_account_and_the_next_task_runs_after_the_swap
         worktrees: true,
         ..Default::default()
     };
-    let mut fleet = Fleet::new("ops-drain", spec);
+    let mut fleet = Fleet::new(BINS, "ops-drain", spec);
     fleet.write_config_edited("", &[("[quota]\n", "[quota]\non_warning = \"drain\"\n")]);
     // Every answer under account a ends with "Approaching your 5-hour usage limit".
     fleet.set_limit("a", "warning");
@@ -507,7 +507,7 @@ fn a_near_limit_warning_drains_the_account_and_the_next_task_runs_after_the_swap
 
 #[test]
 fn sighup_that_would_strand_running_work_is_refused_until_that_work_is_done() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let spec = FleetSpec {
@@ -517,14 +517,14 @@ fn sighup_that_would_strand_running_work_is_refused_until_that_work_is_done() {
         tick: "200ms".into(),
         ..Default::default()
     };
-    let mut fleet = Fleet::new("ops-shrink", spec);
+    let mut fleet = Fleet::new(BINS, "ops-shrink", spec);
     fleet.start(None);
     let body_r = "work in queue r [fake:work=3s]";
     let body_q = "work in ccl-auto-12 [fake:work=3s]";
     let in_r = fleet.enqueue_as("r", "r1.md", body_r);
     fleet.wait_log(": task submitted", Duration::from_secs(30));
     let in_q = fleet.enqueue_as("q", "q1.md", body_q);
-    common::wait_until("both tasks running", Duration::from_secs(30), || {
+    ccl_testkit::wait_until("both tasks running", Duration::from_secs(30), || {
         (fleet.tasks("q", "running").len() + fleet.tasks("r", "running").len() == 2
             && fleet.log().matches(": task submitted").count() == 2)
             .then_some(())

@@ -1,14 +1,14 @@
 //! Real-tmux tier: tasks flow from the inbox through a pool session running the fake
 //! Claude to `done/`, verbatim, and never into a dedicated session.
-use crate::common;
 
 use std::time::Duration;
 
-use common::fleet::{Fleet, FleetSpec};
+use crate::BINS;
+use ccl_testkit::fleet::{Fleet, FleetSpec};
 
 #[test]
 fn a_nasty_task_arrives_verbatim_and_is_filed_done_while_the_operator_session_is_left_alone() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let spec = FleetSpec {
@@ -17,7 +17,7 @@ fn a_nasty_task_arrives_verbatim_and_is_filed_done_while_the_operator_session_is
         pool_max: 1,
         ..Default::default()
     };
-    let mut fleet = Fleet::new("queue-verbatim", spec);
+    let mut fleet = Fleet::new(BINS, "queue-verbatim", spec);
     let operator = fleet.start_operator();
     let body = "-leading dash; then `backticks` $HOME \"double\" 'single' é ✓ 日本\nsecond line ends with;\n";
     let name = fleet.enqueue("q", body);
@@ -52,7 +52,7 @@ fn drop_task(fleet: &Fleet, queue: &str, name: &str, body: &str) {
 
 #[test]
 fn a_reused_name_runs_once_and_is_filed_next_to_the_earlier_record() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let spec = FleetSpec {
@@ -60,7 +60,7 @@ fn a_reused_name_runs_once_and_is_filed_next_to_the_earlier_record() {
         pool_max: 1,
         ..Default::default()
     };
-    let mut fleet = Fleet::new("queue-reused", spec);
+    let mut fleet = Fleet::new(BINS, "queue-reused", spec);
     // A nightly script drops the same name every night.
     let monday = "monday: make the failing tests pass\n";
     let tuesday = "tuesday: make the failing tests pass\n";
@@ -113,7 +113,7 @@ fn a_reused_name_runs_once_and_is_filed_next_to_the_earlier_record() {
 
 #[test]
 fn a_claim_that_cannot_work_is_reported_once_with_its_cause_and_check_finds_it() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let spec = FleetSpec {
@@ -121,7 +121,7 @@ fn a_claim_that_cannot_work_is_reported_once_with_its_cause_and_check_finds_it()
         pool_max: 1,
         ..Default::default()
     };
-    let mut fleet = Fleet::new("queue-exdev", spec);
+    let mut fleet = Fleet::new(BINS, "queue-exdev", spec);
     // The inbox on another file system than running/: a tmpfs, through a symlink.
     let Ok(elsewhere) = tempfile::tempdir_in("/dev/shm") else {
         eprintln!("skipped: no /dev/shm");
@@ -160,7 +160,7 @@ fn a_claim_that_cannot_work_is_reported_once_with_its_cause_and_check_finds_it()
 
 #[test]
 fn bad_files_that_could_not_be_filed_are_filed_once_and_hooked_once() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let spec = FleetSpec {
@@ -168,7 +168,7 @@ fn bad_files_that_could_not_be_filed_are_filed_once_and_hooked_once() {
         pool_max: 1,
         ..Default::default()
     };
-    let mut fleet = Fleet::new("queue-bad-once", spec);
+    let mut fleet = Fleet::new(BINS, "queue-bad-once", spec);
     let hooked = fleet.queue_dir("q", "").parent().unwrap().join("hooked.txt");
     fleet.write_config(&format!(
         "[hooks]\non_task_failed = 'printf \"%s\\n\" \"$CCL_TASK\" >> {}'\n",
@@ -186,7 +186,7 @@ fn bad_files_that_could_not_be_filed_are_filed_once_and_hooked_once() {
     std::fs::write(fleet.queue_dir("q", "inbox").join("empty.md"), "").unwrap();
 
     fleet.start_with_env(None, &[("RUST_LOG", "debug")]);
-    common::wait_until("both bad files filed", Duration::from_secs(30), || {
+    ccl_testkit::wait_until("both bad files filed", Duration::from_secs(30), || {
         (fleet.tasks("q", "failed").len() == 3).then_some(())
     });
     fleet.wait_turns(15, Duration::from_secs(30));
@@ -221,7 +221,7 @@ fn bad_files_that_could_not_be_filed_are_filed_once_and_hooked_once() {
 /// session: it is filed to `failed/` once, saying so, and not retried as a crash.
 #[test]
 fn slash_command_tasks_are_refused_and_one_that_exits_claude_is_not_retried() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let spec = FleetSpec {
@@ -230,7 +230,7 @@ fn slash_command_tasks_are_refused_and_one_that_exits_claude_is_not_retried() {
         queues: vec!["q".into(), "slashy".into()],
         ..Default::default()
     };
-    let mut fleet = Fleet::new("queue-slash", spec);
+    let mut fleet = Fleet::new(BINS, "queue-slash", spec);
     fleet.write_config_edited(
         "",
         &[("name = \"slashy\"\n", "name = \"slashy\"\nslash_commands = true\n")],
@@ -241,7 +241,7 @@ fn slash_command_tasks_are_refused_and_one_that_exits_claude_is_not_retried() {
     let error_of = |queue: &str, name: &str| {
         std::fs::read_to_string(fleet.queue_dir(queue, "failed").join(format!("{name}.error"))).ok()
     };
-    let (refused, exited) = common::wait_until("both tasks in failed/", Duration::from_secs(40), || {
+    let (refused, exited) = ccl_testkit::wait_until("both tasks in failed/", Duration::from_secs(40), || {
         Some((error_of("q", &logout)?, error_of("slashy", &exit)?))
     });
     fleet.stop();

@@ -6,12 +6,12 @@
 //! before `/exit`; a server error whose text says "rate limit" never swaps; `ccl swap`
 //! talks to the running daemon (and says so when there is none); and a restart adopts
 //! every session instead of recreating it.
-use crate::common;
 
 use std::time::Duration;
 
-use common::fleet::{account_entry, typed_into, Fleet, FleetSpec};
-use common::wait_until;
+use crate::BINS;
+use ccl_testkit::fleet::{account_entry, typed_into, Fleet, FleetSpec};
+use ccl_testkit::wait_until;
 
 const DEBUG: &[(&str, &str)] = &[("RUST_LOG", "debug")];
 
@@ -33,7 +33,7 @@ fn wait_received(fleet: &Fleet, needle: &str) -> String {
 
 #[test]
 fn a_five_hour_limit_moves_every_conversation_to_the_next_account_and_stays_there() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let spec = FleetSpec {
@@ -42,7 +42,7 @@ fn a_five_hour_limit_moves_every_conversation_to_the_next_account_and_stays_ther
         dedicated: vec!["ops".into(), "bare".into()],
         ..Default::default()
     };
-    let mut fleet = Fleet::new("swap-5h", spec);
+    let mut fleet = Fleet::new(BINS, "swap-5h", spec);
     let ops_dir = fleet.root.join("work/ops");
     let ops_id = fleet.start_claude_by_hand("ops", "a", &ops_dir);
     // The operator talks to their Claude once, so its conversation has a transcript.
@@ -142,7 +142,7 @@ fn a_five_hour_limit_moves_every_conversation_to_the_next_account_and_stays_ther
 
 #[test]
 fn the_weekly_limit_menu_is_dismissed_with_escape_before_exit() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let spec = FleetSpec {
@@ -150,7 +150,7 @@ fn the_weekly_limit_menu_is_dismissed_with_escape_before_exit() {
         pool_max: 1,
         ..Default::default()
     };
-    let mut fleet = Fleet::new("swap-weekly", spec);
+    let mut fleet = Fleet::new(BINS, "swap-weekly", spec);
     fleet.enqueue("q", "[fake:work=30s] a weekly job");
     fleet.start_with_env(None, DEBUG);
     let pool_id = wait_received(&fleet, "a weekly job");
@@ -185,7 +185,7 @@ fn the_weekly_limit_menu_is_dismissed_with_escape_before_exit() {
 
 #[test]
 fn a_server_error_that_mentions_a_rate_limit_never_swaps() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let spec = FleetSpec {
@@ -193,7 +193,7 @@ fn a_server_error_that_mentions_a_rate_limit_never_swaps() {
         pool_max: 1,
         ..Default::default()
     };
-    let mut fleet = Fleet::new("swap-500", spec);
+    let mut fleet = Fleet::new(BINS, "swap-500", spec);
     fleet.set_limit("a", "error500 rate limit exceeded");
     fleet.enqueue("q", "a job that meets a server error");
     fleet.start_with_env(None, DEBUG);
@@ -224,7 +224,7 @@ fn a_server_error_that_mentions_a_rate_limit_never_swaps() {
 
 #[test]
 fn ccl_swap_asks_the_running_daemon_and_says_when_there_is_none() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let spec = FleetSpec {
@@ -232,7 +232,7 @@ fn ccl_swap_asks_the_running_daemon_and_says_when_there_is_none() {
         pool_max: 1,
         ..Default::default()
     };
-    let mut fleet = Fleet::new("swap-manual", spec);
+    let mut fleet = Fleet::new(BINS, "swap-manual", spec);
     let out = fleet.ccl_timeout(&["swap", "--to", "b"], Duration::from_secs(10));
     assert_eq!(out.status.code(), Some(1));
     let said = String::from_utf8_lossy(&out.stdout);
@@ -262,7 +262,7 @@ fn ccl_swap_asks_the_running_daemon_and_says_when_there_is_none() {
 
 #[test]
 fn a_restart_after_sigterm_adopts_every_session_and_finishes_the_running_task_once() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let spec = FleetSpec {
@@ -271,7 +271,7 @@ fn a_restart_after_sigterm_adopts_every_session_and_finishes_the_running_task_on
         dedicated: vec!["ops".into()],
         ..Default::default()
     };
-    let mut fleet = Fleet::new("restart", spec);
+    let mut fleet = Fleet::new(BINS, "restart", spec);
     let ops_id = fleet.start_claude_by_hand("ops", "a", &fleet.root.join("work/ops"));
     let task = fleet.enqueue("q", "[fake:work=4s] survive a restart");
     fleet.start_with_env(None, DEBUG);
@@ -347,7 +347,7 @@ fn alive(pid: u32) -> bool {
 /// process (its pid in the log), and every background job lives on.
 #[test]
 fn a_swap_signals_only_the_operators_claude_and_their_background_jobs_live_on() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let spec = FleetSpec {
@@ -356,7 +356,7 @@ fn a_swap_signals_only_the_operators_claude_and_their_background_jobs_live_on() 
         dedicated: vec!["ops".into()],
         ..Default::default()
     };
-    let mut fleet = Fleet::new("swap-bg-jobs", spec);
+    let mut fleet = Fleet::new(BINS, "swap-bg-jobs", spec);
     let jobs = fleet.root.join("jobs");
     std::fs::create_dir_all(&jobs).unwrap();
     let sleep = ["/bin/sleep", "/usr/bin/sleep"]

@@ -2,7 +2,6 @@
 //! (session, account, times, conversation and its transcript) and a failed task's reason;
 //! `ccl retry` puts a failed task back in the inbox and keeps its old reason, so a task
 //! that fails again has both; hooks get the variables an operator needs.
-use crate::common;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -10,8 +9,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use common::fleet::{Fleet, FleetSpec};
-use common::wait_until;
+use crate::BINS;
+use ccl_testkit::fleet::{Fleet, FleetSpec};
+use ccl_testkit::wait_until;
 
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -59,7 +59,7 @@ fn hook_vars(dir: &Path, event: &str) -> BTreeMap<String, String> {
 
 #[test]
 fn show_prints_a_tasks_record_retry_keeps_the_old_reason_and_hooks_get_the_facts() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let spec = FleetSpec {
@@ -67,7 +67,7 @@ fn show_prints_a_tasks_record_retry_keeps_the_old_reason_and_hooks_get_the_facts
         pool_max: 1,
         ..Default::default()
     };
-    let mut fleet = Fleet::new("tasks-show", spec);
+    let mut fleet = Fleet::new(BINS, "tasks-show", spec);
     let (script, hooks) = env_hook(&fleet);
     let s = script.display();
     fleet.write_config(&format!("[hooks]\non_task_done = \"{s}\"\non_task_failed = \"{s}\"\n"));

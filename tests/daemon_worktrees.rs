@@ -5,35 +5,30 @@
 //! mid-task continue in the same worktree; a project that is not a git repository fails
 //! its task with git's message; and `ccl worktrees prune` removes only the clean, merged
 //! worktrees, saying why it kept each other one.
-use crate::common;
 
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::fleet::{git, typed_into, Fleet, FleetSpec};
-use common::wait_until;
+use crate::BINS;
+use ccl_testkit::fleet::{git, typed_into, Fleet, FleetSpec};
+use ccl_testkit::wait_until;
 
 const DEBUG: &[(&str, &str)] = &[("RUST_LOG", "debug")];
 
 /// Polls until `n` tasks of `queue` are done, and returns the most tasks that were in
 /// `running/` at once meanwhile.
 fn most_running_until_done(fleet: &Fleet, queue: &str, n: usize, timeout: Duration) -> usize {
-    let deadline = Instant::now() + timeout;
     let mut most = 0;
-    while fleet.tasks(queue, "done").len() < n {
+    wait_until(&format!("{n} tasks of {queue} done"), timeout, || {
         most = most.max(fleet.tasks(queue, "running").len());
-        assert!(
-            Instant::now() < deadline,
-            "{n} tasks not done within {timeout:?}: inbox {:?} running {:?} done {:?} failed {:?}",
-            fleet.tasks(queue, "inbox"),
-            fleet.tasks(queue, "running"),
-            fleet.tasks(queue, "done"),
-            fleet.tasks(queue, "failed"),
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        if fleet.tasks(queue, "done").len() >= n {
+            Ok(())
+        } else {
+            Err(fleet.queue_listing(queue))
+        }
+    });
     most
 }
 
@@ -57,7 +52,7 @@ fn worktree_paths(project: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn a_queue_without_isolation_never_runs_two_tasks_at_once() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let spec = FleetSpec {
@@ -65,7 +60,7 @@ fn a_queue_without_isolation_never_runs_two_tasks_at_once() {
         pool_max: 3,
         ..Default::default()
     };
-    let mut fleet = Fleet::new("wt-serial", spec);
+    let mut fleet = Fleet::new(BINS, "wt-serial", spec);
     for i in 1..=6 {
         fleet.enqueue_as("q", &format!("{i}.md"), &format!("serial task {i} [fake:work=700ms]"));
     }
@@ -82,7 +77,7 @@ fn a_queue_without_isolation_never_runs_two_tasks_at_once() {
 
 #[test]
 fn a_worktree_queue_runs_three_at_once_each_in_its_own_worktree_and_branch() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let spec = FleetSpec {
@@ -92,7 +87,7 @@ fn a_worktree_queue_runs_three_at_once_each_in_its_own_worktree_and_branch() {
         max_running: Some(3),
         ..Default::default()
     };
-    let mut fleet = Fleet::new("wt-parallel", spec);
+    let mut fleet = Fleet::new(BINS, "wt-parallel", spec);
     let project = fleet.project("q");
     let base = git(&project, &["rev-parse", "HEAD"]);
     let tasks: Vec<String> = (1..=3)
@@ -180,7 +175,7 @@ fn a_worktree_queue_runs_three_at_once_each_in_its_own_worktree_and_branch() {
 
 #[test]
 fn a_swap_and_a_restart_mid_task_continue_in_the_same_worktree() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     // Every turn of the fake Claude, the continue prompt's too, takes a while.
@@ -191,7 +186,7 @@ fn a_swap_and_a_restart_mid_task_continue_in_the_same_worktree() {
         work_ms: 6_000,
         ..Default::default()
     };
-    let mut fleet = Fleet::new("wt-resume", spec);
+    let mut fleet = Fleet::new(BINS, "wt-resume", spec);
     let task = fleet.enqueue("q", "a long task in its worktree");
     fleet.start_with_env(None, DEBUG);
     fleet.wait_log("ccl-auto-11: task submitted", Duration::from_secs(30));
@@ -251,7 +246,7 @@ fn a_swap_and_a_restart_mid_task_continue_in_the_same_worktree() {
 
 #[test]
 fn a_project_that_is_not_a_git_repository_fails_the_task_with_gits_message() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let spec = FleetSpec {
@@ -260,7 +255,7 @@ fn a_project_that_is_not_a_git_repository_fails_the_task_with_gits_message() {
         worktrees: true,
         ..Default::default()
     };
-    let mut fleet = Fleet::new("wt-norepo", spec);
+    let mut fleet = Fleet::new(BINS, "wt-norepo", spec);
     fs::remove_dir_all(fleet.project("q").join(".git")).unwrap();
     let task = fleet.enqueue("q", "a task for a project without git");
     fleet.start(None);
@@ -279,7 +274,7 @@ fn a_project_that_is_not_a_git_repository_fails_the_task_with_gits_message() {
 
 #[test]
 fn prune_keeps_a_dirty_worktree_and_one_with_unmerged_commits_and_removes_a_clean_merged_one() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let spec = FleetSpec {
@@ -288,7 +283,7 @@ fn prune_keeps_a_dirty_worktree_and_one_with_unmerged_commits_and_removes_a_clea
         worktrees: true,
         ..Default::default()
     };
-    let mut fleet = Fleet::new("wt-prune", spec);
+    let mut fleet = Fleet::new(BINS, "wt-prune", spec);
     let project = fleet.project("q");
     let tasks: Vec<String> = ["dirty", "unmerged", "merged"]
         .iter()

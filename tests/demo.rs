@@ -3,14 +3,12 @@
 //! one account swap (with the interrupted conversations resumed), and leave nothing behind:
 //! no tmux server on its private socket, no temporary directory, no session on the user's
 //! default tmux server.
-use crate::common;
 
+use crate::CCL;
 use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-use common::fleet::CCL;
 
 /// The demo bounds itself at 120 s; this guard only catches a demo that ignores its own
 /// bound, so the test fails instead of hanging.
@@ -30,12 +28,8 @@ impl Drop for Demo {
         }
         // SAFETY: signalling our own child process, which has not been reaped.
         unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if self.0.try_wait().ok().flatten().is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        if ccl_testkit::poll_within(Duration::from_secs(20), || self.0.try_wait().ok().flatten().is_some()) {
+            return;
         }
         let _ = self.0.kill();
         let _ = self.0.wait();
@@ -68,7 +62,7 @@ fn field<'a>(stdout: &'a str, prefix: &str) -> &'a str {
 
 #[test]
 fn the_demo_runs_every_task_through_one_swap_and_leaves_nothing_behind() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let before = default_server_sessions();
@@ -95,7 +89,7 @@ fn the_demo_runs_every_task_through_one_swap_and_leaves_nothing_behind() {
         let mut s = String::new();
         stderr_pipe.read_to_string(&mut s).map(|_| s)
     });
-    let status = common::wait_until("ccl demo to exit", GUARD, || demo.0.try_wait().unwrap());
+    let status = ccl_testkit::wait_until("ccl demo to exit", GUARD, || demo.0.try_wait().unwrap());
     let stdout = stdout_reader.join().unwrap().unwrap();
     let stderr = stderr_reader.join().unwrap().unwrap();
     let elapsed = started.elapsed();

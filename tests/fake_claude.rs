@@ -9,14 +9,13 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use ccl_testkit::{tmux_tier, wait_until};
 use serde_json::Value;
 
 /// Longest wait for any one condition; generous because CI machines are slow.
 const WAIT_LIMIT: Duration = Duration::from_secs(20);
-/// Pause between two looks at a condition.
-const POLL_INTERVAL: Duration = Duration::from_millis(20);
 const IDLE_FOOTER: &str = "  ⏵⏵ bypass permissions on (shift+tab to cycle)";
 /// Environment a pane must not inherit from whoever runs the tests.
 const FOREIGN_VARS: [&str; 6] = [
@@ -27,33 +26,6 @@ const FOREIGN_VARS: [&str; 6] = [
     "FAKE_CLAUDE_SCREEN",
     "TMUX",
 ];
-
-fn tmux_tier_enabled() -> bool {
-    if std::env::var("CCL_TEST_TMUX").as_deref() != Ok("1") {
-        eprintln!("skipping the real-tmux tier: set CCL_TEST_TMUX=1 to run it");
-        return false;
-    }
-    let found = Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(found, "CCL_TEST_TMUX=1 but tmux cannot be run");
-    true
-}
-
-/// Polls `check` until it yields a value; panics with `what` and the last state otherwise.
-fn wait_for<T>(what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + WAIT_LIMIT;
-    loop {
-        match check() {
-            Ok(value) => return value,
-            Err(last) if Instant::now() >= deadline => {
-                panic!("timed out waiting for {what}; last seen:\n{last}")
-            }
-            Err(_) => std::thread::sleep(POLL_INTERVAL),
-        }
-    }
-}
 
 /// A private tmux server plus the temporary directories of one test.
 struct Fixture {
@@ -176,7 +148,7 @@ impl Fixture {
 
     /// Waits until the screen has every one of `lines` as a whole line.
     fn wait_for_lines(&self, session: &str, lines: &[&str]) -> String {
-        wait_for(&format!("the lines {lines:?} in {session}"), || {
+        wait_until(&format!("the lines {lines:?} in {session}"), WAIT_LIMIT, || {
             let screen = self.screen(session);
             let all = lines
                 .iter()
@@ -190,7 +162,7 @@ impl Fixture {
     }
 
     fn wait_for_command(&self, session: &str, command: &str) {
-        wait_for(&format!("{session} to run {command}"), || {
+        wait_until(&format!("{session} to run {command}"), WAIT_LIMIT, || {
             let current = self.pane_format(session, "#{pane_current_command}");
             if current == command {
                 Ok(())
@@ -242,7 +214,7 @@ impl Account {
 
     /// The one registry record, once its status is `status`.
     fn wait_for_registry(&self, status: &str) -> Value {
-        wait_for(&format!("a registry record with status {status}"), || {
+        wait_until(&format!("a registry record with status {status}"), WAIT_LIMIT, || {
             let files = self.registry_files();
             let [file] = files.as_slice() else {
                 return Err(format!("registry files: {files:?}"));
@@ -315,7 +287,7 @@ fn without_an_account_home_it_refuses_to_start() {
 
 #[test]
 fn a_pasted_task_is_answered_recorded_limited_and_resumed() {
-    if !tmux_tier_enabled() {
+    if !tmux_tier() {
         return;
     }
     let fixture = Fixture::new("conversation");
@@ -433,7 +405,7 @@ fn a_pasted_task_is_answered_recorded_limited_and_resumed() {
             &format!("claude --dangerously-skip-permissions --resume {session_id}"),
         ],
     );
-    wait_for("the registry file to go", || {
+    wait_until("the registry file to go", WAIT_LIMIT, || {
         let files = account.registry_files();
         if files.is_empty() {
             Ok(())
@@ -462,7 +434,7 @@ fn a_pasted_task_is_answered_recorded_limited_and_resumed() {
 
 #[test]
 fn a_weekly_limit_holds_the_keyboard_and_a_server_error_offers_a_resend() {
-    if !tmux_tier_enabled() {
+    if !tmux_tier() {
         return;
     }
     let fixture = Fixture::new("limits");
@@ -522,7 +494,7 @@ fn a_weekly_limit_holds_the_keyboard_and_a_server_error_offers_a_resend() {
 
     // SIGHUP (the pane going away) removes the registry file too.
     fixture.tmux(&["kill-session", "-t", "=lim"]);
-    wait_for("the registry file to go after SIGHUP", || {
+    wait_until("the registry file to go after SIGHUP", WAIT_LIMIT, || {
         let files = account.registry_files();
         if files.is_empty() {
             Ok(())
@@ -534,7 +506,7 @@ fn a_weekly_limit_holds_the_keyboard_and_a_server_error_offers_a_resend() {
 
 #[test]
 fn an_enter_right_after_a_paste_is_swallowed_within_the_grace() {
-    if !tmux_tier_enabled() {
+    if !tmux_tier() {
         return;
     }
     let fixture = Fixture::new("grace");
@@ -555,7 +527,7 @@ fn an_enter_right_after_a_paste_is_swallowed_within_the_grace() {
     fixture.press("grace", "BSpace");
     fixture.wait_for_lines("grace", &["❯ [Pasted text #1 +2 lines]"]);
     // Once the grace is over an Enter submits; press it until it does.
-    let logged = wait_for("an Enter after the grace to submit", || {
+    let logged = wait_until("an Enter after the grace to submit", WAIT_LIMIT, || {
         fixture.press("grace", "Enter");
         let logged = account.logged_prompts();
         if logged.is_empty() {
@@ -569,7 +541,7 @@ fn an_enter_right_after_a_paste_is_swallowed_within_the_grace() {
 
 #[test]
 fn the_trust_dialog_waits_and_declining_exits_with_status_1() {
-    if !tmux_tier_enabled() {
+    if !tmux_tier() {
         return;
     }
     let fixture = Fixture::new("trust");

@@ -15,11 +15,12 @@ use crate::support::sim;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ccl::shell::trace;
 use ccl_core::core::{Action, RequestKind, State};
 use ccl_core::trace::{Line, Replay, Trace};
+use ccl_testkit::{output_within, TmuxServer};
 use sim::*;
 
 // ---------------------------------------------------------------------------------------
@@ -838,7 +839,9 @@ fn incident_missing_link_refuses_to_start() {
             }
         }
     }
-    let socket = format!("ccl-golden-{}", std::process::id());
+    // Its drop takes down whatever a daemon that failed to refuse started on the socket.
+    let server = TmuxServer::new("golden");
+    let socket = server.socket.clone();
     let state_dir = root.join("state");
     let config = root.join("ccl.toml");
     std::fs::write(
@@ -855,23 +858,14 @@ fn incident_missing_link_refuses_to_start() {
     )
     .unwrap();
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ccl"))
+    let child = Command::new(env!("CARGO_BIN_EXE_ccl"))
         .args(["-c", config.to_str().unwrap(), "run"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     // A daemon that does not refuse would run forever: bound the wait.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = Command::new("tmux").args(["-L", &socket, "kill-server"]).output();
-            panic!("ccl run did not refuse to start");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
+    let out = output_within(child, "ccl run to refuse to start", Duration::from_secs(20));
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("refusing to start"), "{stderr}");

@@ -4,7 +4,17 @@
 //! `FILE::TEST`. The tiers are gated inside each test (`CCL_TEST_TMUX=1`,
 //! `CCL_TEST_CLAUDE=1`), so a filter never needs to know which tests are slow.
 
-mod common;
+use ccl_testkit::Bins;
+
+/// The binaries under test; only this package's integration tests know their paths.
+pub const CCL: &str = env!("CARGO_BIN_EXE_ccl");
+pub const FAKE_CLAUDE: &str = env!("CARGO_BIN_EXE_ccl-fake-claude");
+/// Both, for the testkit's fixtures ([`ccl_testkit::fleet::Fleet`]).
+pub const BINS: Bins = Bins {
+    ccl: CCL,
+    fake_claude: FAKE_CLAUDE,
+};
+
 mod support;
 
 mod cli_habits;

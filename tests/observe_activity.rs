@@ -5,7 +5,6 @@
 //! resolution cannot tell apart — is in the very next observation. Runs on both tmux
 //! backends. Also: the control backend's fleet capture (all commands written before the
 //! first reply is read) gives each pane its own screen, in order.
-use crate::common;
 
 use std::io::Write;
 use std::path::Path;
@@ -16,7 +15,7 @@ use ccl::adapters::tmux::Tmux;
 use ccl::shell::observe::Shell;
 use ccl_core::config::Config;
 use ccl_core::core::{Core, Observation, State};
-use common::{wait_until, TmuxServer};
+use ccl_testkit::{wait_until, TmuxServer};
 
 const SESSION: &str = "ccl-auto-11";
 
@@ -109,7 +108,7 @@ fn a_change_after_a_quiet_period_is_seen_at_the_next_turn(backend: &str) {
 
 #[test]
 fn exec_backend_sees_a_change_after_a_quiet_period_at_the_next_turn() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     a_change_after_a_quiet_period_is_seen_at_the_next_turn("exec");
@@ -117,7 +116,7 @@ fn exec_backend_sees_a_change_after_a_quiet_period_at_the_next_turn() {
 
 #[test]
 fn control_backend_sees_a_change_after_a_quiet_period_at_the_next_turn() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     a_change_after_a_quiet_period_is_seen_at_the_next_turn("control");
@@ -125,7 +124,7 @@ fn control_backend_sees_a_change_after_a_quiet_period_at_the_next_turn() {
 
 #[test]
 fn a_pipelined_fleet_capture_gives_each_pane_its_own_screen_in_order() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let tmux = TmuxServer::new("observe-pipelined");

@@ -4,14 +4,12 @@
 //! in the shared target), never overwrite (the target's copy wins and the other is kept),
 //! never delete (each original stays as `NAME.before-ccl`), leave `ccl links --fix` with
 //! every link in place, and change nothing when run again.
-use crate::common;
 
+use crate::CCL;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-use common::fleet::CCL;
 
 /// The fenced block of README.md whose first line is `marker`.
 fn readme_block(marker: &str) -> String {

@@ -13,14 +13,14 @@
 //! login was revoked (401) is reported unhealthy and skipped; and SIGTERM leaves every
 //! session running for a restart to adopt. Recorded
 //! runs replay action for action. Gated by `CCL_TEST_TMUX=1 CCL_TEST_CLAUDE=1` (see
-//! `common::real`); with `CCL_SAVE_SCREENS=1` new real screens go to the corpus.
-use crate::common;
+//! `ccl_testkit::real`); with `CCL_SAVE_SCREENS=1` new real screens go to the corpus.
 
+use crate::BINS;
 use ccl_core::core::Action;
 use ccl_core::trace::Line;
+use ccl_testkit::fleet::{account_entry, typed_into, FleetSpec};
 use ccl_testkit::mockapi::Behaviour;
-use common::fleet::{account_entry, typed_into, FleetSpec};
-use common::real::{actions_on, claude_bin, now_unix, token, RealFleet, CLAUDE_COMMAND, UNMANAGED, WAIT};
+use ccl_testkit::real::{actions_on, claude_bin, now_unix, token, RealFleet, CLAUDE_COMMAND, UNMANAGED, WAIT};
 
 /// The operator's conversation in the dedicated session `ops`.
 const OPS_ID: &str = "0f5e3c2a-7b1d-4e6f-8a9b-0c1d2e3f4a5b";
@@ -40,7 +40,7 @@ fn fleet_with_operator(tag: &str, bin: std::path::PathBuf) -> RealFleet {
         dedicated: vec!["ops".into()],
         ..Default::default()
     };
-    let fleet = RealFleet::new(tag, spec, bin);
+    let fleet = RealFleet::new(BINS, tag, spec, bin);
     let ops_dir = fleet.root.join("work/ops");
     fleet.start_claude_by_hand("ops", "a", &ops_dir, OPS_ID);
     fleet.prompt_by_hand("ops", OPS_PROMPT);
@@ -53,13 +53,13 @@ fn pool_only(tag: &str, bin: std::path::PathBuf) -> RealFleet {
         pool_max: 1,
         ..Default::default()
     };
-    RealFleet::new(tag, spec, bin)
+    RealFleet::new(BINS, tag, spec, bin)
 }
 
 /// The record ccl writes beside a done task (just after moving the task there).
 fn report(fleet: &RealFleet, task: &str) -> serde_json::Value {
     let path = fleet.queue_dir("q", "done").join(format!("{task}.json"));
-    let bytes = common::wait_until(&format!("{}", path.display()), WAIT, || std::fs::read(&path).ok());
+    let bytes = ccl_testkit::wait_until(&format!("{}", path.display()), WAIT, || std::fs::read(&path).ok());
     serde_json::from_slice(&bytes).unwrap()
 }
 
@@ -136,7 +136,7 @@ fn assert_nothing_typed_into_the_menu(trace: &std::path::Path, session: &str) ->
 
 #[test]
 fn tasks_flow_to_done_on_the_active_account_and_the_operator_and_unmanaged_sessions_are_left_alone() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let Some(bin) = claude_bin() else { return };
@@ -182,7 +182,7 @@ fn tasks_flow_to_done_on_the_active_account_and_the_operator_and_unmanaged_sessi
 
 #[test]
 fn a_five_hour_limit_mid_task_moves_the_task_and_the_operator_to_b_under_their_own_ids_and_stays_there() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let Some(bin) = claude_bin() else { return };
@@ -237,14 +237,14 @@ fn a_five_hour_limit_mid_task_moves_the_task_and_the_operator_to_b_under_their_o
         ops_lines[0].contains(&home_b) && ops_lines[0].ends_with(&format!("--resume {OPS_ID}")),
         "the operator's Claude resumed under b with its own id: {ops_lines:#?}"
     );
-    let registered = common::wait_until("ops registered under b", WAIT, || {
+    let registered = ccl_testkit::wait_until("ops registered under b", WAIT, || {
         fleet.registry_conversation("b", "ops")
     });
     assert_eq!(
         registered, OPS_ID,
         "the resumed Claude runs the operator's conversation"
     );
-    fleet.wait_screen("ops", "the resumed Claude idle", common::real::is_idle);
+    fleet.wait_screen("ops", "the resumed Claude idle", ccl_testkit::real::is_idle);
     assert_operator_untouched(&fleet, pids[0].1);
 
     // Past the cooldown, and a while more: still on b after one swap, a exhausted.
@@ -279,7 +279,7 @@ fn a_five_hour_limit_mid_task_moves_the_task_and_the_operator_to_b_under_their_o
         .iter()
         .skip(resumed_at.expect("the task was resumed") + 1)
         .map(|(_, capture, _)| capture)
-        .find(|c| c.contains("hit your 5-hour limit") && common::real::is_idle(c));
+        .find(|c| c.contains("hit your 5-hour limit") && ccl_testkit::real::is_idle(c));
     if let Some(screen) = redrawn {
         fleet.save_screen("resumed-limit-5h-redrawn", screen);
     }
@@ -287,7 +287,7 @@ fn a_five_hour_limit_mid_task_moves_the_task_and_the_operator_to_b_under_their_o
 
 #[test]
 fn a_server_error_that_says_rate_limit_never_swaps() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let Some(bin) = claude_bin() else { return };
@@ -305,7 +305,7 @@ fn a_server_error_that_says_rate_limit_never_swaps() {
     fleet.wait_request("the task under a", |r| r.last_user_text.as_deref() == Some(body));
     // The turn ended without the task being worked on: failed, with the error as reason.
     let error_path = fleet.queue_dir("q", "failed").join(format!("{task}.error"));
-    let error = common::wait_until("the task filed as failed, with its reason", WAIT, || {
+    let error = ccl_testkit::wait_until("the task filed as failed, with its reason", WAIT, || {
         std::fs::read_to_string(&error_path).ok()
     });
     assert_eq!(fleet.tasks("q", "failed"), vec![task.clone()]);
@@ -331,7 +331,7 @@ fn a_server_error_that_says_rate_limit_never_swaps() {
 
 #[test]
 fn a_weekly_limit_swaps_to_b_without_typing_into_its_menu_and_the_task_continues_there() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let Some(bin) = claude_bin() else { return };
@@ -389,7 +389,7 @@ fn a_weekly_limit_swaps_to_b_without_typing_into_its_menu_and_the_task_continues
 
 #[test]
 fn the_weekly_menu_left_up_while_every_account_is_exhausted_is_escaped_when_b_resets() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let Some(bin) = claude_bin() else { return };
@@ -454,7 +454,7 @@ fn the_weekly_menu_left_up_while_every_account_is_exhausted_is_escaped_when_b_re
 
 #[test]
 fn sigterm_leaves_every_claude_running_and_a_restart_adopts_them_without_relaunching() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let Some(bin) = claude_bin() else { return };
@@ -525,7 +525,7 @@ fn sigterm_leaves_every_claude_running_and_a_restart_adopts_them_without_relaunc
 /// and `status --json` shows a's 97 % with its reset.
 #[test]
 fn at_97_percent_on_a_the_fleet_moves_to_b_at_turn_boundaries_before_any_limit() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let Some(bin) = claude_bin() else { return };
@@ -606,18 +606,18 @@ fn at_97_percent_on_a_the_fleet_moves_to_b_at_turn_boundaries_before_any_limit()
 /// and b is never chosen.
 #[test]
 fn with_b_answering_401_a_limit_sends_the_fleet_to_c_and_b_is_reported_unhealthy() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let Some(bin) = claude_bin() else { return };
-    let spec = common::fleet::FleetSpec {
+    let spec = ccl_testkit::fleet::FleetSpec {
         accounts: vec!["a".into(), "b".into(), "c".into()],
         pool_min: 1,
         pool_max: 1,
         dedicated: vec!["ops".into()],
         ..Default::default()
     };
-    let mut fleet = RealFleet::new("real-401", spec, bin);
+    let mut fleet = RealFleet::new(BINS, "real-401", spec, bin);
     fleet.mock.set_behaviour(
         &token("b"),
         Behaviour::Unauthorized401 {

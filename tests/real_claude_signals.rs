@@ -5,17 +5,17 @@
 //! a 5-hour limit is detected from `StopFailure` (`source=hook`), an account whose
 //! `settings.json` has its own status line still shows it in a pool session, and no
 //! account's `settings.json` is changed by ccl. Recorded runs replay action for action.
-//! Gated by `CCL_TEST_TMUX=1 CCL_TEST_CLAUDE=1` (see `common::real`).
-use crate::common;
+//! Gated by `CCL_TEST_TMUX=1 CCL_TEST_CLAUDE=1` (see `ccl_testkit::real`).
 
 use std::fs;
 use std::path::PathBuf;
 use std::time::UNIX_EPOCH;
 
+use crate::BINS;
+use ccl_testkit::fleet::FleetSpec;
 use ccl_testkit::mockapi::Behaviour;
-use common::fleet::FleetSpec;
-use common::real::{claude_bin, now_unix, token, RealFleet, WAIT};
-use common::wait_until;
+use ccl_testkit::real::{claude_bin, now_unix, token, RealFleet, WAIT};
+use ccl_testkit::wait_until;
 
 /// What account a's own status-line command prints.
 const OWN_LINE: &str = "OPERATOR-OWN-STATUS-LINE";
@@ -30,7 +30,7 @@ fn fleet(tag: &str, bin: PathBuf) -> RealFleet {
         tick: format!("{}ms", TICK_MS),
         ..Default::default()
     };
-    let fleet = RealFleet::new(tag, spec, bin);
+    let fleet = RealFleet::new(BINS, tag, spec, bin);
     // As an operator's homes are: Claude has already added its key (it writes the file
     // itself on a first start without it), and a has a status line of its own.
     let a = serde_json::json!({
@@ -83,7 +83,7 @@ fn mtime_ms(path: &std::path::Path) -> i64 {
 
 #[test]
 fn a_task_is_done_from_stop_its_conversation_comes_from_session_start_and_the_own_status_line_shows() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let Some(bin) = claude_bin() else { return };
@@ -169,7 +169,7 @@ fn a_task_is_done_from_stop_its_conversation_comes_from_session_start_and_the_ow
 
 #[test]
 fn a_five_hour_limit_is_detected_from_stop_failure() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let Some(bin) = claude_bin() else { return };

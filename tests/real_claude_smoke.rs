@@ -7,17 +7,15 @@
 //! `CCL_SAVE_SCREENS=1` every distinct screen seen is written to
 //! `tests/screens/real-VERSION/NAME.txt` for the screen corpus. The binary lookup, the
 //! account home and the environment that points Claude at the mock are the daemon
-//! tier's (`tests/common/real.rs`), so both tiers prove the same setup.
-
-use crate::common;
+//! tier's (`crates/ccl-testkit/src/real.rs`), so both tiers prove the same setup.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ccl_core::util::shell_quote;
 use ccl_testkit::mockapi::{Behaviour, MockApi};
-use common::real::{self, claude_version, now_unix, prepare_home, BUSY_FOOTER, FOREIGN_VARS};
-use common::{tmux_tier, wait_until, TmuxServer};
+use ccl_testkit::real::{self, claude_version, now_unix, prepare_home, BUSY_FOOTER, FOREIGN_VARS};
+use ccl_testkit::{tmux_tier, wait_until, TmuxServer};
 use serde_json::Value;
 
 /// Longest wait for one screen; the first start of the 370 MB binary is slow on CI.
@@ -165,16 +163,16 @@ impl Claude {
     /// Waits until `ok` holds for the screen and returns that screen; the panic shows the
     /// last screen seen, which is what one needs to see when a wording changed.
     fn wait_screen(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
-        let mut last = String::new();
-        let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            wait_until(what, WAIT, || {
-                last = self.screen();
-                // Claude puts a no-break space after the `❯` of the input line; the
-                // expectations here are written with plain spaces.
-                ok(&last.replace('\u{a0}', " ")).then(|| last.clone())
-            })
-        }));
-        found.unwrap_or_else(|_| panic!("timed out waiting for {what}; last screen:\n{last}"))
+        wait_until(what, WAIT, || {
+            let screen = self.screen();
+            // Claude puts a no-break space after the `❯` of the input line; the
+            // expectations here are written with plain spaces.
+            if ok(&screen.replace('\u{a0}', " ")) {
+                Ok(screen)
+            } else {
+                Err(format!("the screen:\n{screen}"))
+            }
+        })
     }
 
     /// Idle: the empty input line between the rules and the footer, nothing working.

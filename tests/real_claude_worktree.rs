@@ -2,17 +2,17 @@
 //! "worktree"` runs in the real Claude Code (the pinned 2.1.328) in its own git worktree
 //! under the trusted project, and completes there without the client ever stopping at
 //! its folder-trust question (a subdirectory of a trusted project is trusted). Gated by
-//! `CCL_TEST_TMUX=1 CCL_TEST_CLAUDE=1` (see `common::real`).
-use crate::common;
+//! `CCL_TEST_TMUX=1 CCL_TEST_CLAUDE=1` (see `ccl_testkit::real`).
 
 use std::path::Path;
 
-use common::fleet::{git, FleetSpec};
-use common::real::{claude_bin, token, RealFleet, WAIT};
+use crate::BINS;
+use ccl_testkit::fleet::{git, FleetSpec};
+use ccl_testkit::real::{claude_bin, token, RealFleet, WAIT};
 
 #[test]
 fn a_worktree_task_completes_on_the_real_client_without_a_trust_stop() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let Some(bin) = claude_bin() else { return };
@@ -22,7 +22,7 @@ fn a_worktree_task_completes_on_the_real_client_without_a_trust_stop() {
         worktrees: true,
         ..Default::default()
     };
-    let mut fleet = RealFleet::new("real-worktree", spec, bin);
+    let mut fleet = RealFleet::new(BINS, "real-worktree", spec, bin);
     let project = fleet.project("q");
     let body = "Describe this repository in one line";
     let task = fleet.enqueue("q", body);
@@ -64,7 +64,7 @@ fn a_worktree_task_completes_on_the_real_client_without_a_trust_stop() {
         .join(&slug)
         .join(format!("{}.jsonl", seen.conversation.as_deref().unwrap()));
     // Stop can fire before Claude has written its transcript: wait for the file.
-    common::wait_until(
+    ccl_testkit::wait_until(
         &format!("a transcript at {}", transcript.display()),
         std::time::Duration::from_secs(10),
         || transcript.is_file().then_some(()),

@@ -2,17 +2,16 @@
 //! never the real one of whoever runs the tests (a shell's history or Claude's URL-handler
 //! file would land there), and when a test's tmux server is dropped nothing that ran on
 //! its socket is left, even a server that stopped answering and a client of it.
-use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{tmux_processes, wait_until, TmuxServer};
+use ccl_testkit::{tmux_processes, wait_until, TmuxServer};
 
 #[test]
 fn panes_of_a_test_server_get_a_home_of_their_own() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let server = TmuxServer::new("hygiene-home");
@@ -42,7 +41,7 @@ fn panes_of_a_test_server_get_a_home_of_their_own() {
 
 #[test]
 fn a_stopped_server_and_a_client_of_it_are_gone_when_the_server_is_dropped() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let server = TmuxServer::new("hygiene-stuck");

@@ -1,5 +1,5 @@
 //! The control-mode backends against a real tmux on a private socket. Every shared
-//! scenario of `tests/common/tmux_scenarios.rs`, which `tests/tmux_exec.rs` runs on the
+//! scenario of `tests/support/tmux_scenarios.rs`, which `tests/tmux_exec.rs` runs on the
 //! exec adapter, runs here once per backend (`control::*` for `ControlTmux`, `auto::*`
 //! for `AutoTmux`), and must go over the control client: sessions get the asked-for
 //! environment, directory and size, captures read as a user would see them, pasted text
@@ -10,17 +10,15 @@
 //! `AutoTmux` falls back to exec when control mode cannot run and returns to it after the
 //! back-off. Gated by `CCL_TEST_TMUX=1`.
 
-use crate::common;
-
 use std::path::Path;
 use std::time::Duration;
 
-use ccl::adapters::tmux::control::{AutoTmux, ControlTmux};
-use ccl::adapters::tmux::{ExecTmux, Tmux};
-use common::tmux_scenarios::{
+use crate::support::tmux_scenarios::{
     paste_through_cat, read, session_names, spec, wait_for_command, wait_for_screen, Backend, WAIT,
 };
-use common::{wait_until, TmuxServer};
+use ccl::adapters::tmux::control::{AutoTmux, ControlTmux};
+use ccl::adapters::tmux::{ExecTmux, Tmux};
+use ccl_testkit::{wait_until, TmuxServer};
 
 /// A backend that can reach tmux over a control client.
 trait Control: Backend {
@@ -72,7 +70,7 @@ macro_rules! for_both_backends {
             $(
                 #[test]
                 fn $scenario() {
-                    if crate::common::tmux_tier() {
+                    if ::ccl_testkit::tmux_tier() {
                         super::$scenario::<$backend>();
                     }
                 }
@@ -265,7 +263,7 @@ fn flaky_tmux(dir: &Path, flag: &Path) -> std::path::PathBuf {
 
 #[test]
 fn auto_falls_back_to_exec_when_control_mode_cannot_run() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let server = TmuxServer::new("fallback");
@@ -288,7 +286,7 @@ fn auto_falls_back_to_exec_when_control_mode_cannot_run() {
 
 #[test]
 fn auto_returns_to_control_mode_after_the_backoff() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let server = TmuxServer::new("backoff");
@@ -312,7 +310,7 @@ fn auto_returns_to_control_mode_after_the_backoff() {
 
 #[test]
 fn control_connects_without_a_server_and_attaches_once_one_exists() {
-    if !common::tmux_tier() {
+    if !ccl_testkit::tmux_tier() {
         return;
     }
     let server = TmuxServer::new("lazy");

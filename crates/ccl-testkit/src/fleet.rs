@@ -14,11 +14,11 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::{wait_until, TmuxServer};
+use crate::{output_within, wait_until, Bins, TmuxServer};
 
-/// `HOME` and the XDG base directories inside `home` (see [`super::isolate`]), for
+/// `HOME` and the XDG base directories inside `home` (see [`crate::isolate`]), for
 /// commands built here; `TMUX` is removed separately where it matters.
 fn home_env(home: &Path) -> Vec<(&'static str, PathBuf)> {
     vec![
@@ -29,9 +29,6 @@ fn home_env(home: &Path) -> Vec<(&'static str, PathBuf)> {
         ("XDG_CACHE_HOME", home.join(".cache")),
     ]
 }
-
-pub const CCL: &str = env!("CARGO_BIN_EXE_ccl");
-pub const FAKE_CLAUDE: &str = env!("CARGO_BIN_EXE_ccl-fake-claude");
 
 /// How a fleet is laid out.
 #[derive(Clone, Debug)]
@@ -79,11 +76,13 @@ pub struct Fleet {
     pub log_path: PathBuf,
     /// Every prompt any fake Claude received, one JSON line each.
     pub received_path: PathBuf,
+    /// The `ccl` this fleet runs and the fake Claude its accounts launch.
+    pub bins: Bins,
     daemon: Option<Child>,
 }
 
 impl Fleet {
-    pub fn new(tag: &str, spec: FleetSpec) -> Fleet {
+    pub fn new(bins: Bins, tag: &str, spec: FleetSpec) -> Fleet {
         let dir = tempfile::Builder::new()
             .prefix(&format!("ccl-{tag}-"))
             .tempdir()
@@ -92,7 +91,7 @@ impl Fleet {
         for sub in ["home", "bin", "pool", "state", "shared"] {
             fs::create_dir_all(root.join(sub)).unwrap();
         }
-        std::os::unix::fs::symlink(FAKE_CLAUDE, root.join("bin/claude")).unwrap();
+        std::os::unix::fs::symlink(bins.fake_claude, root.join("bin/claude")).unwrap();
         let links = ["projects", "file-history", "session-env"];
         for l in links {
             fs::create_dir_all(root.join("shared").join(l)).unwrap();
@@ -122,6 +121,7 @@ impl Fleet {
             log_path: root.join("ccl.log"),
             received_path: root.join("received.jsonl"),
             tmux: TmuxServer::new(tag),
+            bins,
             spec,
             root,
             dir,
@@ -228,7 +228,7 @@ impl Fleet {
             .append(true)
             .open(&self.log_path)
             .unwrap();
-        let mut cmd = Command::new(CCL);
+        let mut cmd = Command::new(self.bins.ccl);
         cmd.arg("-c").arg(&self.config_path).arg("run");
         if let Some(r) = record {
             cmd.arg("--record").arg(r);
@@ -253,20 +253,8 @@ impl Fleet {
     /// Sends `signal` to the daemon and waits for it to exit; returns its exit code
     /// (None when killed by a signal).
     pub fn signal_and_wait(&mut self, signal: i32, timeout: Duration) -> Option<i32> {
-        let mut child = self.daemon.take().expect("daemon running");
-        // SAFETY: signalling our own child process.
-        unsafe { libc::kill(child.id() as i32, signal) };
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status.code();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "daemon did not exit within {timeout:?} of signal {signal}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.send_signal(signal);
+        self.wait_daemon_exit(&format!("the daemon to exit on signal {signal}"), timeout)
     }
 
     /// SIGTERM and wait; asserts a clean exit 0.
@@ -289,33 +277,28 @@ impl Fleet {
 
     /// Waits for the daemon to exit by itself; returns its exit code.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
-        let mut child = self.daemon.take().expect("daemon running");
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status.code();
-            }
-            assert!(Instant::now() < deadline, "daemon still running after {timeout:?}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.wait_daemon_exit("the daemon to exit by itself", timeout)
+    }
+
+    /// Waits for the daemon to exit and reaps it; returns its exit code. The child stays
+    /// in the fleet until then, so a timeout's panic still kills it on drop.
+    fn wait_daemon_exit(&mut self, what: &str, timeout: Duration) -> Option<i32> {
+        let child = self.daemon.as_mut().expect("daemon running");
+        let status = wait_until(what, timeout, || child.try_wait().unwrap());
+        self.daemon = None;
+        status.code()
     }
 
     pub fn log(&self) -> String {
         fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
-    /// Waits until the daemon's log contains `needle`; panics with the log otherwise.
+    /// Waits until the daemon's log contains `needle`; panics otherwise (and the fleet's
+    /// drop prints the log, as it does for every failed test).
     pub fn wait_log(&self, needle: &str, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while !self.log().contains(needle) {
-            if Instant::now() >= deadline {
-                panic!(
-                    "log never contained {needle:?} within {timeout:?}; log:\n{}",
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until(&format!("{needle:?} in the log"), timeout, || {
+            self.log().contains(needle).then_some(())
+        });
     }
 
     /// The number of the last turn the daemon logged (`turn N (…)` lines, which only
@@ -332,23 +315,16 @@ impl Fleet {
     /// few ticks" without sleeping.
     pub fn wait_turns(&self, n: u64, timeout: Duration) {
         let from = self.last_turn().unwrap_or(0);
-        let deadline = Instant::now() + timeout;
-        while self.last_turn().unwrap_or(0) < from + n {
-            if Instant::now() >= deadline {
-                panic!(
-                    "the daemon did not run {n} turns after turn {from} within {timeout:?}; log:\n{}",
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until(&format!("{n} turns after turn {from}"), timeout, || {
+            (self.last_turn().unwrap_or(0) >= from + n).then_some(())
+        });
     }
 
     /// Runs `ccl -c CONFIG ARGS` like [`Fleet::ccl`], but kills it and panics when it
     /// has not exited within `timeout` (for commands that would hang if they misbehaved,
     /// such as a `ccl run` expected to refuse to start).
     pub fn ccl_timeout(&self, args: &[&str], timeout: Duration) -> Output {
-        let mut child = Command::new(CCL)
+        let child = Command::new(self.bins.ccl)
             .arg("-c")
             .arg(&self.config_path)
             .args(args)
@@ -360,40 +336,21 @@ impl Fleet {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + timeout;
-        while child.try_wait().unwrap().is_none() {
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let out = child.wait_with_output().unwrap();
-                panic!(
-                    "ccl {args:?} still running after {timeout:?}; stderr:\n{}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        child.wait_with_output().unwrap()
+        output_within(child, &format!("ccl {args:?} to exit"), timeout)
     }
 
     /// Waits until the log holds `needle` at or after byte `from` (a position taken from
     /// `log().len()` earlier, e.g. before a restart); returns where it starts.
     pub fn wait_log_from(&self, from: usize, needle: &str, timeout: Duration) -> usize {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let log = self.log();
-            if let Some(at) = log.get(from..).and_then(|tail| tail.find(needle)) {
-                return from + at;
-            }
-            if Instant::now() >= deadline {
-                panic!("log never contained {needle:?} after byte {from} within {timeout:?}; log:\n{log}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until(&format!("{needle:?} in the log after byte {from}"), timeout, || {
+            let at = self.log().get(from..)?.find(needle)?;
+            Some(from + at)
+        })
     }
 
     /// Runs `ccl -c CONFIG ARGS` (stdin from `input`).
     pub fn ccl(&self, args: &[&str], input: Option<&[u8]>) -> Output {
-        let mut cmd = Command::new(CCL);
+        let mut cmd = Command::new(self.bins.ccl);
         cmd.arg("-c")
             .arg(&self.config_path)
             .args(args)
@@ -465,20 +422,24 @@ impl Fleet {
     }
 
     pub fn wait_done(&self, queue: &str, n: usize, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while self.tasks(queue, "done").len() < n {
-            if Instant::now() >= deadline {
-                panic!(
-                    "{n} tasks not done within {timeout:?}: inbox {:?} running {:?} done {:?} failed {:?}; log:\n{}",
-                    self.tasks(queue, "inbox"),
-                    self.tasks(queue, "running"),
-                    self.tasks(queue, "done"),
-                    self.tasks(queue, "failed"),
-                    self.log()
-                );
+        wait_until(&format!("{n} tasks of {queue} done"), timeout, || {
+            if self.tasks(queue, "done").len() >= n {
+                Ok(())
+            } else {
+                Err(self.queue_listing(queue))
             }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        });
+    }
+
+    /// `inbox [..] running [..] done [..] failed [..]` of `queue`, for a failure message.
+    pub fn queue_listing(&self, queue: &str) -> String {
+        format!(
+            "inbox {:?} running {:?} done {:?} failed {:?}",
+            self.tasks(queue, "inbox"),
+            self.tasks(queue, "running"),
+            self.tasks(queue, "done"),
+            self.tasks(queue, "failed"),
+        )
     }
 
     /// The report ccl filed next to a done task (`done/TASK.json`). It is written right
@@ -500,20 +461,14 @@ impl Fleet {
     /// done/, so a claim of `waiting` just before `running` is filed cannot slip between
     /// the two reads.
     pub fn assert_waits_until_done(&self, queue: &str, waiting: &str, running: &str, timeout: Duration, why: &str) {
-        let deadline = Instant::now() + timeout;
-        loop {
+        wait_until(&format!("task {running} done"), timeout, || {
             let still_waiting = self.tasks(queue, "inbox").iter().any(|t| t == waiting);
             if self.tasks(queue, "done").iter().any(|t| t == running) {
-                break;
+                return Some(());
             }
-            assert!(still_waiting, "{why}; log:\n{}", self.log());
-            assert!(
-                Instant::now() < deadline,
-                "task {running} never finished; log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            assert!(still_waiting, "{why}");
+            None
+        });
     }
 
     // -- tmux and the fake Claude ------------------------------------------------------
@@ -766,6 +721,9 @@ impl Drop for Fleet {
                 self.root.display(),
                 self.log()
             );
+            for queue in &self.spec.queues {
+                eprintln!("--- queue {queue}: {}", self.queue_listing(queue));
+            }
         }
     }
 }

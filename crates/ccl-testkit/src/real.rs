@@ -8,7 +8,7 @@
 //! Helpers start the operator's own Claude by hand, read what the mock saw, and pick the
 //! daemon's action lines about one session out of its log.
 //!
-//! The gate: after `common::tmux_tier()`, [`claude_bin`] returns the binary only when
+//! The gate: after [`crate::tmux_tier`], [`claude_bin`] returns the binary only when
 //! `CCL_TEST_CLAUDE=1` asks for it, and panics when it is asked for but missing.
 
 use std::fs;
@@ -17,12 +17,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::mockapi::{MockApi, SeenRequest};
 use ccl_core::util::shell_quote;
-use ccl_testkit::mockapi::{MockApi, SeenRequest};
 use serde_json::{json, Value};
 
-use super::fleet::{Fleet, FleetSpec};
-use super::wait_until;
+use crate::fleet::{Fleet, FleetSpec};
+use crate::{wait_until, Bins};
 
 /// Longest wait for one thing the real client does; its first start is the slow part.
 pub const WAIT: Duration = Duration::from_secs(45);
@@ -52,7 +52,7 @@ pub const FOREIGN_VARS: [&str; 12] = [
 ];
 
 /// The real Claude Code binary when the tier is asked for (`CCL_TEST_CLAUDE=1`; tests
-/// check the real-tmux gate, `common::tmux_tier()`, first), else None with a note. Asked
+/// check the real-tmux gate, [`crate::tmux_tier`], first), else None with a note. Asked
 /// for but missing is a failure.
 pub fn claude_bin() -> Option<PathBuf> {
     if std::env::var("CCL_TEST_CLAUDE").as_deref() != Ok("1") {
@@ -61,9 +61,7 @@ pub fn claude_bin() -> Option<PathBuf> {
     }
     let bin = match std::env::var_os("CCL_CLAUDE_BIN") {
         Some(path) => PathBuf::from(path),
-        None => Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join(".cache/claude")
-            .join(NPM_BIN),
+        None => crate::workspace_root().join(".cache/claude").join(NPM_BIN),
     };
     assert!(
         bin.is_file(),
@@ -71,7 +69,7 @@ pub fn claude_bin() -> Option<PathBuf> {
          (run `bash .ci/install-claude .cache/claude` or set CCL_CLAUDE_BIN)",
         bin.display()
     );
-    super::note_tier_ran("claude");
+    crate::note_tier_ran("claude");
     Some(bin)
 }
 
@@ -202,9 +200,9 @@ impl DerefMut for RealFleet {
 impl RealFleet {
     /// The fleet of `spec` with the real client, its tmux server up with the unmanaged
     /// sessions, and every account answered normally by the mock.
-    pub fn new(tag: &str, spec: FleetSpec, bin: PathBuf) -> RealFleet {
+    pub fn new(bins: Bins, tag: &str, spec: FleetSpec, bin: PathBuf) -> RealFleet {
         let mock = MockApi::start().expect("the mock api starts");
-        let fleet = Fleet::new(tag, spec);
+        let fleet = Fleet::new(bins, tag, spec);
         let version = claude_version(&bin);
         let real = RealFleet {
             fleet,
@@ -242,7 +240,7 @@ impl RealFleet {
                 &root,
             ])
             .env_remove("TMUX");
-        super::isolate(&mut cmd, &self.fleet.root.join("home"));
+        crate::isolate(&mut cmd, &self.fleet.root.join("home"));
         for var in FOREIGN_VARS {
             cmd.env_remove(var);
         }
@@ -351,25 +349,25 @@ impl RealFleet {
 
     /// Waits until `ok` holds for the screen of `name`; the panic shows the last screen.
     pub fn wait_screen(&self, name: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
-        let mut last = String::new();
-        let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            wait_until(what, WAIT, || {
-                last = self.fleet.capture(name);
-                ok(&last).then(|| last.clone())
-            })
-        }));
-        found.unwrap_or_else(|_| panic!("timed out waiting for {what} in {name}; last screen:\n{last}"))
+        wait_until(&format!("{what} in {name}"), WAIT, || {
+            let screen = self.fleet.capture(name);
+            if ok(&screen) {
+                Ok(screen)
+            } else {
+                Err(format!("the screen of {name}:\n{screen}"))
+            }
+        })
     }
 
     /// With `CCL_SAVE_SCREENS=1`, writes `screen` to `tests/screens/real-VERSION/NAME.txt`
     /// for the screen corpus (its expectation is then made with `UPDATE_EXPECT=1 cargo
-    /// test --test screen_corpus` and reviewed). Only screens that differ from every case
-    /// already there are written.
+    /// test --test integration screen_corpus` and reviewed). Only screens that differ
+    /// from every case already there are written.
     pub fn save_screen(&self, name: &str, screen: &str) {
         if std::env::var("CCL_SAVE_SCREENS").as_deref() != Ok("1") {
             return;
         }
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        let dir = crate::workspace_root()
             .join("tests/screens")
             .join(format!("real-{}", self.version));
         fs::create_dir_all(&dir).unwrap();
@@ -405,16 +403,14 @@ impl RealFleet {
     }
 
     /// Waits for a model request that satisfies `ok` and returns it.
+    /// (The fleet prints the ccl log when a test fails.)
     pub fn wait_request(&self, what: &str, ok: impl Fn(&SeenRequest) -> bool) -> SeenRequest {
-        let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            wait_until(what, WAIT, || self.messages().into_iter().find(|r| ok(r)))
-        }));
-        found.unwrap_or_else(|_| {
-            panic!(
-                "the mock never saw {what}; it saw: {:#?}\nccl log:\n{}",
-                self.messages(),
-                self.fleet.log()
-            )
+        wait_until(&format!("the mock to see {what}"), WAIT, || {
+            let messages = self.messages();
+            match messages.iter().find(|r| ok(r)) {
+                Some(found) => Ok(found.clone()),
+                None => Err(format!("the mock saw: {messages:#?}")),
+            }
         })
     }
 
@@ -503,18 +499,12 @@ impl Drop for RealFleet {
         if let Some(pid) = self.fleet.daemon_pid() {
             // SAFETY: killing our own child; the fleet's drop reaps it.
             unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            while !exited(pid) && std::time::Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            crate::poll_within(Duration::from_secs(10), || exited(pid));
         }
         let panes: Vec<u32> = self.fleet.panes().into_iter().map(|(_, pid, _)| pid).collect();
         let mut pids = descendants(&panes);
         pids.extend(&panes);
         let _ = self.fleet.tmux_raw(&["kill-server"]);
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while !pids.iter().all(|p| exited(*p)) && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        crate::poll_within(Duration::from_secs(10), || pids.iter().all(|p| exited(*p)));
     }
 }

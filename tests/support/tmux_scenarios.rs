@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use ccl::adapters::tmux::{ExecTmux, NewSession, PaneInfo, Tmux};
 
-use super::{wait_until, TmuxServer};
+use ccl_testkit::{wait_until, TmuxServer};
 
 pub const WAIT: Duration = Duration::from_secs(10);
 
@@ -46,8 +46,8 @@ macro_rules! tmux_scenario_tests {
         $(
             #[test]
             fn $scenario() {
-                if $crate::common::tmux_tier() {
-                    $crate::common::tmux_scenarios::$scenario::<$backend>();
+                if ::ccl_testkit::tmux_tier() {
+                    $crate::support::tmux_scenarios::$scenario::<$backend>();
                 }
             }
         )*

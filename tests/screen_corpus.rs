@@ -1,6 +1,6 @@
 //! The screen corpus: every `tests/screens/NAME.txt` pane capture is classified and its
 //! `ccl classify` JSON compared with `NAME.json`. Adding a case is adding those two files
-//! (see tests/screens/README.md); `UPDATE_EXPECT=1 cargo test --test screen_corpus`
+//! (see tests/screens/README.md); `UPDATE_EXPECT=1 cargo test --test integration screen_corpus`
 //! rewrites the .json files from the actual output instead of failing.
 
 use std::fs;

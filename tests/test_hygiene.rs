@@ -1,7 +1,9 @@
 //! The test fixtures themselves (issue 19): a test's tmux panes get a home of their own,
 //! never the real one of whoever runs the tests (a shell's history or Claude's URL-handler
 //! file would land there), and when a test's tmux server is dropped nothing that ran on
-//! its socket is left, even a server that stopped answering and a client of it.
+//! its socket is left, even a server that stopped answering and a client of it. And the
+//! suite is one binary (`autotests = false`): a test file not declared in `tests/main.rs`
+//! would never be compiled nor run, so every one must be.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -69,4 +71,30 @@ fn a_stopped_server_and_a_client_of_it_are_gone_when_the_server_is_dropped() {
     let mut client = client;
     let _ = client.wait();
     assert_eq!(tmux_processes(&socket), Vec::<u32>::new(), "processes left on {socket}");
+}
+
+#[test]
+fn every_test_file_is_a_module_of_the_one_test_binary() {
+    let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let main = std::fs::read_to_string(tests.join("main.rs")).unwrap();
+    let declared: Vec<&str> = main
+        .lines()
+        .filter_map(|l| l.strip_prefix("mod ")?.strip_suffix(';'))
+        .collect();
+    let mut files: Vec<String> = std::fs::read_dir(&tests)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let stem = name.strip_suffix(".rs")?;
+            (stem != "main").then(|| stem.to_string())
+        })
+        .collect();
+    files.sort();
+    assert!(files.len() > 20, "the test files were found: {files:?}");
+    let missing: Vec<&String> = files.iter().filter(|f| !declared.contains(&f.as_str())).collect();
+    assert!(
+        missing.is_empty(),
+        "tests/*.rs not declared in tests/main.rs, so never run: {missing:?}"
+    );
 }

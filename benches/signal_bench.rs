@@ -23,8 +23,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
-use ccl_testkit::mockapi::Behaviour;
 use ccl_testkit::fleet::FleetSpec;
+use ccl_testkit::mockapi::Behaviour;
 use ccl_testkit::real::{actions_on, now_unix, token, RealFleet};
 use ccl_testkit::Bins;
 use serde_json::json;

@@ -289,8 +289,9 @@ fn companion_path(name: &str) -> PathBuf {
 }
 
 fn read(path: &Path) -> Trace {
-    trace::read(path)
-        .unwrap_or_else(|e| panic!("{e:#}\n(UPDATE_EXPECT=1 cargo test --test integration golden_traces writes the golden traces)"))
+    trace::read(path).unwrap_or_else(|e| {
+        panic!("{e:#}\n(UPDATE_EXPECT=1 cargo test --test integration golden_traces writes the golden traces)")
+    })
 }
 
 fn turn_lines(t: &Trace) -> Vec<&Line> {

@@ -284,9 +284,14 @@ impl Tmux for ControlTmux {
 
     fn list_sessions(&mut self) -> Result<Vec<PaneInfo>> {
         let args = [&b"list-panes"[..], b"-a", b"-F", PANE_FORMAT.as_bytes()];
-        match self.run("list-panes", None, &args, true)? {
-            None => self.exec.list_sessions(),
-            Some(lines) => Ok(parse_panes(lines.iter().map(String::as_str), &self.pins)),
+        let sent = self.send(&args, true).with_context(|| label("list-panes", None))?;
+        match sent {
+            Sent::NoSession => self.exec.list_sessions(),
+            Sent::Reply(block) if block.ok => Ok(parse_panes(block.lines.iter().map(String::as_str), &self.pins)),
+            // A server whose last session just ended answers this while it exits (the
+            // control client's session is gone): no sessions, as has-session reads it.
+            Sent::Reply(block) if block.lines.iter().any(|l| l.contains("no current target")) => Ok(Vec::new()),
+            Sent::Reply(block) => Err(refusal(&block.lines)).context(label("list-panes", None)),
         }
     }
 

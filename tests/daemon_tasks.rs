@@ -26,7 +26,8 @@ fn field(text: &str, key: &str) -> String {
         .to_string()
 }
 
-/// A hook that writes its environment's `CCL_*` variables to `DIR/EVENT`.
+/// A hook that writes its environment's `CCL_*` variables to `DIR/EVENT.PID`, whole: it
+/// writes a dot file first and renames it, so a test that sees the file reads all of it.
 fn env_hook(fleet: &Fleet) -> (std::path::PathBuf, std::path::PathBuf) {
     let dir = fleet.root.join("hook-env");
     fs::create_dir_all(&dir).unwrap();
@@ -34,8 +35,8 @@ fn env_hook(fleet: &Fleet) -> (std::path::PathBuf, std::path::PathBuf) {
     fs::write(
         &script,
         format!(
-            "#!/bin/sh\nenv | grep '^CCL_' | sort > {}/$CCL_EVENT.$$\n",
-            dir.display()
+            "#!/bin/sh\nenv | grep '^CCL_' | sort > {d}/.part.$$ && mv {d}/.part.$$ {d}/$CCL_EVENT.$$\n",
+            d = dir.display()
         ),
     )
     .unwrap();
@@ -110,7 +111,12 @@ fn show_prints_a_tasks_record_retry_keeps_the_old_reason_and_hooks_get_the_facts
 
     // Hooks: everything an operator's script needs, as paths that exist.
     wait_until("both hooks ran", Duration::from_secs(10), || {
-        (fs::read_dir(&hooks).unwrap().count() >= 2).then_some(())
+        let whole = fs::read_dir(&hooks)
+            .unwrap()
+            .flatten()
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .count();
+        (whole >= 2).then_some(())
     });
     let done = hook_vars(&hooks, "task_done");
     assert_eq!(done["CCL_ACCOUNT"], "a", "{done:?}");

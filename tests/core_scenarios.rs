@@ -200,7 +200,7 @@ fn an_api_key_429_does_not_swap_but_a_subscription_limit_does() {
     // The transcript's 429 record carries the same text as the screen.
     s.world.transcripts.push(ccl_core::core::TranscriptSeen {
         session: S11.into(),
-        conversation: id.clone(),
+        conversation: id.clone().into(),
         records: vec![limit_record(
             "API Error: Request rejected (429) · This request would exceed your account's rate limit. Please try again later.",
         )],
@@ -212,7 +212,7 @@ fn an_api_key_429_does_not_swap_but_a_subscription_limit_does() {
     // The same structured signal with a subscription limit's text is a hit at once.
     s.world.transcripts.push(ccl_core::core::TranscriptSeen {
         session: S11.into(),
-        conversation: id,
+        conversation: id.into(),
         records: vec![limit_record("You've hit your 5-hour limit · resets 9:23am (UTC)")],
     });
     let acts = s.turn();

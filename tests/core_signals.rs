@@ -101,7 +101,7 @@ fn a_stop_with_background_tasks_running_is_not_the_end() {
     s.world.report(
         S11,
         HookEvent::Stop {
-            conversation: id.clone(),
+            conversation: id.clone().into(),
             last_message: Some("Started the build in the background.".into()),
             background_running: 1,
         },
@@ -116,7 +116,7 @@ fn a_stop_with_background_tasks_running_is_not_the_end() {
     s.world.report(
         S11,
         HookEvent::Stop {
-            conversation: id,
+            conversation: id.into(),
             last_message: Some("Build passed.".into()),
             background_running: 0,
         },
@@ -158,7 +158,7 @@ fn an_api_key_429_reported_by_stop_failure_fails_the_task_without_a_swap() {
     s.world.report(
         S11,
         HookEvent::StopFailure {
-            conversation: id,
+            conversation: id.into(),
             error: "rate_limit".into(),
             message: "API Error: Request rejected (429) · This request would exceed your account's rate limit. Please try again later.".into(),
         },
@@ -213,7 +213,7 @@ fn a_permission_prompt_needs_the_operator_and_the_status_line_fills_the_meters()
     s.world.report(
         S11,
         HookEvent::Status {
-            conversation: id.clone(),
+            conversation: id.clone().into(),
             model: Some("claude-opus".into()),
             cost_usd: Some(0.5),
             five_hour: Some(ccl_core::core::UsageWindow {
@@ -234,7 +234,12 @@ fn a_permission_prompt_needs_the_operator_and_the_status_line_fills_the_meters()
     assert_eq!(usage.five_hour.map(|w| w.used_pct), Some(42.0));
     assert_eq!(usage.session, S11);
     // Answered: Claude goes on, and the attention clears.
-    s.world.report(S11, HookEvent::PromptSubmitted { conversation: id });
+    s.world.report(
+        S11,
+        HookEvent::PromptSubmitted {
+            conversation: id.into(),
+        },
+    );
     s.turn();
     assert_eq!(s.state().sessions[S11].attention, None);
 }
@@ -249,7 +254,7 @@ fn a_stop_whose_last_words_are_a_limit_line_is_left_to_the_transcript_and_screen
     s.world.report(
         S11,
         HookEvent::Stop {
-            conversation: id.clone(),
+            conversation: id.clone().into(),
             last_message: Some("You've hit your 5-hour limit · resets 9:23am (UTC)".into()),
             background_running: 0,
         },
@@ -262,7 +267,7 @@ fn a_stop_whose_last_words_are_a_limit_line_is_left_to_the_transcript_and_screen
     );
     s.world.transcripts.push(ccl_core::core::TranscriptSeen {
         session: S11.into(),
-        conversation: id,
+        conversation: id.into(),
         records: vec![ccl_core::transcript::Record {
             uuid: "rec-limit".into(),
             timestamp: None,
@@ -294,7 +299,7 @@ fn a_stop_failure_authentication_failed_makes_the_account_unhealthy_and_moves_th
     s.world.report(
         S11,
         HookEvent::StopFailure {
-            conversation: id,
+            conversation: id.into(),
             error: "authentication_failed".into(),
             message: "Please run /login · API Error: 401 OAuth token has been revoked. Please obtain a new token."
                 .into(),
@@ -323,7 +328,7 @@ fn a_stop_failure_billing_error_spends_the_account_like_a_limit() {
     s.world.report(
         S11,
         HookEvent::StopFailure {
-            conversation: id,
+            conversation: id.into(),
             error: "billing_error".into(),
             message: "You're out of extra usage".into(),
         },

@@ -174,7 +174,7 @@ pub fn inspect_home(account: &Account, shared: &Shared) -> Vec<Finding> {
                 inspect_link(&path, &target_entry)
             };
             Finding {
-                account: account.name.clone(),
+                account: account.name.to_string(),
                 home: account.home.clone(),
                 link: link.clone(),
                 path,
@@ -902,7 +902,7 @@ mod tests {
             fs::create_dir_all(&dir).unwrap();
             fs::write(dir.join(mine), mine).unwrap();
             fs::write(dir.join("both.jsonl"), format!("{} copy", acc.name)).unwrap();
-            fs::write(acc.home.join("projects").join(".hidden"), &acc.name).unwrap();
+            fs::write(acc.home.join("projects").join(".hidden"), acc.name.as_str()).unwrap();
         }
         let accounts = [a.clone(), b.clone()];
         for f in problems(&validate_all(&accounts, &w.shared)) {

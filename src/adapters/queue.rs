@@ -148,7 +148,7 @@ pub fn scan_inbox_with(q: &Queue, cache: &mut InboxCache) -> Result<Vec<InboxEnt
         };
         fresh.insert(path, (stamp, problem.clone()));
         entries.push(InboxEntry {
-            name,
+            name: name.into(),
             mtime_ms: mtime_ms(&meta),
             len: meta.len(),
             problem,
@@ -918,7 +918,11 @@ mod tests {
     }
 
     fn scanned_names(q: &Queue) -> Vec<String> {
-        scan_inbox(q).unwrap().into_iter().map(|e| e.name).collect()
+        scan_inbox(q)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name.into_string())
+            .collect()
     }
 
     #[test]
@@ -994,7 +998,7 @@ mod tests {
             scan_inbox_with(q, cache)
                 .unwrap()
                 .into_iter()
-                .map(|e| (e.name, e.problem))
+                .map(|e| (e.name.into_string(), e.problem))
                 .collect()
         };
         let seen = problems(&q, &mut cache);
@@ -1073,7 +1077,7 @@ mod tests {
         let found: BTreeMap<String, Option<String>> = scan_inbox(&q)
             .unwrap()
             .into_iter()
-            .map(|e| (e.name, e.problem))
+            .map(|e| (e.name.into_string(), e.problem))
             .collect();
         assert_eq!(found.len(), cases.len(), "{found:?}");
         for (name, _, want) in cases {

@@ -21,6 +21,7 @@ use anyhow::{bail, Context, Result};
 
 use ccl_core::config::{Config, Isolation, Queue};
 use ccl_core::core::{Activity, State, Worktree};
+use ccl_core::names::QueueName;
 
 /// Branches ccl makes live under this prefix; they never count as "another branch"
 /// when deciding whether a worktree's commits are safe elsewhere.
@@ -286,7 +287,7 @@ pub fn list(config: &Config) -> Vec<Listed> {
                 continue;
             }
             out.push(Listed {
-                queue: q.name.clone(),
+                queue: q.name.to_string(),
                 path,
                 branch,
                 locked,
@@ -300,7 +301,7 @@ pub fn list(config: &Config) -> Vec<Listed> {
 /// Worktrees a session of the daemon uses (its task's, or where its Claude runs), and the
 /// names of tasks still waiting for theirs: a worktree of such a task may have been made
 /// just now, before the daemon could record it.
-fn in_use(state: Option<&State>) -> (BTreeSet<PathBuf>, Vec<(String, String)>) {
+fn in_use(state: Option<&State>) -> (BTreeSet<PathBuf>, Vec<(QueueName, String)>) {
     let mut paths = BTreeSet::new();
     let mut preparing = Vec::new();
     for s in state.iter().flat_map(|st| st.sessions.values()) {

@@ -304,7 +304,13 @@ pub fn run(cli: Cli) -> Result<bool> {
                 AccountAction::Enable { name } => (name, true),
                 AccountAction::Disable { name } => (name, false),
             };
-            request(&config()?, RequestKind::Account { account, enable })
+            request(
+                &config()?,
+                RequestKind::Account {
+                    account: account.into(),
+                    enable,
+                },
+            )
         }
         Command::Worktrees { action } => {
             let config = config()?;
@@ -503,7 +509,7 @@ fn account_offline(config: &Config, account: &str, enable: bool) -> Result<bool>
     let path = config.state_file();
     let mut st = state::load_quiet(&path).unwrap_or_else(|| State::fresh(config, crate::shell::now_ms() as u64));
     st.align(config);
-    let acc = st.accounts.entry(account.to_string()).or_default();
+    let acc = st.accounts.entry(account.into()).or_default();
     let message = if enable {
         let was = acc.unhealthy.take();
         acc.disabled = false;

@@ -79,7 +79,7 @@ pub fn show(config: &Config, q: &Queue, task: &str) -> Result<String> {
                     }
                 }
                 row("activity", activity(&s.activity));
-                conversation = s.conversation.clone();
+                conversation = s.conversation.clone().map(Into::into);
                 if let Some(c) = &s.cwd {
                     cwd = c.clone();
                 }
@@ -165,7 +165,11 @@ pub fn show(config: &Config, q: &Queue, task: &str) -> Result<String> {
 }
 
 /// The session (and its state) whose assignment is this task.
-fn running_in(st: Option<&State>, queue: &str, name: &str) -> Option<(String, ccl_core::core::SessionState)> {
+fn running_in(
+    st: Option<&State>,
+    queue: &str,
+    name: &str,
+) -> Option<(ccl_core::names::SessionName, ccl_core::core::SessionState)> {
     st?.sessions
         .iter()
         .find(|(_, s)| {

@@ -60,7 +60,7 @@ impl Shell {
                     Err(e) => {
                         log_at(failure_level(action), &format!("failed: {action}: {e:#}"));
                         if let Action::ClaimTask { session, queue, task } = action {
-                            skip.insert(session.clone());
+                            skip.insert(session.to_string());
                             let task = TaskRef {
                                 queue: queue.clone(),
                                 task: task.clone(),
@@ -97,7 +97,7 @@ impl Shell {
                 }
                 let cwd = workdir.clone();
                 self.tmux.new_session(&NewSession {
-                    name: session.clone(),
+                    name: session.to_string(),
                     cwd,
                     env: Vec::new(),
                     width: limits::SESSION_WIDTH,

@@ -135,7 +135,7 @@ impl Shell {
         for (_, e) in &entries {
             if let (Some(session), Some(pane)) = (&e.tmux_session, &e.tmux_pane) {
                 if config.is_managed(session) {
-                    pins.entry(session.clone()).or_insert_with(|| pane.clone());
+                    pins.entry(session.clone().into()).or_insert_with(|| pane.clone());
                 }
             }
         }
@@ -242,7 +242,7 @@ impl Shell {
                 out.retain(|s| !(s.session == session && matches!(s.event, HookEvent::Status { .. })));
             }
             out.push(SignalSeen {
-                session,
+                session: session.into(),
                 account,
                 at_ms: line.at_ms,
                 event,
@@ -264,7 +264,7 @@ impl Shell {
         let pins: ccl_core::sessions::Pins = panes
             .iter()
             .filter(|p| config.is_managed(&p.session) && !p.pane_id.is_empty())
-            .map(|p| (p.session.clone(), p.pane_id.clone()))
+            .map(|p| (p.session.as_str().into(), p.pane_id.clone()))
             .collect();
         self.tmux.pin_panes(&pins);
         let touched = std::mem::take(&mut self.touched);
@@ -297,7 +297,7 @@ impl Shell {
             .then(|| procs::foreground_pid(p.pane_pid))
             .flatten();
             out.push(SessionObs {
-                name: p.session,
+                name: p.session.into(),
                 pane_pid: p.pane_pid,
                 command: p.current_command,
                 dead: p.dead,
@@ -390,10 +390,10 @@ fn observe_work(core: &Core, registry: &[RegistrySeen], queues: &[QueueObs], pan
             .unwrap_or_else(|| ccl_core::transcript::transcript_path(&projects, &r.entry.cwd, &r.entry.session_id));
         let prompt = match transcript::first_prompt(&path) {
             Ok(Some(text)) => {
-                let bodies = bodies.entry(q.name.clone()).or_insert_with(|| {
+                let bodies = bodies.entry(q.name.to_string()).or_insert_with(|| {
                     running
                         .iter()
-                        .filter_map(|name| queue::read_running(q, name).ok().map(|b| (name.clone(), b)))
+                        .filter_map(|name| queue::read_running(q, name).ok().map(|b| (name.to_string(), b)))
                         .collect()
                 });
                 match bodies
@@ -415,10 +415,10 @@ fn observe_work(core: &Core, registry: &[RegistrySeen], queues: &[QueueObs], pan
                     .find(|p| p.name == r.session)
                     .and_then(|p| p.capture.as_deref())
                     .and_then(|c| screen::analyze(c, jiff::Timestamp::UNIX_EPOCH, &jiff::tz::TimeZone::UTC).input);
-                let bodies = bodies.entry(q.name.clone()).or_insert_with(|| {
+                let bodies = bodies.entry(q.name.to_string()).or_insert_with(|| {
                     running
                         .iter()
-                        .filter_map(|name| queue::read_running(q, name).ok().map(|b| (name.clone(), b)))
+                        .filter_map(|name| queue::read_running(q, name).ok().map(|b| (name.to_string(), b)))
                         .collect()
                 });
                 let owned = |name: &str| {
@@ -459,7 +459,9 @@ fn observe_work(core: &Core, registry: &[RegistrySeen], queues: &[QueueObs], pan
 
 /// Registry entries of running Claudes that sit in managed sessions.
 /// Every account's registry entries, with the account's name.
-pub(crate) fn read_registries(config: &Config) -> Vec<(String, ccl_core::transcript::RegistryEntry)> {
+pub(crate) fn read_registries(
+    config: &Config,
+) -> Vec<(ccl_core::names::AccountName, ccl_core::transcript::RegistryEntry)> {
     config
         .accounts
         .iter()
@@ -475,7 +477,7 @@ pub(crate) fn read_registries(config: &Config) -> Vec<(String, ccl_core::transcr
 pub(crate) fn observe_registry(
     config: &Config,
     sessions: &[SessionObs],
-    entries: Vec<(String, ccl_core::transcript::RegistryEntry)>,
+    entries: Vec<(ccl_core::names::AccountName, ccl_core::transcript::RegistryEntry)>,
 ) -> Vec<RegistrySeen> {
     let managed: BTreeSet<&str> = sessions
         .iter()
@@ -489,7 +491,7 @@ pub(crate) fn observe_registry(
         };
         if managed.contains(session.as_str()) {
             out.push(RegistrySeen {
-                session,
+                session: session.into(),
                 account,
                 entry,
             });
@@ -504,7 +506,7 @@ impl Shell {
             .queues
             .iter()
             .map(|q| {
-                let cache = self.inbox_caches.entry(q.name.clone()).or_default();
+                let cache = self.inbox_caches.entry(q.name.to_string()).or_default();
                 let inbox = queue::scan_inbox_with(q, cache).unwrap_or_else(|e| {
                     log::warn!("cannot scan queue {}: {e:#}", q.name);
                     Vec::new()
@@ -516,7 +518,7 @@ impl Shell {
                 QueueObs {
                     name: q.name.clone(),
                     inbox,
-                    running,
+                    running: running.into_iter().map(Into::into).collect(),
                 }
             })
             .collect()

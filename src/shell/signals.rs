@@ -177,21 +177,21 @@ impl SpoolLine {
         let conversation = || self.conversation.clone().filter(|c| ccl_core::screen::is_uuid(c));
         Some(match self.event.as_str() {
             "SessionStart" => HookEvent::SessionStart {
-                conversation: conversation()?,
+                conversation: (conversation()?).into(),
                 cwd: PathBuf::from(self.cwd.clone()?),
                 source: self.source.clone().unwrap_or_else(|| "startup".into()),
                 model: self.model.clone(),
             },
             "UserPromptSubmit" => HookEvent::PromptSubmitted {
-                conversation: conversation()?,
+                conversation: (conversation()?).into(),
             },
             "Stop" => HookEvent::Stop {
-                conversation: conversation()?,
+                conversation: (conversation()?).into(),
                 last_message: self.message.clone(),
                 background_running: self.background_running,
             },
             "StopFailure" => HookEvent::StopFailure {
-                conversation: conversation()?,
+                conversation: (conversation()?).into(),
                 error: self.error.clone().unwrap_or_else(|| "unknown".into()),
                 message: self.message.clone().unwrap_or_default(),
             },
@@ -200,7 +200,7 @@ impl SpoolLine {
                 message: self.message.clone().unwrap_or_default(),
             },
             STATUS => HookEvent::Status {
-                conversation: conversation()?,
+                conversation: (conversation()?).into(),
                 model: self.model.clone(),
                 cost_usd: self.cost_usd,
                 five_hour: self.five_hour.clone(),

@@ -164,7 +164,7 @@ pub fn report(config: &Config, st: Option<&State>, daemon_pid: Option<u32>, now_
             let acc = st.and_then(|s| s.accounts.get(&a.name));
             let until = acc.and_then(|x| x.exhausted_until_ms).filter(|t| *t > now_ms);
             AccountReport {
-                name: a.name.clone(),
+                name: a.name.to_string(),
                 home: a.home.clone(),
                 active: a.name == active,
                 exhausted_until: until.map(util::rfc3339),
@@ -186,15 +186,15 @@ pub fn report(config: &Config, st: Option<&State>, daemon_pid: Option<u32>, now_
                 kind: s.kind,
                 state: s.seen,
                 activity: activity_name(&s.activity).to_string(),
-                account: s.account.clone(),
-                conversation: s.conversation.clone(),
+                account: s.account.clone().map(Into::into),
+                conversation: s.conversation.clone().map(Into::into),
                 task: s.assignment.as_ref().map(|a| a.task.to_string()),
                 attention: s.attention.clone(),
                 adopted: s.assignment.as_ref().and_then(|a| a.adopted.clone()),
                 worktree: worktree.map(|w| w.path.clone()),
                 branch: worktree.map(|w| w.branch.clone()),
                 signals: s.hooked,
-                name,
+                name: name.to_string(),
             })
         })
         .collect();
@@ -204,7 +204,7 @@ pub fn report(config: &Config, st: Option<&State>, daemon_pid: Option<u32>, now_
         .map(|q| {
             let c = queue::counts(q).unwrap_or_default();
             QueueReport {
-                name: q.name.clone(),
+                name: q.name.to_string(),
                 project: q.project.clone(),
                 inbox: c.inbox,
                 running: c.running,
@@ -216,7 +216,7 @@ pub fn report(config: &Config, st: Option<&State>, daemon_pid: Option<u32>, now_
                         s.held
                             .iter()
                             .filter(|(t, _)| t.queue == q.name)
-                            .map(|(t, _)| t.task.clone())
+                            .map(|(t, _)| t.task.to_string())
                             .collect()
                     })
                     .unwrap_or_default(),
@@ -245,20 +245,20 @@ pub fn report(config: &Config, st: Option<&State>, daemon_pid: Option<u32>, now_
             running: daemon_pid.is_some(),
             pid: daemon_pid,
         },
-        active,
+        active: active.to_string(),
         all_exhausted_until: all_exhausted_until.map(util::rfc3339),
-        draining: st.and_then(|s| s.draining.clone()),
+        draining: (st.and_then(|s| s.draining.clone())).map(Into::into),
         paused_all: st.is_some_and(|s| s.paused.all_paused()),
         at: Some(util::rfc3339(now_ms)),
         swap: st.and_then(|s| s.swap.as_ref()).map(|w| SwapReport {
-            from: w.from.clone(),
-            to: w.to.clone(),
+            from: w.from.to_string(),
+            to: w.to.to_string(),
             reason: w.reason.clone(),
             started: util::rfc3339(w.started_ms),
         }),
         last_swap: st.and_then(|s| s.last_swap.as_ref()).map(|w| LastSwapReport {
-            from: w.from.clone(),
-            to: w.to.clone(),
+            from: w.from.to_string(),
+            to: w.to.to_string(),
             reason: w.reason.clone(),
             at: util::rfc3339(w.at_ms),
         }),

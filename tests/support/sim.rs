@@ -348,7 +348,7 @@ impl World {
         let queues = config
             .queues
             .iter()
-            .map(|q| (q.name.clone(), QueueDirs::default()))
+            .map(|q| (q.name.to_string(), QueueDirs::default()))
             .collect();
         World {
             config,
@@ -467,7 +467,7 @@ impl World {
             self.report(
                 name,
                 HookEvent::StopFailure {
-                    conversation: id,
+                    conversation: id.into(),
                     error: "rate_limit".into(),
                     message: line,
                 },
@@ -488,7 +488,7 @@ impl World {
         }
         self.signals.push(SignalSeen {
             session: name.into(),
-            account: p.account.clone(),
+            account: p.account.clone().map(Into::into),
             at_ms: 0,
             event,
         });
@@ -630,7 +630,7 @@ impl World {
                         self.report(
                             &name,
                             HookEvent::Stop {
-                                conversation: id,
+                                conversation: id.into(),
                                 last_message: Some("Done. The task is complete.".into()),
                                 background_running: 0,
                             },
@@ -652,23 +652,27 @@ impl World {
             let Some(q) = self.config.queues.iter().find(|q| q.holds_workdir(&p.cwd)) else {
                 continue;
             };
-            let running = &self.queues[&q.name].running;
+            let running = &self.queues[q.name.as_str()].running;
             if running.is_empty() {
                 continue;
             }
             let prompt = match (&p.first_task, &p.pasted) {
                 // As the shell does: an unsent paste of a running task's body in the box.
-                (None, Some(t)) if p.screen == Screen::Pasted && t.queue == q.name && running.contains(&t.task) => {
-                    FirstPrompt::InBox { task: t.task.clone() }
+                (None, Some(t))
+                    if p.screen == Screen::Pasted && t.queue == q.name && running.iter().any(|r| *r == t.task) =>
+                {
+                    FirstPrompt::InBox {
+                        task: t.task.to_string(),
+                    }
                 }
                 (None, _) => FirstPrompt::Pending,
-                (Some(t), _) if t.queue == q.name && running.contains(&t.task) => {
-                    FirstPrompt::Task { task: t.task.clone() }
-                }
+                (Some(t), _) if t.queue == q.name && running.iter().any(|r| *r == t.task) => FirstPrompt::Task {
+                    task: t.task.to_string(),
+                },
                 (Some(_), _) => FirstPrompt::Other,
             };
             out.push(WorkSeen {
-                session: name.clone(),
+                session: name.clone().into(),
                 queue: q.name.clone(),
                 prompt,
             });
@@ -687,7 +691,7 @@ impl World {
             let p = &self.panes[&name];
             let dedicated = self.config.dedicated.iter().any(|d| d.name == name);
             sessions.push(SessionObs {
-                name: name.clone(),
+                name: name.clone().into(),
                 pane_pid: p.pid,
                 command: if p.screen.claude() { "claude" } else { "bash" }.into(),
                 dead: false,
@@ -709,8 +713,8 @@ impl World {
                 (managed, p.registry, p.screen.claude(), &p.conversation, &p.account)
             {
                 registry.push(RegistrySeen {
-                    session: name.clone(),
-                    account: account.clone(),
+                    session: name.clone().into(),
+                    account: account.clone().into(),
                     entry: RegistryEntry {
                         pid: Pane::claude_pid(p),
                         session_id: id.clone(),
@@ -735,7 +739,7 @@ impl World {
             .queues
             .iter()
             .map(|q| {
-                let dirs = &self.queues[&q.name];
+                let dirs = &self.queues[q.name.as_str()];
                 let mut inbox = dirs.inbox.clone();
                 inbox.sort_by(|a, b| (a.mtime_ms, &a.name).cmp(&(b.mtime_ms, &b.name)));
                 let mut running = dirs.running.clone();
@@ -743,7 +747,7 @@ impl World {
                 QueueObs {
                     name: q.name.clone(),
                     inbox,
-                    running,
+                    running: running.into_iter().map(Into::into).collect(),
                 }
             })
             .collect();
@@ -848,7 +852,7 @@ impl World {
             self.check_exactly_once(action);
             match action {
                 Action::CreateSession { session, workdir, .. } => {
-                    if self.panes.contains_key(session) {
+                    if self.panes.contains_key(session.as_str()) {
                         self.violation(format!("created {session}, which exists"));
                     }
                     if self.missing_dirs.contains(workdir) {
@@ -862,17 +866,19 @@ impl World {
                     self.shell(session, &workdir.to_string_lossy());
                 }
                 Action::KillSession { session, .. } => {
-                    self.panes.remove(session);
+                    self.panes.remove(session.as_str());
                 }
                 Action::TypeLine { session, line } => self.type_line(session, line),
                 Action::PasteText { session, .. } | Action::PasteTask { session, .. } => {
-                    if let (Action::PasteTask { queue, task, .. }, Some(p)) = (action, self.panes.get_mut(session)) {
+                    if let (Action::PasteTask { queue, task, .. }, Some(p)) =
+                        (action, self.panes.get_mut(session.as_str()))
+                    {
                         p.pasted = Some(TaskRef {
                             queue: queue.clone(),
                             task: task.clone(),
                         });
                     }
-                    let Some(p) = self.panes.get_mut(session) else {
+                    let Some(p) = self.panes.get_mut(session.as_str()) else {
                         self.violation(format!("paste into missing {session}"));
                         continue;
                     };
@@ -898,7 +904,7 @@ impl World {
                 Action::StopClaude { session, pid } => {
                     // A signal reaches only the conversation's Claude: never the shell,
                     // an operator's background process, or a Claude in another pane.
-                    let Some(p) = self.panes.get_mut(session) else {
+                    let Some(p) = self.panes.get_mut(session.as_str()) else {
                         self.violations
                             .push(format!("signal to pid {pid} for missing {session}"));
                         continue;
@@ -932,11 +938,11 @@ impl World {
                     if let Some(cause) = self.claim_error.clone() {
                         // As the shell does for an error that is not a lost race.
                         self.claim_errors.push(ClaimError { task: t, cause });
-                        skip.insert(session.clone());
+                        skip.insert(session.to_string());
                         continue;
                     }
                     let isolated = self.isolated(queue);
-                    let flying = self.in_flight.entry(queue.clone()).or_default();
+                    let flying = self.in_flight.entry(queue.to_string()).or_default();
                     if !isolated && !flying.is_empty() {
                         let others: Vec<String> = flying.iter().cloned().collect();
                         self.violation(format!(
@@ -944,27 +950,30 @@ impl World {
                         ));
                     }
                     let bound = self.config.queue(queue).map_or(1, |q| q.max_running) as usize;
-                    let flying = self.in_flight.entry(queue.clone()).or_default();
-                    flying.insert(task.clone());
+                    let flying = self.in_flight.entry(queue.to_string()).or_default();
+                    flying.insert(task.to_string());
                     if flying.len() > bound {
                         let n = flying.len();
                         self.violation(format!("{queue} has {n} tasks running, over its max_running {bound}"));
                     }
                     let q = self.queue(queue);
                     // A rename never replaces: a task of that name still running stays.
-                    let in_the_way = q.running.contains(task);
+                    let in_the_way = q.running.iter().any(|r| r == task);
                     if !in_the_way && q.take("inbox", task) {
-                        q.running.push(task.clone());
+                        q.running.push(task.to_string());
                         self.pastes.insert(t, 0);
                     } else {
-                        self.in_flight.entry(queue.clone()).or_default().remove(task);
+                        self.in_flight
+                            .entry(queue.to_string())
+                            .or_default()
+                            .remove(task.as_str());
                         // As the shell does: the claim failed, so the session's remaining
                         // actions this turn are skipped and the core hears of it next turn.
                         self.failed_claims.push(TaskRef {
                             queue: queue.clone(),
                             task: task.clone(),
                         });
-                        skip.insert(session.clone());
+                        skip.insert(session.to_string());
                     }
                 }
                 Action::AddWorktree {
@@ -1010,7 +1019,7 @@ impl World {
                     self.land(queue, task);
                     let q = self.queue(queue);
                     if q.take("running", task) {
-                        q.done.push(task.clone());
+                        q.done.push(task.to_string());
                     } else {
                         self.violation(format!("finished {queue}/{task}, which is not running"));
                     }
@@ -1021,14 +1030,14 @@ impl World {
                     from,
                     reason,
                 } => {
-                    if from == "inbox" && self.unfileable.contains(task) {
+                    if from == "inbox" && self.unfileable.contains(task.as_str()) {
                         // The shell's move failed (and it logged why); the file stays.
                         continue;
                     }
                     self.land(queue, task);
                     let q = self.queue(queue);
                     if q.take(from, task) {
-                        q.failed.push((task.clone(), reason.clone()));
+                        q.failed.push((task.to_string(), reason.clone()));
                     } else {
                         self.violation(format!("failed {queue}/{task} from {from}, where it is not"));
                     }
@@ -1106,7 +1115,7 @@ impl World {
             .config
             .accounts
             .iter()
-            .map(|a| (a.name.clone(), a.home.to_string_lossy().into_owned()))
+            .map(|a| (a.name.to_string(), a.home.to_string_lossy().into_owned()))
             .collect();
         let Some(p) = self.panes.get_mut(session) else {
             return self.violation(format!("typed into missing {session}: {line}"));
@@ -1166,7 +1175,7 @@ impl World {
                     };
                     p.hooked = self.hooks && l.settings;
                     let start = HookEvent::SessionStart {
-                        conversation: l.id.clone(),
+                        conversation: l.id.clone().into(),
                         cwd: p.cwd.clone(),
                         source: if l.resume { "resume" } else { "startup" }.into(),
                         model: Some("claude-sim".into()),
@@ -1226,7 +1235,12 @@ impl World {
                 let left = p.next_busy.take().unwrap_or(busy_turns);
                 p.screen = Screen::Busy { left };
                 if let Some(id) = p.conversation.clone() {
-                    self.report(session, HookEvent::PromptSubmitted { conversation: id });
+                    self.report(
+                        session,
+                        HookEvent::PromptSubmitted {
+                            conversation: id.into(),
+                        },
+                    );
                 }
             }
             ("Escape", Screen::Busy { .. } | Screen::Pasted) => p.screen = Screen::Idle,
@@ -1298,7 +1312,7 @@ impl Sim {
     /// A simulation whose core starts from `state` (a restart, or a forged state).
     pub fn with_state(config: Config, state: State) -> Sim {
         let mut world = World::new(config.clone());
-        let pool: Vec<String> = config.pool.names().collect();
+        let pool: Vec<String> = config.pool.names().map(String::from).collect();
         for name in pool {
             world.shell(&name, "/pool");
         }
@@ -1350,7 +1364,7 @@ impl Sim {
             for a in &actions {
                 if let Action::SendKeys { session, keys } = a {
                     let busy = matches!(
-                        self.world.panes.get(session).map(|p| &p.screen),
+                        self.world.panes.get(session.as_str()).map(|p| &p.screen),
                         Some(Screen::Busy { .. })
                     );
                     if busy && keys.iter().any(|k| k == "Escape") {
@@ -1521,10 +1535,11 @@ pub fn start_work(s: &mut Sim, sessions: &[&str]) {
 }
 
 pub fn conversation(s: &Sim, name: &str) -> String {
-    s.state().sessions[name]
+    (s.state().sessions[name]
         .conversation
         .clone()
-        .unwrap_or_else(|| panic!("{name} has no conversation"))
+        .unwrap_or_else(|| panic!("{name} has no conversation")))
+    .to_string()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1615,7 +1630,9 @@ pub fn claims(actions: &[Action]) -> Vec<(String, String, String)> {
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::ClaimTask { session, queue, task } => Some((session.clone(), queue.clone(), task.clone())),
+            Action::ClaimTask { session, queue, task } => {
+                Some((session.to_string(), queue.to_string(), task.to_string()))
+            }
             _ => None,
         })
         .collect()

@@ -8,6 +8,7 @@
 
 use crate::core::{Core, Ms};
 use crate::event::Event;
+use crate::names::AccountName;
 
 impl Core {
     pub(crate) fn available(&self, account: &str) -> bool {
@@ -38,7 +39,7 @@ impl Core {
         }
         a.unhealthy = Some(reason.to_string());
         self.event(Event::AccountUnhealthy {
-            account: account.to_string(),
+            account: account.into(),
             reason: reason.to_string(),
         });
         self.hook(
@@ -55,7 +56,7 @@ impl Core {
         };
         if a.unhealthy.take().is_some() {
             self.event(Event::AccountHealthy {
-                account: account.to_string(),
+                account: account.into(),
                 why: why.to_string(),
             });
         }
@@ -69,7 +70,7 @@ impl Core {
     }
 
     /// The earliest instant an exhausted account comes back, if any is exhausted.
-    pub(crate) fn earliest_reset(&self) -> Option<(String, Ms)> {
+    pub(crate) fn earliest_reset(&self) -> Option<(AccountName, Ms)> {
         self.config
             .accounts
             .iter()

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::names::{AccountName, QueueName, SessionName};
+
 /// The longest duration a configuration may give (ten years): far beyond any sensible
 /// timeout, far below where millisecond arithmetic on timestamps could overflow.
 pub const MAX_DURATION_MS: u64 = 3650 * 86_400_000;
@@ -392,7 +394,7 @@ fn redacted_values<S: serde::Serializer>(env: &[(String, String)], s: S) -> Resu
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Account {
-    pub name: String,
+    pub name: AccountName,
     pub home: PathBuf,
 }
 
@@ -413,8 +415,8 @@ pub struct Pool {
 
 impl Pool {
     /// The pool's session names, in index order.
-    pub fn names(&self) -> impl Iterator<Item = String> + '_ {
-        (self.start_index..self.start_index + self.max).map(move |i| format!("{}{}", self.prefix, i))
+    pub fn names(&self) -> impl Iterator<Item = SessionName> + '_ {
+        (self.start_index..self.start_index + self.max).map(move |i| SessionName::from(format!("{}{}", self.prefix, i)))
     }
 
     /// Is `name` exactly `prefix + i` with `i` in range (decimal, no sign, no leading zero)?
@@ -437,7 +439,7 @@ impl Pool {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Dedicated {
-    pub name: String,
+    pub name: SessionName,
     pub workdir: PathBuf,
 }
 
@@ -447,7 +449,7 @@ pub const STATES: [&str; 4] = ["inbox", "running", "done", "failed"];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Queue {
-    pub name: String,
+    pub name: QueueName,
     pub project: PathBuf,
     /// Whether a task body may start with `/` (a slash command such as `/compact`); off,
     /// such a task is filed to `failed/`, since `/logout` or `/exit` act on the account or
@@ -843,7 +845,7 @@ fn from_raw(raw: RawConfig, path: &Path, host: &Host<'_>, problems: &mut Problem
         .iter()
         .enumerate()
         .map(|(i, a)| Account {
-            name: a.name.clone(),
+            name: a.name.as_str().into(),
             home: res(&a.home, &["account", &i.to_string(), "home"]),
         })
         .collect();
@@ -854,7 +856,7 @@ fn from_raw(raw: RawConfig, path: &Path, host: &Host<'_>, problems: &mut Problem
         .iter()
         .enumerate()
         .map(|(i, d)| Dedicated {
-            name: d.name.clone(),
+            name: d.name.as_str().into(),
             workdir: res(&d.workdir, &["dedicated", &i.to_string(), "workdir"]),
         })
         .collect();
@@ -873,7 +875,7 @@ fn from_raw(raw: RawConfig, path: &Path, host: &Host<'_>, problems: &mut Problem
                 Isolation::Worktree => raw.pool.max,
             });
             Queue {
-                name: q.name.clone(),
+                name: q.name.as_str().into(),
                 project,
                 max_running,
                 isolation: q.isolation,

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::event::Event;
+use crate::names::{AccountName, ConversationId, QueueName, SessionName, TaskName};
 use crate::screen::{self, Analysis};
 use crate::task::InboxEntry;
 use crate::transcript::{Record, RegistryEntry};
@@ -76,10 +77,10 @@ pub struct Observation {
 /// One report of a Claude's hook or status line, matched to a managed session.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SignalSeen {
-    pub session: String,
+    pub session: SessionName,
     /// The configured account whose home the Claude runs under (its `CLAUDE_CONFIG_DIR`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub account: Option<String>,
+    pub account: Option<AccountName>,
     /// When the hook wrote it.
     pub at_ms: Ms,
     #[serde(flatten)]
@@ -93,17 +94,17 @@ pub enum HookEvent {
     /// `SessionStart`: the conversation this Claude runs now (`source`: startup, resume,
     /// clear, compact — the id changes on the last two).
     SessionStart {
-        conversation: String,
+        conversation: ConversationId,
         cwd: PathBuf,
         source: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         model: Option<String>,
     },
     /// `UserPromptSubmit`: a prompt was taken.
-    PromptSubmitted { conversation: String },
+    PromptSubmitted { conversation: ConversationId },
     /// `Stop`: the turn ended; not finished while background tasks still run.
     Stop {
-        conversation: String,
+        conversation: ConversationId,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         last_message: Option<String>,
         #[serde(default)]
@@ -111,7 +112,7 @@ pub enum HookEvent {
     },
     /// `StopFailure`: the turn ended with an API error (`rate_limit` for a usage limit).
     StopFailure {
-        conversation: String,
+        conversation: ConversationId,
         error: String,
         message: String,
     },
@@ -119,7 +120,7 @@ pub enum HookEvent {
     Notification { kind: String, message: String },
     /// The status line: the account's usage windows, the conversation's cost and model.
     Status {
-        conversation: String,
+        conversation: ConversationId,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         model: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -139,7 +140,7 @@ impl HookEvent {
             | HookEvent::PromptSubmitted { conversation }
             | HookEvent::Stop { conversation, .. }
             | HookEvent::StopFailure { conversation, .. }
-            | HookEvent::Status { conversation, .. } => Some(conversation),
+            | HookEvent::Status { conversation, .. } => Some(conversation.as_str()),
             HookEvent::Notification { .. } => None,
         }
     }
@@ -149,8 +150,8 @@ impl HookEvent {
 /// what its conversation's first prompt is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkSeen {
-    pub session: String,
-    pub queue: String,
+    pub session: SessionName,
+    pub queue: QueueName,
     pub prompt: FirstPrompt,
 }
 
@@ -187,7 +188,7 @@ pub struct Usage {
     /// When the status line reported it.
     pub seen_ms: Ms,
     /// The session whose status line it was.
-    pub session: String,
+    pub session: SessionName,
 }
 
 /// A git worktree ccl made for one task: the task's Claude runs in `path`, on `branch`,
@@ -202,7 +203,7 @@ pub struct Worktree {
 /// The result of one `AddWorktree`: the worktree, or git's message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorktreeOutcome {
-    pub session: String,
+    pub session: SessionName,
     pub task: TaskRef,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worktree: Option<Worktree>,
@@ -212,7 +213,7 @@ pub struct WorktreeOutcome {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionObs {
-    pub name: String,
+    pub name: SessionName,
     pub pane_pid: u32,
     pub command: String,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -257,26 +258,26 @@ pub struct ClaimError {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RegistrySeen {
-    pub session: String,
+    pub session: SessionName,
     /// The account whose home the registry file was found in.
-    pub account: String,
+    pub account: AccountName,
     pub entry: RegistryEntry,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TranscriptSeen {
-    pub session: String,
-    pub conversation: String,
+    pub session: SessionName,
+    pub conversation: ConversationId,
     pub records: Vec<Record>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueueObs {
-    pub name: String,
+    pub name: QueueName,
     /// Oldest first, at most `queue::MAX_SCAN_ENTRIES`.
     pub inbox: Vec<InboxEntry>,
     /// Names in `running/`.
-    pub running: Vec<String>,
+    pub running: Vec<TaskName>,
 }
 
 /// A control request dropped into `state_dir/requests/` by `ccl swap`, `pause`, `resume`.
@@ -301,7 +302,7 @@ pub enum RequestKind {
     },
     /// `ccl account enable|disable NAME`.
     Account {
-        account: String,
+        account: AccountName,
         enable: bool,
     },
 }
@@ -334,32 +335,32 @@ pub enum Level {
 pub enum Action {
     /// A detached session with a login shell in `workdir`.
     CreateSession {
-        session: String,
+        session: SessionName,
         workdir: PathBuf,
         reason: String,
     },
     KillSession {
-        session: String,
+        session: SessionName,
         reason: String,
     },
     /// A shell command line typed into the session's shell, then Enter.
     TypeLine {
-        session: String,
+        session: SessionName,
         line: String,
     },
     /// Text for Claude, pasted (bracketed) into its input box; Enter comes separately.
     PasteText {
-        session: String,
+        session: SessionName,
         text: String,
     },
     /// The body of `running/TASK` pasted (bracketed) into Claude's input box.
     PasteTask {
-        session: String,
-        queue: String,
-        task: String,
+        session: SessionName,
+        queue: QueueName,
+        task: TaskName,
     },
     SendKeys {
-        session: String,
+        session: SessionName,
         keys: Vec<String>,
     },
     /// SIGTERM to exactly one process, `pid`: the Claude running the session's
@@ -368,40 +369,40 @@ pub enum Action {
     /// the operator's sessions are never typed `/exit`; no other process in the pane is
     /// signalled. The shell checks again that `pid` is a Claude under that pane.
     StopClaude {
-        session: String,
+        session: SessionName,
         pid: u32,
     },
     /// `inbox/TASK` → `running/TASK`; on failure the shell skips the session's remaining
     /// actions this turn and reports the task in the next observation's `failed_claims`.
     ClaimTask {
-        session: String,
-        queue: String,
-        task: String,
+        session: SessionName,
+        queue: QueueName,
+        task: TaskName,
     },
     /// `git worktree add` for a claimed task of an isolated queue: a new branch
     /// `ccl/NAME` from the project's `HEAD`, checked out in `worktree_dir/NAME`, where
     /// NAME is `name` or, when that branch or directory exists, the first free `name-N`
     /// (a worktree is never reused). The outcome comes back in the next observation.
     AddWorktree {
-        session: String,
-        queue: String,
-        task: String,
+        session: SessionName,
+        queue: QueueName,
+        task: TaskName,
         name: String,
     },
     FinishTask {
-        queue: String,
-        task: String,
+        queue: QueueName,
+        task: TaskName,
         report: TaskReport,
     },
     FailTask {
-        queue: String,
-        task: String,
+        queue: QueueName,
+        task: TaskName,
         from: String,
         reason: String,
     },
     RequeueTask {
-        queue: String,
-        task: String,
+        queue: QueueName,
+        task: TaskName,
         reason: String,
     },
     Reply {
@@ -510,9 +511,9 @@ impl fmt::Display for Action {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskReport {
-    pub session: String,
-    pub account: String,
-    pub conversation: Option<String>,
+    pub session: SessionName,
+    pub account: AccountName,
+    pub conversation: Option<ConversationId>,
     pub started: String,
     pub finished: String,
     pub duration_ms: i64,
@@ -559,8 +560,8 @@ pub enum Kind {
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct TaskRef {
-    pub queue: String,
-    pub task: String,
+    pub queue: QueueName,
+    pub task: TaskName,
 }
 
 impl fmt::Display for TaskRef {
@@ -680,9 +681,9 @@ pub struct SessionState {
     pub activity: Activity,
     /// The account the Claude in this session runs under, when ccl knows it.
     #[serde(default)]
-    pub account: Option<String>,
+    pub account: Option<AccountName>,
     #[serde(default)]
-    pub conversation: Option<String>,
+    pub conversation: Option<ConversationId>,
     /// The conversation's working directory (resume there).
     #[serde(default)]
     pub cwd: Option<PathBuf>,
@@ -819,8 +820,8 @@ pub struct AccountState {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SwapRecord {
-    pub from: String,
-    pub to: String,
+    pub from: AccountName,
+    pub to: AccountName,
     pub at_ms: Ms,
     pub reason: String,
 }
@@ -828,8 +829,8 @@ pub struct SwapRecord {
 /// A swap in progress (persisted, so a restart finishes it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Swap {
-    pub from: String,
-    pub to: String,
+    pub from: AccountName,
+    pub to: AccountName,
     pub reason: String,
     pub started_ms: Ms,
     /// Reply to this request when done (manual swap).
@@ -844,9 +845,9 @@ pub struct Swap {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SwapMember {
-    pub session: String,
+    pub session: SessionName,
     pub kind: Kind,
-    pub conversation: Option<String>,
+    pub conversation: Option<ConversationId>,
     pub cwd: Option<PathBuf>,
     pub had_task: bool,
     pub stopped: bool,
@@ -861,9 +862,9 @@ pub struct SwapMember {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct State {
     pub version: u32,
-    pub active: String,
-    pub accounts: BTreeMap<String, AccountState>,
-    pub sessions: BTreeMap<String, SessionState>,
+    pub active: AccountName,
+    pub accounts: BTreeMap<AccountName, AccountState>,
+    pub sessions: BTreeMap<SessionName, SessionState>,
     #[serde(default)]
     pub swap: Option<Swap>,
     #[serde(default)]
@@ -887,7 +888,7 @@ pub struct State {
     /// Draining this account before its limit: no new tasks under it; swap once the
     /// pool's tasks are done.
     #[serde(default)]
-    pub draining: Option<String>,
+    pub draining: Option<AccountName>,
     /// Every account is at or above `quota.swap_at`; logged once, and the fleet stays
     /// where it is rather than idling.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -911,7 +912,7 @@ pub struct State {
     /// Queues whose last claim failed for a lasting reason: reported once, retried now
     /// and then, not every turn.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub claim_blocked: BTreeMap<String, ClaimBlock>,
+    pub claim_blocked: BTreeMap<QueueName, ClaimBlock>,
     /// Tasks in `running/` nobody owns, held back from the inbox because a pool Claude in
     /// their project may be about to show it works on them (since when).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -1047,22 +1048,22 @@ pub struct Core {
     /// The operator's extra screen wordings, compiled from `config.screen`.
     pub(crate) extra: screen::Extra,
     /// Per-turn scratch: analyses of this turn's captures, by session.
-    pub(crate) screens: BTreeMap<String, Analysis>,
+    pub(crate) screens: BTreeMap<SessionName, Analysis>,
     /// Per-turn scratch: this turn's captures of managed sessions.
-    pub(crate) captures: BTreeMap<String, String>,
+    pub(crate) captures: BTreeMap<SessionName, String>,
     /// Per-turn scratch: each managed pane's foreground command, for messages.
-    pub(crate) commands: BTreeMap<String, String>,
+    pub(crate) commands: BTreeMap<SessionName, String>,
     /// Per-turn scratch: the pid of the Claude running each managed session's
     /// conversation, where this turn's observation names one (see `handle_sessions`).
-    pub(crate) claude_pids: BTreeMap<String, u32>,
+    pub(crate) claude_pids: BTreeMap<SessionName, u32>,
     /// Per-turn scratch: `Observation::missing_dirs`.
     pub(crate) missing_dirs: BTreeSet<PathBuf>,
     /// Last turn's captures with their analyses, by session, so that an unchanged
     /// screen is not analysed again (see `analyze_screen`).
-    pub(crate) last_screens: BTreeMap<String, (String, Analysis)>,
+    pub(crate) last_screens: BTreeMap<SessionName, (String, Analysis)>,
     /// Size and mtime of every inbox file at the last observation, by (queue, name): a
     /// file is taken only once it is the same on two observations in a row.
-    pub(crate) inbox_seen: BTreeMap<(String, String), (u64, Ms)>,
+    pub(crate) inbox_seen: BTreeMap<(QueueName, TaskName), (u64, Ms)>,
     /// Per-turn scratch: the actions being built.
     pub(crate) out: Vec<Action>,
     pub(crate) now_ms: Ms,
@@ -1179,7 +1180,7 @@ impl Core {
     }
 
     /// Managed sessions whose transcript the shell should read: (session, cwd, id).
-    pub fn watch_list(&self) -> Vec<(String, PathBuf, String)> {
+    pub fn watch_list(&self) -> Vec<(SessionName, PathBuf, ConversationId)> {
         self.state
             .sessions
             .iter()

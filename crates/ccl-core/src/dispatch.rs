@@ -23,6 +23,7 @@ use crate::core::{
     limits, Action, Activity, AfterLaunch, Assignment, BadFile, Core, FirstPrompt, Kind, Observation, Seen, TaskRef,
 };
 use crate::event::Event;
+use crate::names::{QueueName, SessionName};
 use crate::sessions::{Continue, ShellLine, FOREIGN_BOX_TEXT};
 use crate::task::InboxEntry;
 
@@ -46,7 +47,7 @@ impl Core {
         {
             return;
         }
-        let free: Vec<String> = self
+        let free: Vec<SessionName> = self
             .state
             .sessions
             .iter()
@@ -61,7 +62,7 @@ impl Core {
             .collect();
         // The launch line goes only onto an empty command line; a session whose line holds
         // the operator's text is needs-attention (see `track_attention`), and the task waits.
-        let mut free: Vec<String> = free
+        let mut free: Vec<SessionName> = free
             .into_iter()
             .filter(|n| self.shell_line(n) == ShellLine::Empty)
             .collect();
@@ -132,7 +133,7 @@ impl Core {
     /// Tasks assigned to a session, per queue: what `max_running` bounds. A task counts
     /// from its claim until it is filed or handed back, whatever its session is doing
     /// meanwhile (preparing, launching, working, stopped by a limit or a swap).
-    pub(crate) fn running_per_queue(&self) -> BTreeMap<String, u32> {
+    pub(crate) fn running_per_queue(&self) -> BTreeMap<QueueName, u32> {
         let mut running = BTreeMap::new();
         for s in self.state.sessions.values() {
             if let Some(a) = &s.assignment {
@@ -148,7 +149,7 @@ impl Core {
         &mut self,
         obs: &Observation,
         taken: &BTreeSet<TaskRef>,
-        running: &BTreeMap<String, u32>,
+        running: &BTreeMap<QueueName, u32>,
     ) {
         // Only work that could be dispatched counts: a queue at its bound waits anyway.
         let waiting = obs
@@ -175,7 +176,7 @@ impl Core {
                 n.min(room)
             });
         let mut waiting: usize = waiting.sum();
-        let idle: Vec<String> = self
+        let idle: Vec<SessionName> = self
             .state
             .sessions
             .iter()
@@ -207,7 +208,7 @@ impl Core {
         }
     }
 
-    fn sort_pool(&self, names: &mut [String]) {
+    fn sort_pool(&self, names: &mut [SessionName]) {
         let prefix = &self.config.pool.prefix;
         names.sort_by_key(|n| {
             n.strip_prefix(prefix.as_str())
@@ -226,7 +227,7 @@ impl Core {
         let attempt = self.state.attempts.get(&key).copied().unwrap_or(0) + 1;
         self.state.attempts.insert(key, attempt);
         self.event(Event::Dispatching {
-            session: session.to_string(),
+            session: session.into(),
             task: task.to_string(),
             attempt,
             account: self.state.active.clone(),
@@ -287,7 +288,7 @@ impl Core {
         for failed in &obs.failed_claims {
             if let Some(name) = self.release_claim(failed) {
                 self.event(Event::ClaimLost {
-                    session: name,
+                    session: name.into(),
                     task: failed.to_string(),
                 });
             }
@@ -326,7 +327,7 @@ impl Core {
             );
         }
         // A retry sent last turn that met no error worked.
-        let recovered: Vec<String> = self
+        let recovered: Vec<QueueName> = self
             .state
             .claim_blocked
             .iter()
@@ -352,7 +353,7 @@ impl Core {
         s.activity = Activity::Free;
         s.conversation = None;
         self.state.attempts.remove(&task.to_string());
-        Some(holder)
+        Some(holder.to_string())
     }
 
     /// Whether an inbox file is quiet enough to take: the same size and mtime as at the
@@ -365,7 +366,7 @@ impl Core {
         if settle_ms == 0 {
             return true;
         }
-        let same = self.inbox_seen.get(&(queue.to_string(), e.name.clone())) == Some(&(e.len, e.mtime_ms));
+        let same = self.inbox_seen.get(&(queue.into(), e.name.clone())) == Some(&(e.len, e.mtime_ms));
         same && self.now_ms.saturating_sub(e.mtime_ms) >= settle_ms
     }
 
@@ -441,8 +442,8 @@ impl Core {
                     reason: reason.clone(),
                 });
                 let mut env = vec![
-                    ("CCL_QUEUE", q.name.clone()),
-                    ("CCL_TASK", e.name.clone()),
+                    ("CCL_QUEUE", q.name.to_string()),
+                    ("CCL_TASK", e.name.to_string()),
                     ("CCL_ERROR", reason),
                 ];
                 env.extend(self.task_file_vars(&q.name, &e.name, "failed"));
@@ -547,7 +548,7 @@ impl Core {
             let session = w.session.clone();
             return self.adopt_pasted(&session, t);
         }
-        let maybe: Vec<String> = obs
+        let maybe: Vec<SessionName> = obs
             .work_seen
             .iter()
             .filter(|w| w.queue == t.queue && w.prompt == FirstPrompt::Pending && free(self, &w.session))
@@ -615,7 +616,7 @@ impl Core {
         self.state.attempts.insert(key, attempt);
         let now_ms = self.now_ms;
         self.event(Event::Adopted {
-            session: session.to_string(),
+            session: session.into(),
             task: task.to_string(),
             in_box: true,
         });
@@ -655,7 +656,7 @@ impl Core {
             crate::util::rfc3339(now_ms)
         );
         self.event(Event::Adopted {
-            session: session.to_string(),
+            session: session.into(),
             task: task.to_string(),
             in_box: false,
         });
@@ -703,7 +704,7 @@ impl Core {
         for t in unowned {
             self.place_unowned(t, self.now_ms, obs);
         }
-        let names: Vec<String> = self.state.sessions.keys().cloned().collect();
+        let names: Vec<SessionName> = self.state.sessions.keys().cloned().collect();
         for name in names {
             let s = self.state.sessions.get_mut(&name).expect("session exists");
             let Some(a) = s.assignment.clone() else { continue };
@@ -724,7 +725,7 @@ impl Core {
                     s.activity = Activity::Free;
                 }
                 self.event(Event::TaskForgotten {
-                    session: name.clone(),
+                    session: name,
                     task: a.task.to_string(),
                 });
             }

@@ -16,6 +16,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::names::{AccountName, ConversationId, QueueName, SessionName};
+
 use crate::core::Level;
 use crate::screen::LimitKind;
 use crate::util::rfc3339;
@@ -66,8 +68,8 @@ pub enum Event {
     /// A usage-limit hit was detected (`source`: `hook`, `transcript`, `pane`), and what was
     /// decided about it: the forensic `quota:` line.
     LimitDetected {
-        session: String,
-        account: String,
+        session: SessionName,
+        account: AccountName,
         source: String,
         pattern: String,
         kind: Option<LimitKind>,
@@ -78,47 +80,47 @@ pub enum Event {
     /// Claude warned that the limit is near (`draining`: no new tasks until the swap; else
     /// no other account is available and nothing changes).
     ApproachingLimit {
-        session: String,
-        account: String,
+        session: SessionName,
+        account: AccountName,
         snippet: String,
         draining: bool,
     },
     /// Claude wraps its turn up before the limit: its task continues after the swap.
     WrappingUp {
-        session: String,
-        account: String,
+        session: SessionName,
+        account: AccountName,
         snippet: String,
     },
     /// An account's meter crossed `swap_at`.
     MeterAtSwapAt {
-        account: String,
+        account: AccountName,
         used_pct: f64,
         swap_at_pct: f64,
         source: String,
-        session: String,
+        session: SessionName,
     },
     /// The active account is over `swap_at` and no other account is below it.
     MeterNoTarget {
-        account: String,
+        account: AccountName,
         used_pct: f64,
         swap_at_pct: f64,
     },
     /// A meter's window (`5-hour`, `weekly`) reset.
     MeterWindowReset {
-        account: String,
+        account: AccountName,
         window: String,
     },
     AccountUnhealthy {
-        account: String,
+        account: AccountName,
         reason: String,
     },
     AccountHealthy {
-        account: String,
+        account: AccountName,
         why: String,
     },
     /// An exhausted account's reset time passed.
     AccountBack {
-        account: String,
+        account: AccountName,
     },
     /// No account can take the fleet: dispatch waits until `until` (RFC 3339, or `-`).
     AllExhausted {
@@ -127,151 +129,151 @@ pub enum Event {
     },
     /// The fleet's account can work again after all were exhausted.
     WorkResumes {
-        account: String,
+        account: AccountName,
     },
     /// The continue prompt goes to a session whose account reset.
     ContinueAfterReset {
-        session: String,
-        account: String,
+        session: SessionName,
+        account: AccountName,
     },
     /// Claude waits for the reset and will continue by itself.
     WaitsForReset {
-        session: String,
+        session: SessionName,
     },
     /// Claude did not continue by itself within `grace_s` of the reset.
     NoAutoContinue {
-        session: String,
+        session: SessionName,
         grace_s: i64,
     },
     /// Claude continued by itself after the reset.
     AutoContinued {
-        session: String,
+        session: SessionName,
     },
     /// A turn wrapped up before the limit gets the continue prompt, no swap coming.
     ContinueAfterWrapUp {
-        session: String,
+        session: SessionName,
     },
 
     // ----- swap steps -----------------------------------------------------------------------
     /// A swap begins (`at_boundaries`: members move at their turn boundaries, before the
     /// limit); `members` are the sessions to move.
     SwapBegins {
-        from: String,
-        to: String,
+        from: AccountName,
+        to: AccountName,
         reason: String,
-        members: Vec<String>,
+        members: Vec<SessionName>,
         at_boundaries: bool,
     },
     /// A member of a swap before the limit reached its turn boundary.
     MemberAtBoundary {
-        session: String,
-        to: String,
+        session: SessionName,
+        to: AccountName,
     },
     /// A member's unsent draft is read and kept for after the swap.
     DraftKept {
-        session: String,
+        session: SessionName,
         snippet: String,
     },
     /// No Claude process is known for a member's conversation: nothing signalled.
     NothingToStop {
-        session: String,
+        session: SessionName,
     },
     /// A member's input box held text; cleared for the swap.
     BoxCleared {
-        session: String,
+        session: SessionName,
         snippet: String,
     },
     /// Claude is still idle after `/exit`: typed again.
     ExitRetyped {
-        session: String,
+        session: SessionName,
     },
     /// A member did not stop in time; its session is recreated.
     StopTimedOut {
-        session: String,
+        session: SessionName,
         timeout_s: i64,
     },
     /// A member's tmux session is gone after the swap.
     MemberAbsent {
-        session: String,
+        session: SessionName,
     },
     /// A member's task had not been submitted: it starts afresh under `account`.
     TaskRestarted {
-        session: String,
-        account: String,
+        session: SessionName,
+        account: AccountName,
     },
     /// A member's conversation is resumed under `account` (`task`: it carries a task).
     Resuming {
-        session: String,
-        conversation: String,
-        account: String,
+        session: SessionName,
+        conversation: ConversationId,
+        account: AccountName,
         task: bool,
     },
     /// A member is left at its shell: text ccl did not type on its line (with the
     /// conversation to resume), or no conversation known.
     LeftAtShell {
-        session: String,
-        conversation: Option<String>,
+        session: SessionName,
+        conversation: Option<ConversationId>,
     },
     /// A relaunched Claude is ready (no draft to put back).
     Ready {
-        session: String,
+        session: SessionName,
     },
     /// A relaunched Claude is ready and its draft is back in the box.
     DraftRestored {
-        session: String,
+        session: SessionName,
         snippet: String,
     },
     /// A relaunched Claude is ready but its box holds other text: the draft is not put back.
     DraftNotRestored {
-        session: String,
+        session: SessionName,
         box_snippet: String,
         draft_snippet: String,
     },
     /// A draft could not be put back after the swap (written whole here).
     DraftLost {
-        session: String,
+        session: SessionName,
         snippet: String,
     },
     /// Every member moved.
     Swapped {
-        from: String,
-        to: String,
+        from: AccountName,
+        to: AccountName,
         took_s: i64,
         reason: String,
     },
     /// A swap before the limit was given up: its target hit its limit first.
     SwapGivenUp {
-        from: String,
-        to: String,
+        from: AccountName,
+        to: AccountName,
     },
 
     // ----- task outcomes ----------------------------------------------------------------------
     /// A task is claimed for a session (`attempt` from 1) under `account`.
     Dispatching {
-        session: String,
+        session: SessionName,
         task: String,
         attempt: u32,
-        account: String,
+        account: AccountName,
     },
     /// The claim lost a race (taken elsewhere); the session is free again.
     ClaimLost {
-        session: String,
+        session: SessionName,
         task: String,
     },
     /// A claim failed for a lasting reason; claims from the queue wait.
     ClaimBlocked {
-        queue: String,
+        queue: QueueName,
         task: String,
         cause: String,
         retry_s: i64,
     },
     /// Claims from a blocked queue work again.
     ClaimsWorkAgain {
-        queue: String,
+        queue: QueueName,
     },
     /// A task's git worktree is made.
     WorktreeMade {
-        session: String,
+        session: SessionName,
         path: String,
         branch: String,
         task: String,
@@ -279,57 +281,57 @@ pub enum Event {
     /// A prompt was taken by Claude (`continue_prompt`: the continue prompt, else the task;
     /// `hook`: `UserPromptSubmit` said so).
     Submitted {
-        session: String,
+        session: SessionName,
         continue_prompt: bool,
         hook: bool,
     },
     /// The `Stop` hook ended a task's turn.
     TurnFinished {
-        session: String,
+        session: SessionName,
     },
     /// A task goes to `failed/`.
     TaskFailed {
-        session: String,
+        session: SessionName,
         task: String,
         reason: String,
     },
     /// A task goes back to the inbox; `attempt` is the attempts it has used.
     TaskRequeued {
-        session: String,
+        session: SessionName,
         task: String,
         reason: String,
         attempt: u32,
     },
     /// A dedicated session was recorded with a task: the task goes back to the inbox.
     DedicatedHadTask {
-        session: String,
+        session: SessionName,
         task: String,
     },
     /// A `running/` task with no record is held while these sessions may show it.
     TaskHeld {
         task: String,
-        sessions: Vec<String>,
+        sessions: Vec<SessionName>,
     },
     /// After a restart, a session's Claude is found working on a task (`in_box`: its body
     /// waits unsent in the input box, Enter follows).
     Adopted {
-        session: String,
+        session: SessionName,
         task: String,
         in_box: bool,
     },
     /// A session's task is no longer in `running/` after start-up recovery: forgotten.
     TaskForgotten {
-        session: String,
+        session: SessionName,
         task: String,
     },
     /// A launch failed at once: Claude exited right after it.
     LaunchExited {
-        session: String,
+        session: SessionName,
         why: String,
     },
     /// A pool session's Claude never became ready: the session is recreated.
     LaunchTimedOut {
-        session: String,
+        session: SessionName,
         why: String,
     },
 
@@ -337,12 +339,12 @@ pub enum Event {
     /// A session needs the operator (`reason` as the log line words it, most often
     /// `needs attention: …`); ccl leaves it alone until it is cleared.
     NeedsAttention {
-        session: String,
+        session: SessionName,
         reason: String,
     },
     /// The session no longer needs the operator.
     AttentionCleared {
-        session: String,
+        session: SessionName,
     },
 }
 
@@ -423,11 +425,11 @@ impl Event {
 impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use Event::*;
-        let list = |names: &[String]| {
+        let list = |names: &[SessionName]| {
             if names.is_empty() {
                 "none".to_string()
             } else {
-                names.join(", ")
+                names.iter().map(SessionName::as_str).collect::<Vec<_>>().join(", ")
             }
         };
         match self {
@@ -726,8 +728,8 @@ mod tests {
         vec![
             (
                 LimitDetected {
-                    session: s("ccl-auto-11"),
-                    account: s("a"),
+                    session: (s("ccl-auto-11")).into(),
+                    account: (s("a")).into(),
                     source: s("pane"),
                     pattern: s("hit_five_hour"),
                     kind: Some(LimitKind::FiveHour),
@@ -740,8 +742,8 @@ mod tests {
             ),
             (
                 LimitDetected {
-                    session: s("ccl-1-ops"),
-                    account: s("b"),
+                    session: (s("ccl-1-ops")).into(),
+                    account: (s("b")).into(),
                     source: s("transcript"),
                     pattern: s("legacy_429"),
                     kind: None,
@@ -754,8 +756,8 @@ mod tests {
             ),
             (
                 ApproachingLimit {
-                    session: s("ccl-auto-11"),
-                    account: s("a"),
+                    session: (s("ccl-auto-11")).into(),
+                    account: (s("a")).into(),
                     snippet: s("Approaching usage limit"),
                     draining: false,
                 },
@@ -764,8 +766,8 @@ mod tests {
             ),
             (
                 ApproachingLimit {
-                    session: s("ccl-auto-11"),
-                    account: s("a"),
+                    session: (s("ccl-auto-11")).into(),
+                    account: (s("a")).into(),
                     snippet: s("Approaching usage limit"),
                     draining: true,
                 },
@@ -774,8 +776,8 @@ mod tests {
             ),
             (
                 WrappingUp {
-                    session: s("ccl-auto-11"),
-                    account: s("a"),
+                    session: (s("ccl-auto-11")).into(),
+                    account: (s("a")).into(),
                     snippet: s("wrapping up"),
                 },
                 "ccl-auto-11: claude is wrapping its turn up before the limit of a (\"wrapping up\"); the task is not done and continues after the swap",
@@ -783,18 +785,18 @@ mod tests {
             ),
             (
                 MeterAtSwapAt {
-                    account: s("a"),
+                    account: (s("a")).into(),
                     used_pct: 96.6,
                     swap_at_pct: 95.0,
                     source: s("status line"),
-                    session: s("ccl-auto-11"),
+                    session: (s("ccl-auto-11")).into(),
                 },
                 "meter: account a at 97% (swap_at 95%), read from the status line of ccl-auto-11",
                 Info,
             ),
             (
                 MeterNoTarget {
-                    account: s("a"),
+                    account: (s("a")).into(),
                     used_pct: 97.0,
                     swap_at_pct: 95.0,
                 },
@@ -803,7 +805,7 @@ mod tests {
             ),
             (
                 MeterWindowReset {
-                    account: s("a"),
+                    account: (s("a")).into(),
                     window: s("5-hour"),
                 },
                 "account a: 5-hour window reset; its meter starts afresh",
@@ -811,7 +813,7 @@ mod tests {
             ),
             (
                 AccountUnhealthy {
-                    account: s("b"),
+                    account: (s("b")).into(),
                     reason: s("Please run /login"),
                 },
                 "account b is unhealthy: Please run /login; out of rotation until a session under it works or `ccl account enable b`",
@@ -819,14 +821,14 @@ mod tests {
             ),
             (
                 AccountHealthy {
-                    account: s("b"),
+                    account: (s("b")).into(),
                     why: s("ccl-auto-11 got an answer"),
                 },
                 "account b is healthy again: ccl-auto-11 got an answer",
                 Info,
             ),
             (
-                AccountBack { account: s("a") },
+                AccountBack { account: (s("a")).into() },
                 "account a: reset time passed, available again",
                 Info,
             ),
@@ -839,47 +841,47 @@ mod tests {
                 Warn,
             ),
             (
-                WorkResumes { account: s("a") },
+                WorkResumes { account: (s("a")).into() },
                 "account a is available again; work resumes",
                 Info,
             ),
             (
                 ContinueAfterReset {
-                    session: s("ccl-auto-11"),
-                    account: s("a"),
+                    session: (s("ccl-auto-11")).into(),
+                    account: (s("a")).into(),
                 },
                 "ccl-auto-11: account a is usable again; sending the continue prompt",
                 Info,
             ),
             (
-                WaitsForReset { session: s("ccl-auto-11") },
+                WaitsForReset { session: (s("ccl-auto-11")).into() },
                 "ccl-auto-11: claude waits for the limit to reset and will continue by itself",
                 Info,
             ),
             (
                 NoAutoContinue {
-                    session: s("ccl-auto-11"),
+                    session: (s("ccl-auto-11")).into(),
                     grace_s: 60,
                 },
                 "ccl-auto-11: claude did not continue by itself within 60s of the reset; sending the continue prompt",
                 Info,
             ),
             (
-                AutoContinued { session: s("ccl-auto-11") },
+                AutoContinued { session: (s("ccl-auto-11")).into() },
                 "ccl-auto-11: claude continued the turn by itself after the reset; the task goes on",
                 Info,
             ),
             (
-                ContinueAfterWrapUp { session: s("ccl-auto-11") },
+                ContinueAfterWrapUp { session: (s("ccl-auto-11")).into() },
                 "ccl-auto-11: its turn was wrapped up before the limit and no swap is coming; sending the continue prompt",
                 Info,
             ),
             (
                 SwapBegins {
-                    from: s("a"),
-                    to: s("b"),
+                    from: (s("a")).into(),
+                    to: (s("b")).into(),
                     reason: s("requested by the operator (req-1)"),
-                    members: vec![s("ccl-1-ops"), s("ccl-auto-11")],
+                    members: vec![(s("ccl-1-ops")).into(), (s("ccl-auto-11")).into()],
                     at_boundaries: false,
                 },
                 "swap from a to b begins: requested by the operator (req-1); sessions to move: ccl-1-ops, ccl-auto-11",
@@ -887,8 +889,8 @@ mod tests {
             ),
             (
                 SwapBegins {
-                    from: s("a"),
-                    to: s("b"),
+                    from: (s("a")).into(),
+                    to: (s("b")).into(),
                     reason: s("meter"),
                     members: vec![],
                     at_boundaries: true,
@@ -898,64 +900,64 @@ mod tests {
             ),
             (
                 MemberAtBoundary {
-                    session: s("ccl-auto-11"),
-                    to: s("b"),
+                    session: (s("ccl-auto-11")).into(),
+                    to: (s("b")).into(),
                 },
                 "ccl-auto-11: at its turn boundary; moving it to b",
                 Info,
             ),
             (
                 DraftKept {
-                    session: s("ccl-1-ops"),
+                    session: (s("ccl-1-ops")).into(),
                     snippet: s("half a thought"),
                 },
                 "ccl-1-ops: keeping its unsent draft across the swap: \"half a thought\"",
                 Info,
             ),
             (
-                NothingToStop { session: s("ccl-1-ops") },
+                NothingToStop { session: (s("ccl-1-ops")).into() },
                 "ccl-1-ops: no claude process known for its conversation yet; nothing signalled",
                 Info,
             ),
             (
                 BoxCleared {
-                    session: s("ccl-auto-11"),
+                    session: (s("ccl-auto-11")).into(),
                     snippet: s("typed"),
                 },
                 "ccl-auto-11: clearing claude's input box for the swap; it held \"typed\"",
                 Warn,
             ),
             (
-                ExitRetyped { session: s("ccl-auto-11") },
+                ExitRetyped { session: (s("ccl-auto-11")).into() },
                 "ccl-auto-11: claude is still idle after /exit; typing it again",
                 Info,
             ),
             (
                 StopTimedOut {
-                    session: s("ccl-auto-11"),
+                    session: (s("ccl-auto-11")).into(),
                     timeout_s: 30,
                 },
                 "ccl-auto-11: claude did not stop within 30s; recreating the session",
                 Warn,
             ),
             (
-                MemberAbsent { session: s("ccl-2-notes") },
+                MemberAbsent { session: (s("ccl-2-notes")).into() },
                 "ccl-2-notes: absent after the swap; not relaunched",
                 Warn,
             ),
             (
                 TaskRestarted {
-                    session: s("ccl-auto-11"),
-                    account: s("b"),
+                    session: (s("ccl-auto-11")).into(),
+                    account: (s("b")).into(),
                 },
                 "ccl-auto-11: its task was not submitted yet; starting it afresh under b",
                 Info,
             ),
             (
                 Resuming {
-                    session: s("ccl-1-ops"),
-                    conversation: s("0b1c"),
-                    account: s("b"),
+                    session: (s("ccl-1-ops")).into(),
+                    conversation: (s("0b1c")).into(),
+                    account: (s("b")).into(),
                     task: false,
                 },
                 "ccl-1-ops: resuming conversation 0b1c under b",
@@ -963,9 +965,9 @@ mod tests {
             ),
             (
                 Resuming {
-                    session: s("ccl-auto-11"),
-                    conversation: s("bdd7"),
-                    account: s("b"),
+                    session: (s("ccl-auto-11")).into(),
+                    conversation: (s("bdd7")).into(),
+                    account: (s("b")).into(),
                     task: true,
                 },
                 "ccl-auto-11: resuming task conversation bdd7 under b",
@@ -973,28 +975,28 @@ mod tests {
             ),
             (
                 LeftAtShell {
-                    session: s("ccl-1-ops"),
-                    conversation: Some(s("0b1c")),
+                    session: (s("ccl-1-ops")).into(),
+                    conversation: Some((s("0b1c")).into()),
                 },
                 "ccl-1-ops: left at its shell after the swap: its command line holds text ccl did not type (resume it with: claude --resume 0b1c)",
                 Warn,
             ),
             (
                 LeftAtShell {
-                    session: s("ccl-2-notes"),
+                    session: (s("ccl-2-notes")).into(),
                     conversation: None,
                 },
                 "ccl-2-notes: left at its shell after the swap: no conversation id is known (never started blind)",
                 Warn,
             ),
             (
-                Ready { session: s("ccl-1-ops") },
+                Ready { session: (s("ccl-1-ops")).into() },
                 "ccl-1-ops: claude is ready",
                 Info,
             ),
             (
                 DraftRestored {
-                    session: s("ccl-1-ops"),
+                    session: (s("ccl-1-ops")).into(),
                     snippet: s("half"),
                 },
                 "ccl-1-ops: claude is ready; its unsent draft is back in the input box: \"half\"",
@@ -1002,7 +1004,7 @@ mod tests {
             ),
             (
                 DraftNotRestored {
-                    session: s("ccl-1-ops"),
+                    session: (s("ccl-1-ops")).into(),
                     box_snippet: s("new"),
                     draft_snippet: s("old"),
                 },
@@ -1011,7 +1013,7 @@ mod tests {
             ),
             (
                 DraftLost {
-                    session: s("ccl-1-ops"),
+                    session: (s("ccl-1-ops")).into(),
                     snippet: s("old"),
                 },
                 "ccl-1-ops: its unsent draft could not be put back after the swap: \"old\"",
@@ -1019,8 +1021,8 @@ mod tests {
             ),
             (
                 Swapped {
-                    from: s("a"),
-                    to: s("b"),
+                    from: (s("a")).into(),
+                    to: (s("b")).into(),
                     took_s: 4,
                     reason: s("requested by the operator (req-1)"),
                 },
@@ -1029,35 +1031,35 @@ mod tests {
             ),
             (
                 SwapGivenUp {
-                    from: s("a"),
-                    to: s("b"),
+                    from: (s("a")).into(),
+                    to: (s("b")).into(),
                 },
                 "swap from a to b given up: b hit its limit before every session moved",
                 Warn,
             ),
             (
                 Dispatching {
-                    session: s("ccl-auto-11"),
+                    session: (s("ccl-auto-11")).into(),
                     task: s("alpha/task-1.md"),
                     attempt: 1,
-                    account: s("a"),
+                    account: (s("a")).into(),
                 },
                 "ccl-auto-11: dispatching alpha/task-1.md under a",
                 Info,
             ),
             (
                 Dispatching {
-                    session: s("ccl-auto-11"),
+                    session: (s("ccl-auto-11")).into(),
                     task: s("alpha/task-1.md"),
                     attempt: 2,
-                    account: s("a"),
+                    account: (s("a")).into(),
                 },
                 "ccl-auto-11: dispatching alpha/task-1.md (attempt 2) under a",
                 Info,
             ),
             (
                 ClaimLost {
-                    session: s("ccl-auto-11"),
+                    session: (s("ccl-auto-11")).into(),
                     task: s("alpha/t.md"),
                 },
                 "ccl-auto-11: claim of alpha/t.md failed (taken elsewhere); session is free again",
@@ -1065,7 +1067,7 @@ mod tests {
             ),
             (
                 ClaimBlocked {
-                    queue: s("alpha"),
+                    queue: (s("alpha")).into(),
                     task: s("alpha/a.md"),
                     cause: s("Invalid cross-device link (os error 18)"),
                     retry_s: 30,
@@ -1074,13 +1076,13 @@ mod tests {
                 Warn,
             ),
             (
-                ClaimsWorkAgain { queue: s("alpha") },
+                ClaimsWorkAgain { queue: (s("alpha")).into() },
                 "queue alpha: claims from queue alpha work again",
                 Info,
             ),
             (
                 WorktreeMade {
-                    session: s("ccl-auto-11"),
+                    session: (s("ccl-auto-11")).into(),
                     path: s("/src/p-wt/t"),
                     branch: s("ccl/t"),
                     task: s("alpha/t.md"),
@@ -1090,7 +1092,7 @@ mod tests {
             ),
             (
                 Submitted {
-                    session: s("ccl-auto-11"),
+                    session: (s("ccl-auto-11")).into(),
                     continue_prompt: false,
                     hook: true,
                 },
@@ -1099,7 +1101,7 @@ mod tests {
             ),
             (
                 Submitted {
-                    session: s("ccl-auto-11"),
+                    session: (s("ccl-auto-11")).into(),
                     continue_prompt: true,
                     hook: false,
                 },
@@ -1107,13 +1109,13 @@ mod tests {
                 Info,
             ),
             (
-                TurnFinished { session: s("ccl-auto-11") },
+                TurnFinished { session: (s("ccl-auto-11")).into() },
                 "ccl-auto-11: turn finished (Stop)",
                 Info,
             ),
             (
                 TaskFailed {
-                    session: s("ccl-auto-11"),
+                    session: (s("ccl-auto-11")).into(),
                     task: s("alpha/t.md"),
                     reason: s("API error 500"),
                 },
@@ -1122,7 +1124,7 @@ mod tests {
             ),
             (
                 TaskRequeued {
-                    session: s("ccl-auto-11"),
+                    session: (s("ccl-auto-11")).into(),
                     task: s("alpha/t.md"),
                     reason: s("claude exited"),
                     attempt: 2,
@@ -1132,7 +1134,7 @@ mod tests {
             ),
             (
                 DedicatedHadTask {
-                    session: s("ccl-1-ops"),
+                    session: (s("ccl-1-ops")).into(),
                     task: s("alpha/h.md"),
                 },
                 "ccl-1-ops: a dedicated session was marked as working on alpha/h.md; marked idle, task back to the inbox",
@@ -1141,14 +1143,14 @@ mod tests {
             (
                 TaskHeld {
                     task: s("alpha/t.md"),
-                    sessions: vec![s("ccl-auto-11"), s("ccl-auto-12")],
+                    sessions: vec![(s("ccl-auto-11")).into(), (s("ccl-auto-12")).into()],
                 },
                 "alpha/t.md: in running/ with no record of its session; held while ccl-auto-11, ccl-auto-12 may show it works on it",
                 Info,
             ),
             (
                 Adopted {
-                    session: s("ccl-auto-11"),
+                    session: (s("ccl-auto-11")).into(),
                     task: s("alpha/t.md"),
                     in_box: true,
                 },
@@ -1157,7 +1159,7 @@ mod tests {
             ),
             (
                 Adopted {
-                    session: s("ccl-auto-11"),
+                    session: (s("ccl-auto-11")).into(),
                     task: s("alpha/t.md"),
                     in_box: false,
                 },
@@ -1166,7 +1168,7 @@ mod tests {
             ),
             (
                 TaskForgotten {
-                    session: s("ccl-auto-11"),
+                    session: (s("ccl-auto-11")).into(),
                     task: s("alpha/t.md"),
                 },
                 "ccl-auto-11: its task alpha/t.md is no longer in running/ (recovered at start); forgotten",
@@ -1174,7 +1176,7 @@ mod tests {
             ),
             (
                 LaunchExited {
-                    session: s("ccl-1-ops"),
+                    session: (s("ccl-1-ops")).into(),
                     why: s("no conversation found"),
                 },
                 "ccl-1-ops: claude exited right after launch (no conversation found); left at its shell",
@@ -1182,7 +1184,7 @@ mod tests {
             ),
             (
                 LaunchTimedOut {
-                    session: s("ccl-auto-11"),
+                    session: (s("ccl-auto-11")).into(),
                     why: s("claude did not become ready within 60s: x"),
                 },
                 "ccl-auto-11: claude did not become ready within 60s: x; recreating the session",
@@ -1190,14 +1192,14 @@ mod tests {
             ),
             (
                 NeedsAttention {
-                    session: s("ccl-auto-11"),
+                    session: (s("ccl-auto-11")).into(),
                     reason: s("needs attention: claude's input box holds text ccl did not type"),
                 },
                 "ccl-auto-11: needs attention: claude's input box holds text ccl did not type",
                 Warn,
             ),
             (
-                AttentionCleared { session: s("ccl-auto-11") },
+                AttentionCleared { session: (s("ccl-auto-11")).into() },
                 "ccl-auto-11: no longer needs attention",
                 Info,
             ),

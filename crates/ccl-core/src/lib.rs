@@ -14,13 +14,15 @@
 //! every managed session to another account). [`sessions`] knows what a pane shows and
 //! what may be typed into it, [`accounts`] and [`meters`] what each account has left,
 //! [`screen`] what Claude Code's screen means. [`config`], [`task`] and [`transcript`] are
-//! the data the core is given; [`trace`] records and replays runs.
+//! the data the core is given; [`names`] the names of sessions, accounts, queues, tasks
+//! and conversations as types; [`trace`] records and replays runs.
 pub mod accounts;
 pub mod config;
 pub mod core;
 pub mod dispatch;
 pub mod event;
 pub mod meters;
+pub mod names;
 pub mod quota;
 pub mod screen;
 pub mod sessions;

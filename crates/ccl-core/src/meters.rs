@@ -15,6 +15,7 @@
 
 use crate::core::{Core, Ms, Usage, UsageWindow};
 use crate::event::Event;
+use crate::names::{AccountName, SessionName};
 use crate::screen::LimitKind;
 use crate::util::rfc3339;
 
@@ -22,8 +23,8 @@ use crate::util::rfc3339;
 /// line's `rate_limits` and the screen's gauge both arrive as this.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MeterReading {
-    pub account: String,
-    pub session: String,
+    pub account: AccountName,
+    pub session: SessionName,
     /// `None`: this reading says nothing about the window (the last known value stays).
     pub five_hour: Option<UsageWindow>,
     pub seven_day: Option<UsageWindow>,
@@ -94,7 +95,7 @@ impl Core {
                 if w.as_ref().and_then(|w| w.resets_at_ms).is_some_and(|t| t <= now) {
                     *w = None;
                     cleared.push(Event::MeterWindowReset {
-                        account: name.clone(),
+                        account: name.into(),
                         window: label.to_string(),
                     });
                 }
@@ -158,7 +159,7 @@ impl Core {
             if !self.state.all_over_swap_at {
                 self.state.all_over_swap_at = true;
                 self.event(Event::MeterNoTarget {
-                    account: active.clone(),
+                    account: active,
                     used_pct: used,
                     swap_at_pct: swap_at,
                 });

@@ -24,6 +24,7 @@ use crate::config::OnWarning;
 use crate::core::{limits, Activity, Core, HookEvent, Kind, Ms, Observation, UsageWindow};
 use crate::event::{Event, QuotaDecision as Decision};
 use crate::meters::MeterReading;
+use crate::names::SessionName;
 use crate::screen::{GaugeWindow, LimitKind};
 use crate::transcript::Signal;
 use crate::util::{rfc3339, snippet};
@@ -49,7 +50,7 @@ impl Core {
         self.leave_unusable_active();
         self.poll_wrap_up(obs);
 
-        let names: Vec<String> = self.state.sessions.keys().cloned().collect();
+        let names: Vec<SessionName> = self.state.sessions.keys().cloned().collect();
         let mut trigger: Option<Detection> = None;
         for name in names {
             let (detections, vetoed_by_transcript, stale) = self.detections(&name, obs);
@@ -156,7 +157,7 @@ impl Core {
                 if let Some(q) = &a.quota {
                     let d = Detection {
                         session: name.into(),
-                        account: account.clone(),
+                        account: account.to_string(),
                         source: "pane",
                         pattern: q.pattern.clone(),
                         kind: Some(q.kind),
@@ -261,7 +262,7 @@ impl Core {
     /// The passive gauge on a session's screen is a reading of its account's meter, taken
     /// once per line shown (it stays on screen for many turns).
     fn read_gauges(&mut self) {
-        let names: Vec<String> = self.state.sessions.keys().cloned().collect();
+        let names: Vec<SessionName> = self.state.sessions.keys().cloned().collect();
         for name in names {
             let s = &self.state.sessions[&name];
             let launching = matches!(s.activity, Activity::Launching { .. } | Activity::Stopping { .. });
@@ -306,7 +307,7 @@ impl Core {
     /// cut off (its task continues elsewhere, it is not failed), and when the account is
     /// the active one the fleet moves off it as on a hit.
     fn poll_unusable(&mut self, obs: &Observation) {
-        let names: Vec<String> = self.state.sessions.keys().cloned().collect();
+        let names: Vec<SessionName> = self.state.sessions.keys().cloned().collect();
         let mut move_off: Option<(String, String)> = None;
         for name in names {
             let s = &self.state.sessions[&name];
@@ -359,7 +360,7 @@ impl Core {
             let reason = format!("{} ({name}, {source})", snippet(&line, limits::SNIPPET_CHARS));
             self.mark_unhealthy(&account, &reason);
             if account == self.state.active && move_off.is_none() {
-                move_off = Some((account, reason));
+                move_off = Some((account.to_string(), reason));
             }
         }
         if let Some((account, reason)) = move_off {
@@ -377,7 +378,7 @@ impl Core {
     /// Claude wraps a turn up because the limit is near: that turn is not the task's end
     /// (the watcher does not finish it), and the fleet moves at its turn boundaries.
     fn poll_wrap_up(&mut self, obs: &Observation) {
-        let names: Vec<String> = self.state.sessions.keys().cloned().collect();
+        let names: Vec<SessionName> = self.state.sessions.keys().cloned().collect();
         let mut trigger = None;
         for name in names {
             let s = &self.state.sessions[&name];
@@ -434,8 +435,8 @@ impl Core {
         }
         state.quota_note = Some(note);
         self.event(Event::LimitDetected {
-            session: d.session.clone(),
-            account: d.account.clone(),
+            session: d.session.clone().into(),
+            account: d.account.clone().into(),
             source: d.source.to_string(),
             pattern: d.pattern.clone(),
             kind: d.kind,
@@ -478,8 +479,8 @@ impl Core {
                 if s.quota_note.as_deref() != Some(note.as_str()) {
                     s.quota_note = Some(note);
                     self.event(Event::ApproachingLimit {
-                        session: session.clone(),
-                        account: active.clone(),
+                        session,
+                        account: active,
                         snippet: snippet(&line, limits::SNIPPET_CHARS),
                         draining: false,
                     });
@@ -488,7 +489,7 @@ impl Core {
             }
             self.state.draining = Some(active.clone());
             self.event(Event::ApproachingLimit {
-                session: session.clone(),
+                session,
                 account: active.clone(),
                 snippet: snippet(&line, limits::SNIPPET_CHARS),
                 draining: true,
@@ -542,7 +543,7 @@ impl Core {
         if let Some(to) = next {
             self.state.all_exhausted = false;
             self.begin_swap(
-                Some(to.clone()),
+                Some(to.to_string()),
                 format!("account {to} reset while all were exhausted"),
                 None,
             );

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use crate::core::{limits, Action, Activity, Core, HookEvent, Kind, Observation, Seen, SessionObs, SessionState};
 use crate::event::Event;
+use crate::names::SessionName;
 use crate::screen::{self, ScreenState};
 use crate::util::{shell_quote, snippet};
 
@@ -28,7 +29,7 @@ pub const CLAUDE_PROCESS_NAMES: &[&str] = &["claude", "claude.exe", "node"];
 /// Which pane of a session ccl works with, by session: the pane running the session's
 /// Claude conversation (`%N`, unique on the server). A session without one is worked
 /// with through its active pane.
-pub type Pins = BTreeMap<String, String>;
+pub type Pins = BTreeMap<SessionName, String>;
 
 /// Environment variable naming the tmux session in a launch line ccl typed.
 pub const SESSION_VAR: &str = "CCL_SESSION";
@@ -219,7 +220,7 @@ impl Core {
         };
         let by_name: BTreeMap<&str, &SessionObs> = listed.iter().map(|s| (s.name.as_str(), s)).collect();
 
-        let managed: Vec<(String, Kind, PathBuf)> = self
+        let managed: Vec<(SessionName, Kind, PathBuf)> = self
             .config
             .pool
             .names()
@@ -319,7 +320,7 @@ impl Core {
                 state.shell_prompt = None;
             }
             if seen == Seen::Shell && state.shell_prompt.is_none() {
-                state.shell_prompt = self.captures.get(name).map(|c| last_line(c).to_string());
+                state.shell_prompt = self.captures.get(name.as_str()).map(|c| last_line(c).to_string());
             }
             if first_sight && matches!(seen, Seen::Idle | Seen::Busy | Seen::Menu) {
                 // Adopted with Claude running: limit lines already on screen are history.
@@ -335,7 +336,7 @@ impl Core {
             // the registry (current), else the resume hint at a shell.
             for r in obs.registry.iter().filter(|r| &r.session == name) {
                 if screen::is_uuid(&r.entry.session_id) && state.claude_in_front() && !state.hooked {
-                    state.conversation = Some(r.entry.session_id.clone());
+                    state.conversation = Some(r.entry.session_id.clone().into());
                     state.cwd = Some(r.entry.cwd.clone());
                     state.account = Some(r.account.clone());
                 }
@@ -349,8 +350,8 @@ impl Core {
                 self.claude_pids.insert(name.clone(), pid);
             }
             if seen == Seen::Shell && state.conversation.is_none() && *kind == Kind::Dedicated {
-                if let Some(hint) = self.screens.get(name).and_then(|a| a.resume_hint.clone()) {
-                    state.conversation = Some(hint);
+                if let Some(hint) = self.screens.get(name.as_str()).and_then(|a| a.resume_hint.clone()) {
+                    state.conversation = Some(hint.into());
                 }
             }
 
@@ -428,7 +429,7 @@ impl Core {
                     if let (Some(account), true) = (account, five_hour.is_some() || seven_day.is_some()) {
                         self.read_meter(crate::meters::MeterReading {
                             account,
-                            session: name.to_string(),
+                            session: name.into(),
                             five_hour: five_hour.clone(),
                             seven_day: seven_day.clone(),
                             at_ms: sig.at_ms,
@@ -450,9 +451,7 @@ impl Core {
                 {
                     // Claude went on past the prompt it asked: answered.
                     state.attention = None;
-                    self.event(Event::AttentionCleared {
-                        session: name.to_string(),
-                    });
+                    self.event(Event::AttentionCleared { session: name.into() });
                 }
                 _ => {}
             }
@@ -506,9 +505,7 @@ impl Core {
                 };
                 if cleared && !uncreatable && state.attention.is_some() && matches!(state.activity, Activity::Free) {
                     state.attention = None;
-                    self.event(Event::AttentionCleared {
-                        session: name.to_string(),
-                    });
+                    self.event(Event::AttentionCleared { session: name.into() });
                 }
             }
         }
@@ -520,12 +517,12 @@ impl Core {
             s.attention = Some(reason.trim_start_matches("needs attention: ").to_string());
         }
         self.event(Event::NeedsAttention {
-            session: name.to_string(),
+            session: name.into(),
             reason: reason.to_string(),
         });
         let mut env = vec![("CCL_SESSION", name.to_string()), ("CCL_REASON", reason.to_string())];
         if let Some(account) = self.state.sessions.get(name).and_then(|s| s.account.clone()) {
-            env.push(("CCL_ACCOUNT", account));
+            env.push(("CCL_ACCOUNT", account.to_string()));
         }
         env.extend(self.conversation_vars(name));
         self.hook("on_needs_attention", env);
@@ -631,7 +628,7 @@ impl Core {
         });
         let deadline_ms = self.now_ms + limits::LAUNCH_TIMEOUT_MS;
         let state = self.state.sessions.get_mut(name).expect("session state exists");
-        state.conversation = Some(id.to_string());
+        state.conversation = Some(id.into());
         state.cwd = Some(workdir.to_path_buf());
         state.account = Some(active);
         state.stale_hits.clear();

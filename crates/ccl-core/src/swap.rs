@@ -22,6 +22,7 @@ use crate::core::{
     limits, Action, Activity, AfterLaunch, Core, Kind, Observation, RequestKind, Seen, Swap, SwapMember, SwapRecord,
 };
 use crate::event::Event;
+use crate::names::SessionName;
 use crate::screen;
 use crate::sessions::{Continue, FOREIGN_QUOTE_CHARS};
 use crate::util::rfc3339;
@@ -49,7 +50,7 @@ impl Core {
                     vec![
                         ("CCL_REASON", reason.clone()),
                         ("CCL_RESET_AT", until),
-                        ("CCL_FROM", from),
+                        ("CCL_FROM", from.to_string()),
                     ],
                 );
             }
@@ -89,14 +90,14 @@ impl Core {
         let names: Vec<&str> = members.iter().map(|m| m.session.as_str()).collect();
         self.event(Event::SwapBegins {
             from: from.clone(),
-            to: to.clone(),
+            to: to.clone().into(),
             reason: reason.clone(),
-            members: names.iter().map(|n| n.to_string()).collect(),
+            members: names.iter().map(|n| SessionName::from(*n)).collect(),
             at_boundaries: false,
         });
         self.state.swap = Some(Swap {
             from,
-            to,
+            to: to.into(),
             reason,
             started_ms: self.now_ms,
             request,
@@ -134,16 +135,16 @@ impl Core {
         let names: Vec<&str> = members.iter().map(|m| m.session.as_str()).collect();
         self.event(Event::SwapBegins {
             from: from.clone(),
-            to: to.clone(),
+            to: to.clone().into(),
             reason: reason.clone(),
-            members: names.iter().map(|n| n.to_string()).collect(),
+            members: names.iter().map(|n| SessionName::from(*n)).collect(),
             at_boundaries: true,
         });
-        self.state.active = to.clone();
+        self.state.active = to.clone().into();
         self.state.draining = None;
         self.state.swap = Some(Swap {
             from,
-            to,
+            to: to.into(),
             reason,
             started_ms: self.now_ms,
             request: None,
@@ -279,8 +280,8 @@ impl Core {
         self.hook(
             "on_swap",
             vec![
-                ("CCL_FROM", swap.from.clone()),
-                ("CCL_TO", swap.to.clone()),
+                ("CCL_FROM", swap.from.to_string()),
+                ("CCL_TO", swap.to.to_string()),
                 ("CCL_REASON", swap.reason.clone()),
                 ("CCL_RESET_AT", reset_at),
             ],
@@ -315,7 +316,7 @@ impl Core {
                 if m.conversation.is_none() {
                     // /exit printed "claude --resume <uuid>": the id the operator would use.
                     if let Some(hint) = self.analysis(&name).and_then(|a| a.resume_hint.clone()) {
-                        m.conversation = Some(hint);
+                        m.conversation = Some(hint.into());
                     }
                 }
                 return true;
@@ -363,7 +364,7 @@ impl Core {
             // The operator's session is never typed `/exit`: its Claude, and only that
             // process, gets SIGTERM. Without a pid for it this turn, nothing is signalled.
             // An unsent draft in its box is read first and typed back after the resume.
-            _ if dedicated && !exit_sent => match self.claude_pids.get(&name).copied() {
+            _ if dedicated && !exit_sent => match self.claude_pids.get(name.as_str()).copied() {
                 Some(pid) => {
                     if let Some(draft) = self.box_text(&name) {
                         self.event(Event::DraftKept {
@@ -452,7 +453,7 @@ impl Core {
         let draft = self.state.sessions.get_mut(name).and_then(|s| s.draft.take());
         if let Some(draft) = draft {
             self.event(Event::DraftLost {
-                session: name.to_string(),
+                session: name.into(),
                 snippet: snippet(&draft, limits::MAX_DRAFT_LOG_CHARS),
             });
         }
@@ -503,14 +504,14 @@ impl Core {
                 });
                 if !self.launch(&name, &cwd, &id, Continue::Resume, AfterLaunch::Nothing) {
                     self.event(Event::LeftAtShell {
-                        session: name.clone(),
-                        conversation: Some(id.clone()),
+                        session: name,
+                        conversation: Some(id),
                     });
                 }
             }
             (Kind::Dedicated, None) => {
                 self.event(Event::LeftAtShell {
-                    session: name.clone(),
+                    session: name,
                     conversation: None,
                 });
             }

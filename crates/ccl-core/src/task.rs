@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::Queue;
+use crate::names::TaskName;
 
 /// Largest task body accepted. Tasks are prompts; anything bigger is a mistake upstream
 /// and would only flood the pane it is pasted into.
@@ -17,7 +18,7 @@ pub const MAX_NAME_BYTES: usize = 200;
 /// One candidate task in `inbox/`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InboxEntry {
-    pub name: String,
+    pub name: TaskName,
     /// Modification time (of the entry itself, not a link's target), ms since the epoch.
     pub mtime_ms: i64,
     /// Size in bytes: with the mtime, how the core tells a file still being written

@@ -15,6 +15,7 @@ use crate::core::{
     limits, Action, Activity, AfterLaunch, Core, HookEvent, Kind, Observation, PasteKind, Seen, TaskRef, TaskReport,
 };
 use crate::event::Event;
+use crate::names::SessionName;
 use crate::sessions::{last_line, ShellLine, FOREIGN_BOX_TEXT, FOREIGN_QUOTE_CHARS};
 use crate::transcript::Signal;
 use crate::util::{rfc3339, snippet};
@@ -22,7 +23,7 @@ use crate::util::{rfc3339, snippet};
 impl Core {
     pub(crate) fn check_watcher(&mut self, obs: &Observation) {
         self.handle_worktrees(obs);
-        let names: Vec<String> = self.state.sessions.keys().cloned().collect();
+        let names: Vec<SessionName> = self.state.sessions.keys().cloned().collect();
         for name in names {
             if self.state.sessions[&name].pane_lost {
                 // Its Claude's pane is gone and the operator's panes remain: nothing
@@ -145,7 +146,7 @@ impl Core {
             s.activity = Activity::Free;
         }
         self.event(Event::DedicatedHadTask {
-            session: name.to_string(),
+            session: name.into(),
             task: a.task.to_string(),
         });
         self.push(Action::RequeueTask {
@@ -257,7 +258,7 @@ impl Core {
                 match then {
                     AfterLaunch::Nothing => {
                         self.event(Event::LaunchExited {
-                            session: name.to_string(),
+                            session: name.into(),
                             why: why.to_string(),
                         });
                         self.drop_draft(name);
@@ -292,7 +293,7 @@ impl Core {
                     s.cwd = None;
                     let workdir = self.config.pool.workdir.clone();
                     self.event(Event::LaunchTimedOut {
-                        session: name.to_string(),
+                        session: name.into(),
                         why: why.clone(),
                     });
                     self.push(Action::KillSession {
@@ -315,20 +316,18 @@ impl Core {
     fn ready_for_the_operator(&mut self, name: &str) {
         let draft = self.state.sessions.get_mut(name).and_then(|s| s.draft.take());
         let Some(draft) = draft else {
-            return self.event(Event::Ready {
-                session: name.to_string(),
-            });
+            return self.event(Event::Ready { session: name.into() });
         };
         if let Some(text) = self.box_text(name) {
             // Someone typed into the new box already: never mix two texts.
             return self.event(Event::DraftNotRestored {
-                session: name.to_string(),
+                session: name.into(),
                 box_snippet: snippet(&text, FOREIGN_QUOTE_CHARS),
                 draft_snippet: snippet(&draft, limits::MAX_DRAFT_LOG_CHARS),
             });
         }
         self.event(Event::DraftRestored {
-            session: name.to_string(),
+            session: name.into(),
             snippet: snippet(&draft, FOREIGN_QUOTE_CHARS),
         });
         self.push(Action::PasteText {
@@ -435,7 +434,7 @@ impl Core {
                 idle_turns: 0,
             };
             self.event(Event::Submitted {
-                session: name.to_string(),
+                session: name.into(),
                 continue_prompt: what,
                 hook: hook_taken,
             });
@@ -517,8 +516,8 @@ impl Core {
                     }),
                     Seen::Idle => {
                         self.event(Event::ContinueAfterReset {
-                            session: name.to_string(),
-                            account: account.clone(),
+                            session: name.into(),
+                            account,
                         });
                         self.paste_continue(name);
                     }
@@ -547,9 +546,7 @@ impl Core {
                     return self.after_wrap_up(name, since_ms, limits::IDLE_TURNS_TO_FINISH);
                 }
                 if s.assignment.is_some() {
-                    self.event(Event::TurnFinished {
-                        session: name.to_string(),
-                    });
+                    self.event(Event::TurnFinished { session: name.into() });
                 }
                 return self.finish(name);
             }
@@ -657,9 +654,7 @@ impl Core {
                 if !s.self_continuing {
                     s.self_continuing = true;
                     s.usable_since_ms = None;
-                    self.event(Event::WaitsForReset {
-                        session: name.to_string(),
-                    });
+                    self.event(Event::WaitsForReset { session: name.into() });
                 }
                 if !usable {
                     return true;
@@ -672,7 +667,7 @@ impl Core {
                 s.self_continuing = false;
                 s.usable_since_ms = None;
                 self.event(Event::NoAutoContinue {
-                    session: name.to_string(),
+                    session: name.into(),
                     grace_s: limits::AUTO_CONTINUE_GRACE_MS / 1000,
                 });
                 false
@@ -687,9 +682,7 @@ impl Core {
                     turn_ended: false,
                     idle_turns: 0,
                 };
-                self.event(Event::AutoContinued {
-                    session: name.to_string(),
-                });
+                self.event(Event::AutoContinued { session: name.into() });
                 true
             }
             _ => {
@@ -717,9 +710,7 @@ impl Core {
             };
             return;
         }
-        self.event(Event::ContinueAfterWrapUp {
-            session: name.to_string(),
-        });
+        self.event(Event::ContinueAfterWrapUp { session: name.into() });
         self.state.sessions.get_mut(name).expect("session exists").wrapped_up = false;
         self.paste_continue(name);
     }
@@ -815,9 +806,9 @@ impl Core {
         });
         let mut env = vec![
             ("CCL_SESSION", name.to_string()),
-            ("CCL_QUEUE", a.task.queue.clone()),
-            ("CCL_TASK", a.task.task.clone()),
-            ("CCL_ACCOUNT", account),
+            ("CCL_QUEUE", a.task.queue.to_string()),
+            ("CCL_TASK", a.task.task.to_string()),
+            ("CCL_ACCOUNT", account.to_string()),
             ("CCL_ATTEMPTS", attempts.to_string()),
             ("CCL_DURATION_S", (duration_ms / 1000).to_string()),
         ];
@@ -868,7 +859,7 @@ impl Core {
     /// `running/TASK` → `failed/` with the reason, a log line and the hook.
     pub(crate) fn fail_running(&mut self, name: &str, task: &TaskRef, reason: &str) {
         self.event(Event::TaskFailed {
-            session: name.to_string(),
+            session: name.into(),
             task: task.to_string(),
             reason: reason.to_string(),
         });
@@ -880,12 +871,12 @@ impl Core {
         });
         let mut env = vec![
             ("CCL_SESSION", name.to_string()),
-            ("CCL_QUEUE", task.queue.clone()),
-            ("CCL_TASK", task.task.clone()),
+            ("CCL_QUEUE", task.queue.to_string()),
+            ("CCL_TASK", task.task.to_string()),
             ("CCL_ERROR", reason.to_string()),
         ];
         if let Some(account) = self.state.sessions.get(name).and_then(|s| s.account.clone()) {
-            env.push(("CCL_ACCOUNT", account));
+            env.push(("CCL_ACCOUNT", account.to_string()));
         }
         env.extend(self.task_file_vars(&task.queue, &task.task, "failed"));
         env.extend(self.conversation_vars(name));
@@ -922,7 +913,7 @@ impl Core {
         };
         let projects = self.config.shared.target.join("projects");
         vec![
-            ("CCL_CONVERSATION", id.clone()),
+            ("CCL_CONVERSATION", id.to_string()),
             (
                 "CCL_TRANSCRIPT",
                 crate::transcript::transcript_path(&projects, cwd, id)
@@ -939,7 +930,7 @@ impl Core {
         let s = &self.state.sessions[name];
         s.seen == Seen::Shell
             && s.conversation.is_some()
-            && self.analysis(name).and_then(|a| a.resume_hint.as_ref()) == s.conversation.as_ref()
+            && self.analysis(name).and_then(|a| a.resume_hint.as_deref()) == s.conversation.as_deref()
     }
 
     /// The task's own prompt made Claude exit (a body such as `/exit`): running it again
@@ -980,7 +971,7 @@ impl Core {
             self.fail_running(name, &a.task, &with_worktree(&why, &a));
         } else {
             self.event(Event::TaskRequeued {
-                session: name.to_string(),
+                session: name.into(),
                 task: a.task.to_string(),
                 reason: reason.to_string(),
                 attempt: attempts,

@@ -702,13 +702,13 @@ mod tests {
             row("ccl-auto-11", 1, 1, 102, 0, "bash"),
         ]
         .concat();
-        let pins: Pins = [("ccl-auto-11".to_string(), "%101".to_string())].into();
+        let pins: Pins = [("ccl-auto-11".into(), "%101".to_string())].into();
         let panes = parse_panes(stdout.lines(), &pins);
         assert_eq!((panes[0].pane_id.as_str(), panes[0].n_panes), ("%101", 2));
         assert_eq!(pane_target("ccl-auto-11", &pins), "%101");
         assert_eq!(pane_target("ccl-auto-12", &pins), "=ccl-auto-12:");
         // Claude's pane closed: the active pane is listed, and the count says why.
-        let gone: Pins = [("ccl-auto-11".to_string(), "%99".to_string())].into();
+        let gone: Pins = [("ccl-auto-11".into(), "%99".to_string())].into();
         let panes = parse_panes(stdout.lines(), &gone);
         assert_eq!((panes[0].pane_id.as_str(), panes[0].n_panes), ("%102", 2));
     }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use ccl_core::config::{xdg_config_path, Config, Host, Origin, Searched};
+use ccl_core::config::{file_dir, xdg_config_path, Config, Host, Origin, Searched};
 
 /// The values of this process: `$CCL_CONFIG`, the working directory, the XDG path.
 pub fn searched_from_env() -> Searched {
@@ -69,10 +69,7 @@ pub fn load_from(path: &Path, origin: &Origin) -> Result<Config> {
 /// Parses `text` as read from `path` on this machine: relative paths resolve against the
 /// file's absolute directory, and two spellings of one directory (a symlink) are one.
 pub fn parse(text: &str, path: &Path, home: Option<&Path>) -> Result<Config> {
-    let base = path
-        .parent()
-        .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
-        .unwrap_or(Path::new("."));
+    let base = file_dir(path);
     let base = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
     Config::parse_on(
         text,

@@ -256,16 +256,7 @@ fn cut(text: &str, width: usize) -> String {
 /// order of preference on ties) give up characters down to a floor, their cells cut with `…`.
 pub fn fit_table(rows: &[Vec<String>], width: usize, shrink: &[usize]) -> String {
     const FLOOR: usize = 6;
-    let n = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let mut widths: Vec<usize> = (0..n)
-        .map(|i| {
-            rows.iter()
-                .filter_map(|r| r.get(i))
-                .map(|c| c.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
+    let mut widths = column_widths(rows);
     let total = |w: &[usize]| w.iter().sum::<usize>() + 2 * w.len().saturating_sub(1);
     while total(&widths) > width {
         let Some(&col) = shrink
@@ -284,10 +275,10 @@ pub fn fit_table(rows: &[Vec<String>], width: usize, shrink: &[usize]) -> String
     table(&cut_rows)
 }
 
-/// Left-aligned columns separated by two spaces.
-pub fn table(rows: &[Vec<String>]) -> String {
+/// The widest cell of each column, in characters.
+fn column_widths(rows: &[Vec<String>]) -> Vec<usize> {
     let n = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..n)
+    (0..n)
         .map(|i| {
             rows.iter()
                 .filter_map(|r| r.get(i))
@@ -295,7 +286,12 @@ pub fn table(rows: &[Vec<String>]) -> String {
                 .max()
                 .unwrap_or(0)
         })
-        .collect();
+        .collect()
+}
+
+/// Left-aligned columns separated by two spaces.
+pub fn table(rows: &[Vec<String>]) -> String {
+    let widths = column_widths(rows);
     let mut out = String::new();
     for r in rows {
         let line: Vec<String> = r

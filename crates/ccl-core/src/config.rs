@@ -564,6 +564,14 @@ pub fn xdg_config_path(xdg_config_home: Option<PathBuf>, home: Option<PathBuf>) 
     Some(base.join("ccl").join("ccl.toml"))
 }
 
+/// The directory of a configuration file at `path`, as written (`.` for a bare file
+/// name): what its relative paths resolve against.
+pub fn file_dir(path: &Path) -> &Path {
+    path.parent()
+        .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+        .unwrap_or(Path::new("."))
+}
+
 /// What parsing a configuration needs from the machine it runs on, handed in by the caller
 /// so that parsing itself reads nothing (`ccl::config_file` fills it from the real one).
 pub struct Host<'a> {
@@ -581,11 +589,7 @@ impl Config {
     /// against the file's directory as written, and two spellings of one directory are told
     /// apart only by their text: [`Config::parse_on`] is the variant that knows the machine.
     pub fn parse(text: &str, path: &Path, home: Option<&Path>) -> Result<Config> {
-        let base = path
-            .parent()
-            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
-            .unwrap_or(Path::new("."))
-            .to_path_buf();
+        let base = file_dir(path).to_path_buf();
         Config::parse_on(
             text,
             path,

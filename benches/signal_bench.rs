@@ -14,8 +14,9 @@
 //!   relaunch line, typed once every member is back at its shell) and `relaunch_s` (first
 //!   relaunch line until the last continue prompt is taken); at `--swap-tick` (default 1 s).
 //!
-//! Needs the real client: `CCL_CLAUDE_BIN=$(bash .ci/install-claude
-//! ~/.cache/ccl/claude-code) cargo bench --bench signal_bench` (release), or `cargo test
+//! Needs the real client: `cargo xtask bench signal_bench` (release; installs it unless
+//! `CCL_CLAUDE_BIN` is set), `CCL_CLAUDE_BIN=$(cargo xtask install-claude) cargo bench
+//! --bench signal_bench` (release), or `cargo test
 //! --bench signal_bench` for a debug build; arguments go after `--`. Figures, not a
 //! timed test: nothing here asserts a bound.
 use std::path::PathBuf;
@@ -86,7 +87,7 @@ fn parse_args() -> Result<Args> {
 fn claude() -> Result<PathBuf> {
     let bin = std::env::var_os("CCL_CLAUDE_BIN")
         .map(PathBuf::from)
-        .context("set CCL_CLAUDE_BIN=$(bash .ci/install-claude ~/.cache/ccl/claude-code)")?;
+        .context("set CCL_CLAUDE_BIN=$(cargo xtask install-claude), or run `cargo xtask bench signal_bench`")?;
     if !bin.is_file() {
         bail!("CCL_CLAUDE_BIN={} is not a file", bin.display());
     }

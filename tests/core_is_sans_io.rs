@@ -5,7 +5,7 @@
 //!
 //! - the crate boundary: `ccl-core` depends on no crate that does IO;
 //! - `crates/ccl-core/clippy.toml`: a type-aware list of forbidden methods and types that
-//!   `cargo clippy -- -D warnings` (run by `.ci/run`) turns into a build failure. The second
+//!   `cargo clippy -- -D warnings` (run by `cargo xtask ci`) turns into a build failure. The second
 //!   test runs clippy on a copy of the core with IO slipped in under renamed imports and
 //!   expects every one of them refused.
 

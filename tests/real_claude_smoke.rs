@@ -3,7 +3,7 @@
 //! told apart) hold for the pinned build, and the source of the real screens in
 //! `tests/screens/real-VERSION/`. Gated by `CCL_TEST_CLAUDE=1` (which needs the real-tmux
 //! tier, `CCL_TEST_TMUX=1`, too); the binary comes from `CCL_CLAUDE_BIN`, else from
-//! `.cache/claude` as `bash .ci/install-claude .cache/claude` installs it. With
+//! `.cache/claude` as `cargo xtask install-claude .cache/claude` installs it. With
 //! `CCL_SAVE_SCREENS=1` every distinct screen seen is written to
 //! `tests/screens/real-VERSION/NAME.txt` for the screen corpus. The binary lookup, the
 //! account home and the environment that points Claude at the mock are the daemon

@@ -94,7 +94,7 @@ pub fn tmux_processes(socket: &str) -> Vec<u32> {
         .collect()
 }
 
-/// Appends `tier` to the file `$CCL_TIER_LOG` names, when set: `.ci/run` fails when a
+/// Appends `tier` to the file `$CCL_TIER_LOG` names, when set: `cargo xtask ci` fails when a
 /// tier it switched on has no line there, i.e. ran no test at all.
 pub fn note_tier_ran(tier: &str) {
     use std::io::Write;

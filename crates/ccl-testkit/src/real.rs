@@ -26,7 +26,7 @@ use crate::{wait_until, Bins};
 
 /// Longest wait for one thing the real client does; its first start is the slow part.
 pub const WAIT: Duration = Duration::from_secs(45);
-/// Where `.ci/install-claude` puts the native binary, under the install dir.
+/// Where `cargo xtask install-claude` puts the native binary, under the install dir.
 pub const NPM_BIN: &str = "node_modules/@anthropic-ai/claude-code/bin/claude.exe";
 /// What `#{pane_current_command}` shows for the npm package's binary.
 pub const CLAUDE_COMMAND: &str = "claude.exe";
@@ -66,7 +66,7 @@ pub fn claude_bin() -> Option<PathBuf> {
     assert!(
         bin.is_file(),
         "CCL_TEST_CLAUDE=1 but there is no Claude Code at {} \
-         (run `bash .ci/install-claude .cache/claude` or set CCL_CLAUDE_BIN)",
+         (run `cargo xtask install-claude .cache/claude` or set CCL_CLAUDE_BIN)",
         bin.display()
     );
     crate::note_tier_ran("claude");

@@ -49,6 +49,8 @@ struct Args {
     tick: String,
     swap_tick: String,
     only: Option<String>,
+    /// Where to copy the swap run's daemon log.
+    swap_log: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args> {
@@ -58,6 +60,7 @@ fn parse_args() -> Result<Args> {
         tick: "2s".into(),
         swap_tick: "1s".into(),
         only: None,
+        swap_log: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -68,10 +71,11 @@ fn parse_args() -> Result<Args> {
             "--tick" => args.tick = value()?,
             "--swap-tick" => args.swap_tick = value()?,
             "--only" => args.only = Some(value()?),
+            "--swap-log" => args.swap_log = Some(value()?.into()),
             // What `cargo bench` passes to every bench target.
             "--bench" => {}
             other => bail!(
-                "unknown argument {other} (--runs N --sessions N --tick DURATION --swap-tick DURATION --only done|limit|swap)"
+                "unknown argument {other} (--runs N --sessions N --tick DURATION --swap-tick DURATION --only done|limit|swap --swap-log FILE)"
             ),
         }
     }
@@ -119,6 +123,12 @@ fn mtime_ms(path: &std::path::Path) -> Result<i64> {
         .with_context(|| path.display().to_string())?
         .modified()?;
     Ok(modified.duration_since(UNIX_EPOCH)?.as_millis() as i64)
+}
+
+/// The last lines of a daemon log, for a run that gave up.
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(120)..].join("\n")
 }
 
 fn median(values: &[i64]) -> Option<i64> {
@@ -235,9 +245,10 @@ fn swap(args: &Args, bin: PathBuf) -> Result<serde_json::Value> {
     }
     fleet.start(None);
     let count = |needle: &str| fleet.log().lines().filter(|l| l.contains(needle)).count();
-    wait("every task submitted under a", Duration::from_secs(300), || {
+    wait("every task submitted under a", WAIT, || {
         (count(": task submitted") >= n as usize).then_some(())
-    })?;
+    })
+    .inspect_err(|_| eprintln!("{}", tail(&fleet.log())))?;
 
     let mut request = Command::new(CCL);
     request
@@ -249,12 +260,16 @@ fn swap(args: &Args, bin: PathBuf) -> Result<serde_json::Value> {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let mut request = request.spawn().context("cannot run ccl swap")?;
-    let resumed = wait("every continue prompt taken", Duration::from_secs(300), || {
+    let resumed = wait("every continue prompt taken", WAIT, || {
         let n_taken = count("continue prompt submitted");
         (n_taken >= n as usize).then_some(n_taken)
-    })?;
+    })
+    .inspect_err(|_| eprintln!("{}", tail(&fleet.log())))?;
     let _ = request.wait();
     let log = fleet.log();
+    if let Some(path) = &args.swap_log {
+        std::fs::write(path, &log).with_context(|| path.display().to_string())?;
+    }
     let first = |needle: &str| log.lines().find(|l| l.contains(needle)).and_then(log_ms);
     let last = |needle: &str| log.lines().filter(|l| l.contains(needle)).filter_map(log_ms).max();
     let decided = first("swap from a to b begins").context("no swap line")?;

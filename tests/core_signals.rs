@@ -343,3 +343,246 @@ fn a_stop_failure_billing_error_spends_the_account_like_a_limit() {
         render(&acts)
     );
 }
+
+// -- a swap moved on by the hooks ---------------------------------------------------
+
+/// Three pool sessions busy on tasks under `a` when the operator asks for a swap to `b`,
+/// in a world with the real client's timing (`World::lag`), the daemon's loop turning on
+/// hook writes, the core's wake-ups and the tick (`Sim::daemon_turn`); runs until every
+/// resumed session's continue prompt is taken. The turns from the swap's start on.
+fn swap_of_busy_sessions(hooks: bool) -> Sim {
+    swap_of_busy_sessions_redrawing_in(hooks, ESCAPE_LAG_MS)
+}
+
+/// As [`swap_of_busy_sessions`], with an interrupted turn showing idle `escape_lag_ms`
+/// after its Escape.
+fn swap_of_busy_sessions_redrawing_in(hooks: bool, escape_lag_ms: i64) -> Sim {
+    let mut s = Sim::new(&Setup {
+        hooks,
+        ..Setup::parallel()
+    });
+    s.world.lag = true;
+    s.world.escape_lag_ms = escape_lag_ms;
+    start_work(&mut s, &[S11, S12, S13]);
+    s.turns.clear();
+    s.world.request(
+        "1764000000000-42",
+        ccl_core::core::RequestKind::Swap { to: Some("b".into()) },
+    );
+    let mut taken = 0;
+    for _ in 0..200 {
+        let acts = s.daemon_turn();
+        taken += said(&acts)
+            .iter()
+            .filter(|l| l.contains("continue prompt submitted"))
+            .count();
+        if taken == 3 {
+            return s;
+        }
+    }
+    panic!("the swap never ended:\n  {}", render(&s.actions()));
+}
+
+/// Time of the first turn whose actions match `pred`.
+fn time_of(s: &Sim, pred: impl Fn(&Action) -> bool) -> i64 {
+    s.turns
+        .iter()
+        .find(|(_, _, actions)| actions.iter().any(&pred))
+        .map(|(_, obs, _)| obs.now_ms)
+        .expect("no such action")
+}
+
+fn began(a: &Action) -> bool {
+    said(std::slice::from_ref(a))
+        .iter()
+        .any(|l| l.starts_with("swap from a to b begins"))
+}
+
+fn continue_taken(a: &Action) -> bool {
+    said(std::slice::from_ref(a))
+        .iter()
+        .any(|l| l.contains("continue prompt submitted"))
+}
+
+/// The turns after the one in which `pred` first held: (ms after that turn, actions).
+fn after(s: &Sim, pred: impl Fn(&ccl_core::core::Observation, &[Action]) -> bool) -> Vec<(i64, Vec<Action>)> {
+    let at = s
+        .turns
+        .iter()
+        .position(|(_, obs, actions)| pred(obs, actions))
+        .expect("no such turn");
+    let t0 = s.turns[at].1.now_ms;
+    s.turns[at + 1..]
+        .iter()
+        .map(|(_, obs, actions)| (obs.now_ms - t0, actions.clone()))
+        .collect()
+}
+
+fn reported(obs: &ccl_core::core::Observation, session: &str, what: fn(&HookEvent) -> bool) -> bool {
+    obs.signals.iter().any(|x| x.session == session && what(&x.event))
+}
+
+#[test]
+fn a_hooked_swap_moves_from_stage_to_stage_within_a_tick_not_a_tick_per_stage() {
+    let s = swap_of_busy_sessions(true);
+    let took = time_of(&s, continue_taken) - time_of(&s, began);
+    // Escape, Claude idle, /exit, SessionEnd, shell, relaunch, SessionStart, ready,
+    // paste, submit_delay, Enter, UserPromptSubmit: all inside one 2 s tick.
+    assert!(took < TICK_MS, "swap took {took} ms:\n  {}", render(&s.actions()));
+    // The same world without hooks moves on at the tick, as before.
+    let s = swap_of_busy_sessions(false);
+    let took = time_of(&s, continue_taken) - time_of(&s, began);
+    assert!(took >= 3 * TICK_MS, "swap took {took} ms without hooks");
+    assert!(
+        s.turns.iter().all(|(_, obs, acts)| obs.now_ms % TICK_MS == 0
+            || acts
+                .iter()
+                .any(|a| matches!(a, Action::SendKeys { keys, .. } if keys == &["Enter"]))),
+        "without hooks the only early turns are the Enter after a paste"
+    );
+}
+
+#[test]
+fn claude_gone_after_exit_is_seen_at_a_prompt_second_look_after_session_end() {
+    let s = swap_of_busy_sessions(true);
+    // The turn woken by SessionEnd still shows Claude (its shell follows a moment later):
+    // nothing is relaunched then, and the next look comes well before the tick.
+    let next = after(&s, |obs, _| {
+        reported(obs, S13, |e| matches!(e, HookEvent::SessionEnd { .. }))
+    });
+    let (dt, acts) = next.first().expect("a turn after SessionEnd");
+    assert!(
+        *dt <= ccl_core::core::limits::FOLLOW_UP_MS,
+        "next look {dt} ms after SessionEnd"
+    );
+    let relaunched = next
+        .iter()
+        .find(|(_, a)| !typed(a, S13).is_empty())
+        .map(|(dt, _)| *dt)
+        .expect("relaunched");
+    assert!(
+        relaunched < 500,
+        "relaunched {relaunched} ms after SessionEnd: {}",
+        render(acts)
+    );
+}
+
+#[test]
+fn claude_ready_after_relaunch_gets_its_continue_prompt_soon_after_session_start() {
+    let s = swap_of_busy_sessions(true);
+    let next = after(&s, |obs, _| {
+        reported(
+            obs,
+            S11,
+            |e| matches!(e, HookEvent::SessionStart { source, .. } if source == "resume"),
+        )
+    });
+    let pasted = next
+        .iter()
+        .find(|(_, a)| {
+            a.iter()
+                .any(|x| matches!(x, Action::PasteText { session, text } if session == S11 && text == CONTINUE_PROMPT))
+        })
+        .map(|(dt, _)| *dt)
+        .expect("continue prompt pasted");
+    assert!(
+        pasted <= START_LAG_MS + ccl_core::core::limits::FOLLOW_UP_MS,
+        "continue prompt {pasted} ms after SessionStart"
+    );
+}
+
+#[test]
+fn an_escape_into_a_busy_hooked_claude_is_looked_at_again_before_the_tick_and_not_pressed_twice() {
+    let s = swap_of_busy_sessions(true);
+    let next = after(&s, |_, acts| {
+        acts.iter()
+            .any(|a| matches!(a, Action::SendKeys { session, keys } if session == S11 && keys == &["Escape"]))
+    });
+    let exit = next
+        .iter()
+        .find(|(_, a)| typed(a, S11).contains(&"/exit"))
+        .map(|(dt, _)| *dt)
+        .expect("/exit typed");
+    assert!(exit < TICK_MS, "/exit {exit} ms after the Escape");
+    let escapes = next
+        .iter()
+        .filter(|(dt, a)| {
+            *dt < exit
+                && a.iter()
+                    .any(|x| matches!(x, Action::SendKeys { session, .. } if session == S11))
+        })
+        .count();
+    assert_eq!(escapes, 0, "Escape pressed again before Claude could redraw");
+}
+
+#[test]
+fn a_claude_slow_to_redraw_after_its_escape_is_not_pressed_again_before_the_retry_interval() {
+    // Ten Claudes redrawing on two cores: the interrupted turn shows idle 1.5 s after the
+    // Escape, long after the first early look.
+    let s = swap_of_busy_sessions_redrawing_in(true, 1_500);
+    let next = after(&s, |_, acts| {
+        acts.iter()
+            .any(|a| matches!(a, Action::SendKeys { session, keys } if session == S11 && keys == &["Escape"]))
+    });
+    let exit = next
+        .iter()
+        .find(|(_, a)| typed(a, S11).contains(&"/exit"))
+        .map(|(dt, _)| *dt)
+        .expect("/exit typed");
+    let looks = next.iter().filter(|(dt, _)| *dt < exit).count();
+    assert!(looks >= 1, "looked again while Claude redrew ({looks} turns)");
+    let pressed = next
+        .iter()
+        .filter(|(dt, a)| *dt < exit && on(a, S11).iter().any(|x| matches!(x, Action::SendKeys { .. })))
+        .count();
+    assert_eq!(pressed, 0, "keys pressed again into a Claude still redrawing");
+    assert!(exit < 2 * TICK_MS, "/exit {exit} ms after the Escape");
+}
+
+#[test]
+fn turns_brought_early_by_other_sessions_do_not_finish_a_hooked_task_from_a_stale_idle_screen() {
+    let mut s = swap_of_busy_sessions(true);
+    // Right after its continue prompt was taken, the resumed Claude still shows its
+    // conversation's last finished turn above an empty box (it draws the busy turn a
+    // moment later), while other sessions' follow-ups bring a turn every 100 ms.
+    s.world.pane(S11).screen = Screen::Finished;
+    for _ in 0..5 {
+        let acts = s.turn_after(ccl_core::core::limits::FOLLOW_UP_MS);
+        assert!(
+            !acts.iter().any(|a| matches!(a, Action::FinishTask { .. })),
+            "a task filed done from a screen Claude had not redrawn:\n  {}",
+            render(&acts)
+        );
+    }
+}
+
+#[test]
+fn an_exit_claude_has_not_taken_yet_is_not_cleared_from_its_box() {
+    let mut s = Sim::new(&Setup {
+        hooks: true,
+        ..Setup::parallel()
+    });
+    s.world.lag = true;
+    start_work(&mut s, &[S11]);
+    s.world.request(
+        "1764000000000-43",
+        ccl_core::core::RequestKind::Swap { to: Some("b".into()) },
+    );
+    s.until(10, "/exit typed", |_, a| typed(a, S11).contains(&"/exit"));
+    // Ten Claudes exiting on two cores: this one has not taken its `/exit` yet (no
+    // SessionEnd), which still stands in its box, while other sessions' follow-ups bring
+    // turns every few hundred milliseconds.
+    let p = s.world.pane(S11);
+    p.pending = None;
+    p.screen = Screen::Idle;
+    p.draft = "/exit".into();
+    s.world.signals.clear();
+    for _ in 0..10 {
+        let acts = s.turn_after(300);
+        assert!(
+            on(&acts, S11).is_empty(),
+            "typed into a Claude that has its /exit pending:\n  {}",
+            render(&acts)
+        );
+    }
+}

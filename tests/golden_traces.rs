@@ -41,6 +41,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("manual_swap", manual_swap),
     ("restart_mid_swap", restart_mid_swap),
     ("signals_done_and_limit", signals_done_and_limit),
+    ("signals_swap_stages", signals_swap_stages),
 ];
 
 /// Incident 2: the old system dispatched tasks to idle dedicated sessions and `/exit`-ed
@@ -246,6 +247,33 @@ fn signals_done_and_limit() -> Sim {
     s.until(10, "the swap", |_, a| swap_done(a));
     s.until(10, "work continues", |s, _| working(s, S11));
     s.run(2);
+    s
+}
+
+/// A swap of two busy pool sessions whose Claudes report through the hooks, with the
+/// real client's timing (`World::lag`) and the daemon's turns (`Sim::daemon_turn`): the
+/// stop moves on at `SessionEnd`, the continue prompt goes in right after `SessionStart`,
+/// each followed up within milliseconds rather than at the next tick.
+fn signals_swap_stages() -> Sim {
+    let mut s = Sim::new(&Setup {
+        hooks: true,
+        dedicated: vec![],
+        ..Setup::parallel()
+    });
+    s.world.lag = true;
+    start_work(&mut s, &[S11, S12]);
+    s.world
+        .request("1764000000000-7", RequestKind::Swap { to: Some("b".into()) });
+    let mut taken = 0;
+    while taken < 2 {
+        assert!(s.turns.len() < 200, "the swap never ended");
+        let acts = s.daemon_turn();
+        taken += said(&acts)
+            .iter()
+            .filter(|l| l.contains("continue prompt submitted"))
+            .count();
+    }
+    s.run(1);
     s
 }
 
@@ -492,6 +520,45 @@ fn incident_swap_keeps_operator_sessions() {
             "{name}: {resumed}"
         );
     }
+}
+
+#[test]
+fn signals_move_each_swap_stage_within_the_tick() {
+    let (t, acts) = golden("signals_swap_stages");
+    let times: Vec<(i64, &Vec<Action>, &ccl_core::core::Observation)> = t
+        .lines
+        .iter()
+        .filter_map(|l| match l {
+            Line::Turn {
+                observation, actions, ..
+            } => Some((observation.now_ms, actions, observation)),
+            Line::Reload { .. } => None,
+        })
+        .collect();
+    let began = times
+        .iter()
+        .find(|(_, a, _)| said(a).iter().any(|l| l.starts_with("swap from a to b begins")))
+        .map(|(t, _, _)| *t)
+        .expect("the swap began");
+    let taken = times
+        .iter()
+        .filter(|(_, a, _)| said(a).iter().any(|l| l.contains("continue prompt submitted")))
+        .map(|(t, _, _)| *t)
+        .max()
+        .expect("the continue prompts were taken");
+    assert!(taken - began < TICK_MS, "the swap took {} ms", taken - began);
+    assert!(
+        times.iter().any(|(_, _, o)| o
+            .signals
+            .iter()
+            .any(|x| matches!(x.event, ccl_core::core::HookEvent::SessionEnd { .. }))),
+        "SessionEnd is in the trace"
+    );
+    assert_eq!(
+        typed(&acts, S11).iter().filter(|l| **l == "/exit").count(),
+        1,
+        "one /exit per member"
+    );
 }
 
 #[test]

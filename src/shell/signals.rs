@@ -56,12 +56,13 @@ pub const HOOK_TIMEOUT_S: u64 = 5;
 use ccl_core::sessions::SESSION_VAR;
 
 /// The hook events ccl listens to, by Claude's names; `status` is the status line.
-pub const EVENTS: [&str; 5] = [
+pub const EVENTS: [&str; 6] = [
     "SessionStart",
     "UserPromptSubmit",
     "Stop",
     "StopFailure",
     "Notification",
+    "SessionEnd",
 ];
 pub const STATUS: &str = "status";
 
@@ -91,6 +92,9 @@ pub struct SpoolLine {
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+    /// Why a session ended (`SessionEnd`: `prompt_input_exit` for `/exit`, `clear`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     #[serde(default)]
     pub background_running: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -165,6 +169,7 @@ impl SpoolLine {
             message,
             error: capped(f("error"), 64),
             kind: capped(f("notification_type"), 64),
+            reason: capped(f("reason"), 64),
             background_running: running_tasks(f("background_tasks")),
             cost_usd: f("cost").and_then(|c| c.get("total_cost_usd")).and_then(Value::as_f64),
             five_hour: window(limits.and_then(|l| l.get("five_hour"))),
@@ -198,6 +203,10 @@ impl SpoolLine {
             "Notification" => HookEvent::Notification {
                 kind: self.kind.clone().unwrap_or_default(),
                 message: self.message.clone().unwrap_or_default(),
+            },
+            "SessionEnd" => HookEvent::SessionEnd {
+                conversation: conversation()?.into(),
+                reason: self.reason.clone().unwrap_or_default(),
             },
             STATUS => HookEvent::Status {
                 conversation: (conversation()?).into(),
@@ -553,6 +562,23 @@ mod tests {
                 background_running: 1,
             })
         );
+    }
+
+    #[test]
+    fn a_session_end_payload_says_claude_is_exiting_and_its_hook_is_delivered() {
+        // As Claude Code 2.1.328 sends it after `/exit` (seen against the mock API).
+        let payload = json!({"session_id": ID, "transcript_path": "/h/a/projects/-w/x.jsonl", "cwd": "/w",
+            "hook_event_name": "SessionEnd", "reason": "prompt_input_exit"});
+        let line = SpoolLine::from_payload("SessionEnd", &payload, env(&[(SESSION_VAR, "ccl-auto-11")]), 3);
+        assert_eq!(
+            line.event(),
+            Some(HookEvent::SessionEnd {
+                conversation: ID.into(),
+                reason: "prompt_input_exit".into(),
+            })
+        );
+        let settings = settings_json(Path::new("/bin/ccl"), Path::new("/s"), "a");
+        assert!(settings["hooks"]["SessionEnd"].is_array(), "{settings}");
     }
 
     #[test]

@@ -38,6 +38,14 @@ use ccl_core::transcript::RegistryEntry;
 pub const START: &str = "2026-11-24T06:00:00Z";
 /// One turn of the simulated daemon: the configured `daemon.tick`.
 pub const TICK_MS: i64 = 2_000;
+/// How long after a hook's write the daemon's turn starts (the FIFO wake-up).
+pub const SIGNAL_WAKE_MS: i64 = 20;
+/// With [`World::lag`]: the shell shows this long after `SessionEnd` (measured: ~25 ms).
+pub const EXIT_LAG_MS: i64 = 30;
+/// ... the input box this long after `SessionStart` (measured: ~150 ms).
+pub const START_LAG_MS: i64 = 150;
+/// ... an interrupted turn shows idle this long after Escape (measured: ~100 ms).
+pub const ESCAPE_LAG_MS: i64 = 100;
 /// Turns a submitted prompt keeps Claude busy unless a test says otherwise (long enough
 /// to be seen busy, short enough that a task is done in a few turns).
 pub const BUSY_TURNS: u32 = 2;
@@ -192,6 +200,8 @@ pub enum Screen {
     Finished,
     /// A corpus capture, Claude in front (limits, menus, errors…).
     Corpus(&'static str),
+    /// Claude started and has not drawn its input box yet (a blank screen).
+    Starting,
 }
 
 impl Screen {
@@ -244,6 +254,8 @@ pub struct Pane {
     pub launch_fails: bool,
     /// What the shell shows instead of the plain prompt (after such a failed launch).
     pub shell_text: Option<String>,
+    /// What the screen shows from this instant on (see [`World::lag`]).
+    pub pending: Option<(i64, Screen)>,
 }
 
 impl Pane {
@@ -328,6 +340,17 @@ pub struct World {
     pub hooks: bool,
     /// Hook reports delivered with the next observation (stamped with its time), then cleared.
     pub signals: Vec<SignalSeen>,
+    /// The real client's timing (hooked Claudes, measured on 2.1.328): the screen changes
+    /// a moment after the hook that announces it. `/exit` reports `SessionEnd` and the
+    /// shell shows `EXIT_LAG_MS` later; a launch reports `SessionStart` on a blank screen
+    /// and the input box shows `START_LAG_MS` later; Escape on a busy turn (no hook) shows
+    /// idle `ESCAPE_LAG_MS` later. A daemon turn woken by the hook sees the old screen.
+    pub lag: bool,
+    /// With `lag`: how long an interrupted turn takes to show idle after Escape (measured
+    /// ~100 ms on an idle machine, much longer with ten Claudes redrawing on two cores).
+    pub escape_lag_ms: i64,
+    /// The time of the current turn (set by `observe`), for the lags above.
+    now_ms: i64,
     /// Contract violations seen while applying actions; a turn panics on any.
     violations: Vec<String>,
     /// Tasks the core decided are done or failed (whether or not a crash kept the move
@@ -376,6 +399,9 @@ impl World {
             tmux_down: false,
             hooks: false,
             signals: Vec::new(),
+            lag: false,
+            escape_lag_ms: ESCAPE_LAG_MS,
+            now_ms: 0,
             violations: Vec::new(),
             missing_dirs: BTreeSet::new(),
             settled: BTreeMap::new(),
@@ -418,6 +444,7 @@ impl World {
                 hooked: false,
                 launch_fails: false,
                 shell_text: None,
+                pending: None,
             },
         );
     }
@@ -578,6 +605,7 @@ impl World {
                 .unwrap_or_else(|| SHELL_PROMPT.into()),
             Screen::Shell { hint: Some(id) } => self.capture("shell_after_exit").replace(CORPUS_HINT_ID, &id),
             Screen::Idle => self.capture("idle_2_1_328"),
+            Screen::Starting => String::new(),
             Screen::Pasted => self.capture("pasted_placeholder"),
             Screen::Busy { .. } => self.capture("busy_thinking"),
             Screen::Finished => self.capture("turn_finished"),
@@ -681,6 +709,13 @@ impl World {
     }
 
     fn observe(&mut self, now_ms: i64) -> Observation {
+        self.now_ms = now_ms;
+        // What lagged behind its hook is on screen once its time has come.
+        for p in self.panes.values_mut() {
+            if p.pending.as_ref().is_some_and(|(at, _)| *at <= now_ms) {
+                p.screen = p.pending.take().expect("checked").1;
+            }
+        }
         let names: Vec<String> = self.panes.keys().cloned().collect();
         let mut sessions = Vec::new();
         let mut registry = Vec::new();
@@ -756,6 +791,7 @@ impl World {
             // Reported since the last turn.
             s.at_ms = now_ms - 1;
         }
+
         Observation {
             now_ms,
             sessions: (!self.tmux_down).then_some(sessions),
@@ -1174,6 +1210,10 @@ impl World {
                         _ => Screen::Idle,
                     };
                     p.hooked = self.hooks && l.settings;
+                    if self.lag && p.hooked {
+                        let ready = std::mem::replace(&mut p.screen, Screen::Starting);
+                        p.pending = Some((self.now_ms + START_LAG_MS, ready));
+                    }
                     let start = HookEvent::SessionStart {
                         conversation: l.id.clone().into(),
                         cwd: p.cwd.clone(),
@@ -1186,6 +1226,24 @@ impl World {
                 None => self.violations.push(format!("a shell in {session} was typed: {line}")),
             },
             (Screen::Busy { .. }, "/exit") => {}
+            (_, "/exit") if self.lag && p.hooked => {
+                let shell = Screen::Shell {
+                    hint: p.conversation.clone(),
+                };
+                p.pending = Some((self.now_ms + EXIT_LAG_MS, shell));
+                let id = p.conversation.clone().unwrap_or_default();
+                self.report(
+                    session,
+                    HookEvent::SessionEnd {
+                        conversation: id.into(),
+                        reason: "prompt_input_exit".into(),
+                    },
+                );
+                let p = self.panes.get_mut(session).unwrap();
+                p.account = None;
+                p.conversation = None;
+                p.hooked = false;
+            }
             (_, "/exit") => {
                 p.screen = Screen::Shell {
                     hint: p.conversation.clone(),
@@ -1243,6 +1301,9 @@ impl World {
                     );
                 }
             }
+            ("Escape", Screen::Busy { .. }) if self.lag && p.hooked => {
+                p.pending = Some((self.now_ms + self.escape_lag_ms, Screen::Idle))
+            }
             ("Escape", Screen::Busy { .. } | Screen::Pasted) => p.screen = Screen::Idle,
             ("Escape", Screen::Corpus(c)) if c.contains("menu") => p.screen = Screen::Idle,
             _ => {}
@@ -1287,6 +1348,8 @@ pub struct Sim {
     pub core: Core,
     pub world: World,
     pub now_ms: i64,
+    /// When the last tick turn ran (early turns come between ticks; see [`Sim::daemon_turn`]).
+    pub last_tick_ms: i64,
     pub turn_no: u64,
     /// Every turn since the core was (re)built: what it saw and what it did.
     pub turns: Vec<(u64, Observation, Vec<Action>)>,
@@ -1325,6 +1388,7 @@ impl Sim {
             core,
             world,
             now_ms,
+            last_tick_ms: now_ms,
             turn_no: 0,
             turns: Vec::new(),
             start_state: state,
@@ -1346,12 +1410,44 @@ impl Sim {
         self.turn_at(self.now_ms + TICK_MS)
     }
 
-    /// One turn at `now_ms` (the daemon woke before the tick: `Core::next_wake_ms`).
+    /// One turn at `now_ms` (the daemon woke before the tick: `Core::next_wake_ms`); the
+    /// world's turns run down as at a tick.
     pub fn turn_at(&mut self, now_ms: i64) -> Vec<Action> {
         assert!(now_ms >= self.now_ms, "a turn back in time");
-        self.now_ms = now_ms;
+        self.turn_when(now_ms, true)
+    }
+
+    /// One turn when the daemon's loop would take it: at once (`SIGNAL_WAKE_MS`) when a
+    /// hook wrote since the last turn (its byte in the wake-up FIFO), else at the core's
+    /// `next_wake_ms` when that comes before the next tick, else at the tick. Only tick
+    /// turns run the world's turns down.
+    pub fn daemon_turn(&mut self) -> Vec<Action> {
+        let tick_at = self.last_tick_ms + TICK_MS;
+        let signal = (!self.world.signals.is_empty()).then_some(self.now_ms + SIGNAL_WAKE_MS);
+        let wake = [signal, self.core.next_wake_ms()].into_iter().flatten().min();
+        match wake.filter(|w| *w < tick_at) {
+            Some(w) => {
+                let at = w.max(self.now_ms + 1);
+                self.turn_when(at, false)
+            }
+            None => self.turn_when(tick_at, true),
+        }
+    }
+
+    /// A turn `ms` after the last one that is no tick (one another session's hook or
+    /// follow-up brought): the world's turns do not run down.
+    pub fn turn_after(&mut self, ms: i64) -> Vec<Action> {
+        let at = self.now_ms + ms;
+        self.turn_when(at, false)
+    }
+
+    fn turn_when(&mut self, at_ms: i64, tick: bool) -> Vec<Action> {
+        self.now_ms = at_ms;
         self.turn_no += 1;
-        self.world.advance(self.now_ms);
+        if tick {
+            self.last_tick_ms = at_ms;
+            self.world.advance(self.now_ms);
+        }
         let mut obs = self.world.observe(self.now_ms);
         if self.world.report_work && self.core.wants_work_seen() {
             obs.work_seen = self.world.work_seen();

@@ -118,6 +118,12 @@ pub enum HookEvent {
     },
     /// `Notification`: a permission, question or idle prompt.
     Notification { kind: String, message: String },
+    /// `SessionEnd`: this Claude is exiting (`reason`: `prompt_input_exit` after `/exit`,
+    /// `clear`, `logout`, `other`); its shell prompt follows a few milliseconds later.
+    SessionEnd {
+        conversation: ConversationId,
+        reason: String,
+    },
     /// The status line: the account's usage windows, the conversation's cost and model.
     Status {
         conversation: ConversationId,
@@ -140,6 +146,7 @@ impl HookEvent {
             | HookEvent::PromptSubmitted { conversation }
             | HookEvent::Stop { conversation, .. }
             | HookEvent::StopFailure { conversation, .. }
+            | HookEvent::SessionEnd { conversation, .. }
             | HookEvent::Status { conversation, .. } => Some(conversation.as_str()),
             HookEvent::Notification { .. } => None,
         }
@@ -1012,6 +1019,21 @@ pub mod limits {
     /// A swap's `/exit` that left Claude idle this long was eaten (a menu that popped up
     /// as it was typed took its Enter): it is typed again.
     pub const EXIT_RETRY_MS: i64 = 5_000;
+    /// After a hook announces a screen change that follows it by milliseconds
+    /// (`SessionEnd`: the shell; `SessionStart`: the input box), the loop looks again this
+    /// soon, and again, until the screen shows it.
+    pub const FOLLOW_UP_MS: i64 = 100;
+    /// After ccl's own Escape into a hooked Claude that a swap stops (no hook reports an
+    /// interrupt), the loop looks again after this: long enough for Claude to redraw
+    /// (about 100 ms on an idle machine), and for its next Escapes not to be taken together
+    /// with this one as a double press (on an empty box that opens the rewind menu).
+    pub const KEYS_FOLLOW_UP_MS: i64 = 1_000;
+    /// ... and presses its keys again (Escape, or the Escape pair that clears the box) only
+    /// this long after the last ones, whatever an early look shows: a screen Claude has not
+    /// redrawn yet is no sign the keys were lost.
+    pub const KEYS_RETRY_MS: i64 = 2_000;
+    /// Follow-ups end this long after they began; the tick takes over.
+    pub const FOLLOW_UP_WINDOW_MS: i64 = 5_000;
     /// Attempts per task before it is failed.
     pub const MAX_ATTEMPTS: u32 = 3;
     /// A task in `running/` nobody owns is held back from the inbox at most this long
@@ -1067,6 +1089,41 @@ pub struct Core {
     /// Per-turn scratch: the actions being built.
     pub(crate) out: Vec<Action>,
     pub(crate) now_ms: Ms,
+    /// Sessions whose screen is about to change, by what it is about to show and since
+    /// when: a hook announced it (`SessionEnd`, `SessionStart`) or ccl pressed Escape in a
+    /// hooked Claude it stops. The loop looks again within milliseconds rather than at the
+    /// next tick (`next_wake_ms`). Kept for this process only: after a restart the tick
+    /// moves these stages on, as it does for Claudes without hooks.
+    pub(crate) follow_ups: BTreeMap<SessionName, FollowUp>,
+}
+
+/// What ccl last typed into a hooked Claude it stops for a swap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pressed {
+    /// Escape: interrupts a busy turn, or closes a menu.
+    Escape,
+    /// The Escape pair that clears a box the interrupted turn refilled.
+    Clear,
+    /// `/exit`.
+    Exit,
+}
+
+/// A screen change the loop looks for again soon (see `Core::follow_ups`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FollowUp {
+    pub(crate) awaiting: Awaiting,
+    pub(crate) since_ms: Ms,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Awaiting {
+    /// Claude reported `SessionEnd`: its shell prompt follows.
+    Shell,
+    /// A launched Claude reported `SessionStart`: its input box follows.
+    Ready,
+    /// ccl typed into a hooked Claude it stops for a swap (no hook reports what that did
+    /// until `SessionEnd`): the screen redraws.
+    Keys(Pressed),
 }
 
 impl Core {
@@ -1093,6 +1150,7 @@ impl Core {
             inbox_seen: BTreeMap::new(),
             out: Vec::new(),
             now_ms: 0,
+            follow_ups: BTreeMap::new(),
         }
     }
 
@@ -1203,14 +1261,44 @@ impl Core {
     /// The next instant the core wants a turn for (a paste waiting for its Enter); the
     /// loop wakes then instead of waiting a whole tick.
     pub fn next_wake_ms(&self) -> Option<Ms> {
-        self.state
-            .sessions
-            .values()
-            .filter_map(|s| match s.activity {
-                Activity::Pasted { enter_ms, .. } => Some(enter_ms),
-                _ => None,
-            })
-            .min()
+        let enter = self.state.sessions.values().filter_map(|s| match s.activity {
+            Activity::Pasted { enter_ms, .. } => Some(enter_ms),
+            _ => None,
+        });
+        let follow_ups = self.follow_ups.values().map(|f| {
+            self.now_ms
+                + match f.awaiting {
+                    Awaiting::Keys(_) => limits::KEYS_FOLLOW_UP_MS,
+                    Awaiting::Shell | Awaiting::Ready => limits::FOLLOW_UP_MS,
+                }
+        });
+        enter.chain(follow_ups).min()
+    }
+
+    /// Looks again soon at `session`, whose screen is about to show what `awaiting` names.
+    pub(crate) fn follow_up(&mut self, session: &str, awaiting: Awaiting) {
+        let since_ms = self.now_ms;
+        self.follow_ups
+            .insert(SessionName::from(session), FollowUp { awaiting, since_ms });
+    }
+
+    /// Drops the follow-ups whose screen change has shown (the phases acted on it in this
+    /// turn) or whose window has passed.
+    fn settle_follow_ups(&mut self) {
+        let now_ms = self.now_ms;
+        let sessions = &self.state.sessions;
+        self.follow_ups.retain(|name, f| {
+            let Some(s) = sessions.get(name) else { return false };
+            if now_ms >= f.since_ms + limits::FOLLOW_UP_WINDOW_MS {
+                return false;
+            }
+            match f.awaiting {
+                Awaiting::Shell => !matches!(s.seen, Seen::Shell | Seen::Absent | Seen::Dead),
+                Awaiting::Ready => matches!(s.activity, Activity::Launching { .. }) && s.seen != Seen::Idle,
+                Awaiting::Keys(Pressed::Exit) => matches!(s.activity, Activity::Stopping { .. }),
+                Awaiting::Keys(_) => matches!(s.activity, Activity::Stopping { exit_sent: false, .. }),
+            }
+        });
     }
 
     /// One turn. Phases run in a fixed order; see the module doc.
@@ -1239,6 +1327,7 @@ impl Core {
         self.remember_inbox(obs);
         self.check_watcher(obs);
         self.step_swap(obs);
+        self.settle_follow_ups();
         self.state.started = true;
         std::mem::take(&mut self.out)
     }

@@ -407,6 +407,11 @@ impl Core {
                         state.model = model.clone();
                     }
                     state.hooked = true;
+                    if matches!(state.activity, Activity::Launching { .. }) {
+                        // Its input box follows within milliseconds: ready is looked for
+                        // again that soon, so the task or continue prompt goes in at once.
+                        self.follow_up(name, crate::core::Awaiting::Ready);
+                    }
                 }
                 HookEvent::Status {
                     conversation,
@@ -436,6 +441,14 @@ impl Core {
                             source: "status line",
                         });
                     }
+                }
+                // Claude exits: its shell prompt follows within milliseconds, and the
+                // stage waiting for it (a swap's stop, a finished task's recycling) is
+                // looked at again that soon rather than at the next tick.
+                HookEvent::SessionEnd { conversation, .. }
+                    if state.conversation.as_deref().is_none_or(|c| c == conversation) =>
+                {
+                    self.follow_up(name, crate::core::Awaiting::Shell);
                 }
                 HookEvent::Notification { kind, message } if asks_the_operator(kind) => {
                     let reason = format!("claude asks: {}", snippet(message, limits::SNIPPET_CHARS));

@@ -19,7 +19,8 @@
 //! swap is complete when every member has moved.
 
 use crate::core::{
-    limits, Action, Activity, AfterLaunch, Core, Kind, Observation, RequestKind, Seen, Swap, SwapMember, SwapRecord,
+    limits, Action, Activity, AfterLaunch, Awaiting, Core, Kind, Observation, Pressed, RequestKind, Seen, Swap,
+    SwapMember, SwapRecord,
 };
 use crate::event::Event;
 use crate::names::SessionName;
@@ -356,7 +357,23 @@ impl Core {
             .unwrap_or(true);
         let mut exit_now = exit_sent;
         let dedicated = m.kind == Kind::Dedicated;
+        let keys_before = self.out.len();
+        // A hooked Claude looked at again soon after ccl typed into it may not have
+        // redrawn yet (ten Claudes redrawing on two cores take a while): nothing is typed
+        // that the last input could still be answering. A second Escape pair on a box
+        // Claude has already cleared opens its rewind menu; an Escape or a clear after
+        // `/exit` (still in the box, or its completion menu up) cancels the exit. After
+        // `KEYS_RETRY_MS` (`EXIT_RETRY_MS` for `/exit`) the screen is believed as before.
+        let clear = seen == Seen::Idle && !input_empty;
+        let keys = matches!(seen, Seen::Menu | Seen::Busy);
+        let redrawing = self.follow_ups.get(&name).is_some_and(|f| match f.awaiting {
+            Awaiting::Keys(Pressed::Escape) => self.now_ms < f.since_ms + limits::KEYS_RETRY_MS && keys,
+            Awaiting::Keys(Pressed::Clear) => self.now_ms < f.since_ms + limits::KEYS_RETRY_MS && (keys || clear),
+            Awaiting::Keys(Pressed::Exit) => self.now_ms < f.since_ms + limits::EXIT_RETRY_MS && (keys || clear),
+            _ => false,
+        });
         match seen {
+            _ if redrawing => {}
             Seen::Menu => self.push(Action::SendKeys {
                 session: name.clone(),
                 keys: vec!["Escape".into()],
@@ -422,6 +439,19 @@ impl Core {
                 exit_at_ms = Some(self.now_ms);
             }
             _ => {}
+        }
+        // No hook reports an interrupted turn or a cleared box, but a Claude that reports
+        // through the hooks redraws within milliseconds: it is looked at again soon, not
+        // at the next tick. (`/exit` is followed by its `SessionEnd`.)
+        let pressed = self.out[keys_before..].iter().find_map(|a| match a {
+            Action::TypeLine { .. } => Some(Pressed::Exit),
+            Action::SendKeys { .. } if clear => Some(Pressed::Clear),
+            Action::SendKeys { .. } => Some(Pressed::Escape),
+            _ => None,
+        });
+        let hooked = self.state.sessions.get(&name).is_some_and(|s| s.hooked);
+        if let (Some(pressed), true) = (pressed, hooked) {
+            self.follow_up(&name, Awaiting::Keys(pressed));
         }
         if let Some(s) = self.state.sessions.get_mut(&name) {
             s.activity = Activity::Stopping {

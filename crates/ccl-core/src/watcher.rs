@@ -624,7 +624,15 @@ impl Core {
         }
         // A `Stop` said background tasks still run: the idle screen is not the end.
         let background = self.state.sessions[name].background_tasks > 0;
-        if turn_ended && idle_turns >= limits::IDLE_TURNS_TO_FINISH && !background {
+        // A Claude that reports through the hooks ends its turn with `Stop`; the screen's
+        // verdict (for a lost line) waits at least as long as it would at the tick, since
+        // turns that other sessions' hooks bring within milliseconds would otherwise count
+        // a screen Claude has not redrawn yet (the resumed conversation's last finished
+        // turn, right after the continue prompt was taken) as idle turns.
+        let tick_ms = self.config.daemon.tick.0 as i64;
+        let waited = !self.state.sessions[name].hooked
+            || self.now_ms - since_ms >= limits::IDLE_TURNS_TO_FINISH as i64 * tick_ms;
+        if turn_ended && idle_turns >= limits::IDLE_TURNS_TO_FINISH && !background && waited {
             if self.state.sessions[name].wrapped_up {
                 return self.after_wrap_up(name, since_ms, idle_turns);
             }

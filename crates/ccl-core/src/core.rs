@@ -864,6 +864,21 @@ pub struct SwapMember {
     pub left_running: bool,
 }
 
+impl SwapMember {
+    /// `name` as a member of a swap beginning now, from its state `s`.
+    pub(crate) fn of(name: &SessionName, s: &SessionState) -> SwapMember {
+        SwapMember {
+            session: name.clone(),
+            kind: s.kind,
+            conversation: s.conversation.clone().filter(|id| crate::screen::is_uuid(id)),
+            cwd: s.cwd.clone(),
+            had_task: s.assignment.is_some(),
+            stopped: false,
+            left_running: false,
+        }
+    }
+}
+
 /// Everything ccl must remember across restarts; saved to `state.json` after every turn
 /// that changed it, before that turn's actions are carried out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

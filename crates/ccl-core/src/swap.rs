@@ -23,7 +23,7 @@ use crate::core::{
     SwapMember, SwapRecord,
 };
 use crate::event::Event;
-use crate::names::SessionName;
+use crate::names::AccountName;
 use crate::screen;
 use crate::sessions::{Continue, FOREIGN_QUOTE_CHARS};
 use crate::util::rfc3339;
@@ -72,15 +72,7 @@ impl Core {
             if !running || matches!(s.seen, Seen::Absent | Seen::Dead) {
                 continue;
             }
-            members.push(SwapMember {
-                session: name.clone(),
-                kind: s.kind,
-                conversation: s.conversation.clone().filter(|id| screen::is_uuid(id)),
-                cwd: s.cwd.clone(),
-                had_task: s.assignment.is_some(),
-                stopped: false,
-                left_running: false,
-            });
+            members.push(SwapMember::of(name, s));
             s.activity = Activity::Stopping {
                 since_ms: self.now_ms,
                 deadline_ms: self.now_ms + limits::STOP_TIMEOUT_MS,
@@ -88,24 +80,36 @@ impl Core {
                 exit_at_ms: None,
             };
         }
-        let names: Vec<&str> = members.iter().map(|m| m.session.as_str()).collect();
+        self.start_swap(from, to.into(), reason, request, members, false);
+        true
+    }
+
+    /// Records a swap that begins now with `members` and says so.
+    fn start_swap(
+        &mut self,
+        from: AccountName,
+        to: AccountName,
+        reason: String,
+        request: Option<String>,
+        members: Vec<SwapMember>,
+        at_boundary: bool,
+    ) {
         self.event(Event::SwapBegins {
             from: from.clone(),
-            to: to.clone().into(),
+            to: to.clone(),
             reason: reason.clone(),
-            members: names.iter().map(|n| SessionName::from(*n)).collect(),
-            at_boundaries: false,
+            members: members.iter().map(|m| m.session.clone()).collect(),
+            at_boundaries: at_boundary,
         });
         self.state.swap = Some(Swap {
             from,
-            to: to.into(),
+            to,
             reason,
             started_ms: self.now_ms,
             request,
             members,
-            at_boundary: false,
+            at_boundary,
         });
-        true
     }
 
     /// Starts a swap to `to` whose members move at their own turn boundaries (see the
@@ -123,35 +127,12 @@ impl Core {
             if !runs_claude || matches!(s.seen, Seen::Absent | Seen::Dead) || s.account.as_deref() == Some(&to) {
                 continue;
             }
-            members.push(SwapMember {
-                session: name.clone(),
-                kind: s.kind,
-                conversation: s.conversation.clone().filter(|id| screen::is_uuid(id)),
-                cwd: s.cwd.clone(),
-                had_task: s.assignment.is_some(),
-                stopped: false,
-                left_running: false,
-            });
+            members.push(SwapMember::of(name, s));
         }
-        let names: Vec<&str> = members.iter().map(|m| m.session.as_str()).collect();
-        self.event(Event::SwapBegins {
-            from: from.clone(),
-            to: to.clone().into(),
-            reason: reason.clone(),
-            members: names.iter().map(|n| SessionName::from(*n)).collect(),
-            at_boundaries: true,
-        });
-        self.state.active = to.clone().into();
+        let to = AccountName::from(to);
+        self.start_swap(from, to.clone(), reason, None, members, true);
+        self.state.active = to;
         self.state.draining = None;
-        self.state.swap = Some(Swap {
-            from,
-            to: to.into(),
-            reason,
-            started_ms: self.now_ms,
-            request: None,
-            members,
-            at_boundary: true,
-        });
     }
 
     /// One turn of a swap at turn boundaries: each member not moved yet is stopped once

@@ -8,11 +8,10 @@
 //! `CCL_SKIP_CLAUDE=1` (or `--skip-claude`) leaves the real-client tier off on a machine
 //! without npm access. A tier switched on that ran no test fails the run.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::ErrorKind;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 
@@ -140,16 +139,21 @@ struct TierLog {
 }
 
 impl TierLog {
+    /// In the build's target directory, where cargo's lock already keeps two runs of one
+    /// checkout apart: a run that is interrupted leaves at most this one small file there,
+    /// emptied by the next run, instead of a new one in `/tmp` each time.
     fn create() -> Result<TierLog> {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let path = std::env::temp_dir().join(format!("ccl-tiers.{}.{nanos}", std::process::id()));
-        OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .with_context(|| format!("cannot create {}", path.display()))?;
+        let root = crate::project_root();
+        let dir = std::env::var_os("CARGO_TARGET_DIR")
+            .map(|d| root.join(d))
+            .unwrap_or_else(|| root.join("target"));
+        fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        TierLog::at(dir.join("ccl-tiers.log"))
+    }
+
+    /// A log at `path`, emptied.
+    fn at(path: PathBuf) -> Result<TierLog> {
+        File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
         Ok(TierLog { path })
     }
 
@@ -206,7 +210,10 @@ mod tests {
 
     #[test]
     fn a_tier_that_ran_no_test_fails_the_check() {
-        let log = TierLog::create().unwrap();
+        // Not the CI's own log: this test runs inside `cargo xtask ci`.
+        let dir = std::env::temp_dir().join(format!("xtask-tier-test-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let log = TierLog::at(dir.join("ccl-tiers.log")).unwrap();
         fs::write(&log.path, "tmux\ntmux\n").unwrap();
         let err = log.check(&["tmux", "claude"]).unwrap_err();
         assert_eq!(err.to_string(), "the claude tier was switched on but ran no test");
@@ -218,5 +225,6 @@ mod tests {
         let path = log.path.clone();
         drop(log);
         assert!(!path.exists());
+        fs::remove_dir(&dir).unwrap();
     }
 }

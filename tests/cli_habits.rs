@@ -222,26 +222,9 @@ fn status_into_a_pipe_that_closes_ends_quietly() {
         .read_line(&mut first)
         .unwrap();
     assert!(first.starts_with("daemon: not running"), "{first}");
-    // A watch that never notices its reader is gone would run forever: kill it on the way
-    // out whatever happens.
-    struct KillOnDrop(std::process::Child);
-    impl Drop for KillOnDrop {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut child = KillOnDrop(child);
-    let status = ccl_testkit::wait_until("ccl to end after its reader went away", Duration::from_secs(20), || {
-        child.0.try_wait().unwrap()
-    });
-    let mut err = String::new();
-    std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut err).unwrap();
-    let out = Output {
-        status,
-        stdout: Vec::new(),
-        stderr: err.into_bytes(),
-    };
+    // A watch that never notices its reader is gone would run forever: it is killed when
+    // the wait times out.
+    let out = ccl_testkit::output_within(child, "ccl to end after its reader went away", Duration::from_secs(20));
     let err = stderr(&out);
     assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{err}");
     use std::os::unix::process::ExitStatusExt;

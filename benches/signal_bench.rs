@@ -10,9 +10,11 @@
 //! - `swap`: `--sessions` pool sessions (default 10) each busy on a task under account
 //!   `a` (the mock holds every answer), then `ccl swap --to b`: `swap_s` from the
 //!   decision (`swap from a to b begins`) until the last resumed session's continue prompt
-//!   is taken (`continue prompt submitted`), split into `stop_s` (decision until the first
-//!   relaunch line, typed once every member is back at its shell) and `relaunch_s` (first
-//!   relaunch line until the last continue prompt is taken); at `--swap-tick` (default 1 s).
+//!   is taken (`continue prompt submitted`); `first_relaunch_s` and `last_relaunch_s`
+//!   (decision until the first and the last relaunch line: each member is relaunched as
+//!   soon as it is back at its shell) and `relaunch_s` (first relaunch line until the last
+//!   continue prompt is taken); at `--swap-tick` (default 1 s). The swap begins once every
+//!   task's request is at the API (held there), so every conversation is on disk.
 //!
 //! Needs the real client: `cargo xtask bench signal_bench` (release; installs it unless
 //! `CCL_CLAUDE_BIN` is set), `CCL_CLAUDE_BIN=$(cargo xtask install-claude) cargo bench
@@ -26,7 +28,7 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 use anyhow::{bail, Context, Result};
 use ccl_testkit::fleet::FleetSpec;
 use ccl_testkit::mockapi::Behaviour;
-use ccl_testkit::real::{actions_on, now_unix, token, RealFleet};
+use ccl_testkit::real::{actions_on, is_message, now_unix, token, RealFleet};
 use ccl_testkit::Bins;
 use serde_json::json;
 
@@ -249,6 +251,19 @@ fn swap(args: &Args, bin: PathBuf) -> Result<serde_json::Value> {
         (count(": task submitted") >= n as usize).then_some(())
     })
     .inspect_err(|_| eprintln!("{}", tail(&fleet.log())))?;
+    // Busy on the task: its request is at the API (held there), so its conversation is on
+    // disk for `--resume`. A Claude stopped before that has nothing to resume, and ccl
+    // starts its task afresh instead.
+    wait("every task's request at the API", WAIT, || {
+        let asked: std::collections::BTreeSet<String> = fleet
+            .mock
+            .requests()
+            .into_iter()
+            .filter(|r| is_message(r) && r.last_user_text.as_deref().is_some_and(|t| t.starts_with("Long task")))
+            .filter_map(|r| r.conversation)
+            .collect();
+        (asked.len() >= n as usize).then_some(())
+    })?;
 
     let mut request = Command::new(CCL);
     request
@@ -274,6 +289,7 @@ fn swap(args: &Args, bin: PathBuf) -> Result<serde_json::Value> {
     let last = |needle: &str| log.lines().filter(|l| l.contains(needle)).filter_map(log_ms).max();
     let decided = first("swap from a to b begins").context("no swap line")?;
     let relaunched = first("resuming task conversation").context("no relaunch line")?;
+    let last_relaunched = last("resuming task conversation").context("no relaunch line")?;
     let taken = last("continue prompt submitted").context("no continue prompt line")?;
     let by_hook = log
         .lines()
@@ -285,7 +301,9 @@ fn swap(args: &Args, bin: PathBuf) -> Result<serde_json::Value> {
         "sessions": n,
         "tick": args.swap_tick,
         "swap_s": s(taken - decided),
-        "stop_s": s(relaunched - decided),
+        // Members are relaunched one by one as each stops: the first and the last.
+        "first_relaunch_s": s(relaunched - decided),
+        "last_relaunch_s": s(last_relaunched - decided),
         "relaunch_s": s(taken - relaunched),
         "resumed": resumed,
         "taken_by_hook": by_hook,

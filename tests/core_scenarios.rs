@@ -1326,12 +1326,6 @@ fn task_moves(acts: &[Action]) -> Vec<String> {
         .collect()
 }
 
-fn continue_prompts(acts: &[Action], session: &str) -> usize {
-    acts.iter()
-        .filter(|a| matches!(a, Action::PasteText { session: s, text } if s == session && text == CONTINUE_PROMPT))
-        .count()
-}
-
 #[test]
 fn the_passive_gauge_is_a_meter_reading_and_moves_the_fleet_at_turn_boundaries() {
     let mut s = Sim::new(&Setup::parallel());
@@ -1546,6 +1540,38 @@ fn a_wrapped_up_turn_is_not_done_and_continues_after_the_swap() {
     assert_eq!(continue_prompts(&s.actions(), S11), 1);
     assert_eq!(task_moves(&acts).len(), 1);
     assert!(task_moves(&acts)[0].contains("task-1.md done"));
+}
+
+#[test]
+fn a_continue_prompt_a_hooked_claude_did_not_take_from_its_launch_line_is_pasted() {
+    let mut s = Sim::new(&Setup {
+        hooks: true,
+        ..Setup::parallel()
+    });
+    start_work(&mut s, &[S11]);
+    let id = conversation(&s, S11);
+    s.world.launch_prompts_lost = true;
+    s.world.hit(S11, "limit_five_hour");
+    let swap = s.until(10, "the swap", |_, a| swap_done(a));
+    let relaunch = typed(&swap, S11)
+        .into_iter()
+        .find(|l| is_launch(l))
+        .expect("relaunched");
+    assert!(resumes_with_continue(relaunch, &id), "{relaunch}");
+    let acts = s.until(10, "working again", |s, _| working(s, S11));
+    // Claude came up idle with an empty box: the prompt goes in the usual way, once.
+    assert_eq!(continue_prompts(&acts, S11), 1, "{}", render(&acts));
+    assert!(
+        acts.iter()
+            .any(|a| matches!(a, Action::PasteText { session, text } if session == S11 && text == CONTINUE_PROMPT)),
+        "{}",
+        render(&acts)
+    );
+    assert!(
+        said(&acts).iter().any(|l| l.contains("pasting it")),
+        "{}",
+        render(&acts)
+    );
 }
 
 #[test]
@@ -2238,6 +2264,7 @@ fn activities_saved_before_start_times_were_kept_still_load() {
             deadline_ms: 31_000,
             exit_sent: true,
             exit_at_ms: None,
+            signalled: false,
         },
         "since_ms",
     );

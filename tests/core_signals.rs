@@ -364,6 +364,7 @@ fn swap_of_busy_sessions_redrawing_in(hooks: bool, escape_lag_ms: i64) -> Sim {
     s.world.lag = true;
     s.world.escape_lag_ms = escape_lag_ms;
     start_work(&mut s, &[S11, S12, S13]);
+    keys_only(&mut s, &[S11, S12, S13]);
     s.turns.clear();
     s.world.request(
         "1764000000000-42",
@@ -381,6 +382,14 @@ fn swap_of_busy_sessions_redrawing_in(hooks: bool, escape_lag_ms: i64) -> Sim {
         }
     }
     panic!("the swap never ended:\n  {}", render(&s.actions()));
+}
+
+/// The Claudes of `sessions` write no registry file, so ccl has no pid to signal: a swap
+/// stops them with keys (Escape, the Escape pair that clears a box, `/exit`).
+fn keys_only(s: &mut Sim, sessions: &[&str]) {
+    for name in sessions {
+        s.world.pane(name).registry = false;
+    }
 }
 
 /// Time of the first turn whose actions match `pred`.
@@ -468,8 +477,14 @@ fn claude_gone_after_exit_is_seen_at_a_prompt_second_look_after_session_end() {
 }
 
 #[test]
-fn claude_ready_after_relaunch_gets_its_continue_prompt_soon_after_session_start() {
+fn a_resumed_task_gets_its_continue_prompt_on_the_launch_line_taken_as_claude_starts() {
     let s = swap_of_busy_sessions(true);
+    let acts = s.actions();
+    let relaunch: Vec<&str> = typed(&acts, S11).into_iter().filter(|l| is_launch(l)).collect();
+    assert_eq!(relaunch.len(), 1, "{relaunch:?}");
+    assert!(gives_continue(relaunch[0]), "{}", relaunch[0]);
+    // Nothing waits for the idle box: no paste, no Enter.
+    assert_eq!(continue_prompts(&acts, S11), 1, "{}", render(&acts));
     let next = after(&s, |obs, _| {
         reported(
             obs,
@@ -477,17 +492,23 @@ fn claude_ready_after_relaunch_gets_its_continue_prompt_soon_after_session_start
             |e| matches!(e, HookEvent::SessionStart { source, .. } if source == "resume"),
         )
     });
-    let pasted = next
-        .iter()
-        .find(|(_, a)| {
-            a.iter()
-                .any(|x| matches!(x, Action::PasteText { session, text } if session == S11 && text == CONTINUE_PROMPT))
-        })
-        .map(|(dt, _)| *dt)
-        .expect("continue prompt pasted");
     assert!(
-        pasted <= START_LAG_MS + ccl_core::core::limits::FOLLOW_UP_MS,
-        "continue prompt {pasted} ms after SessionStart"
+        next.iter().all(|(_, a)| !a.iter().any(|x| x.session() == Some(S11))),
+        "typed into S11 after its start: {next:?}"
+    );
+    let taken = s.turns.iter().find(|(_, obs, acts)| {
+        reported(
+            obs,
+            S11,
+            |e| matches!(e, HookEvent::SessionStart { source, .. } if source == "resume"),
+        ) && said(acts)
+            .iter()
+            .any(|l| l.contains("ccl-auto-11: continue prompt submitted (UserPromptSubmit)"))
+    });
+    assert!(
+        taken.is_some(),
+        "the prompt counts as taken in the turn that sees Claude start:\n  {}",
+        render(&acts)
     );
 }
 
@@ -564,6 +585,7 @@ fn an_exit_claude_has_not_taken_yet_is_not_cleared_from_its_box() {
     });
     s.world.lag = true;
     start_work(&mut s, &[S11]);
+    keys_only(&mut s, &[S11]);
     s.world.request(
         "1764000000000-43",
         ccl_core::core::RequestKind::Swap { to: Some("b".into()) },
@@ -585,4 +607,112 @@ fn an_exit_claude_has_not_taken_yet_is_not_cleared_from_its_box() {
             render(&acts)
         );
     }
+}
+
+#[test]
+fn with_the_signals_on_a_member_that_has_stopped_is_relaunched_before_the_others_have() {
+    for hooks in [true, false] {
+        let mut s = Sim::new(&Setup {
+            hooks,
+            ..Setup::parallel()
+        });
+        s.world.lag = true;
+        operator_sessions(&mut s);
+        start_work(&mut s, &[S11]);
+        keys_only(&mut s, &[S11]);
+        s.world.request(
+            "1764000000000-43",
+            ccl_core::core::RequestKind::Swap { to: Some("b".into()) },
+        );
+        let acts = s.until(40, "the swap", |_, a| swap_done(a));
+        let at = |pred: &dyn Fn(&Action) -> bool| acts.iter().position(pred).expect("no such action");
+        // The operator's Claude stops at once (SIGTERM); the busy pool session needs an
+        // Escape, then its /exit.
+        let ops_relaunched =
+            at(&|a| matches!(a, Action::TypeLine { session, line } if session == OPS && is_launch(line)));
+        let s11_exit = at(&|a| matches!(a, Action::TypeLine { session, line } if session == S11 && line == "/exit"));
+        let s11_relaunched =
+            at(&|a| matches!(a, Action::TypeLine { session, line } if session == S11 && is_launch(line)));
+        if hooks {
+            assert!(
+                ops_relaunched < s11_exit,
+                "the operator's conversation waited for the pool:\n  {}",
+                render(&acts)
+            );
+        } else {
+            assert!(
+                s11_exit < ops_relaunched,
+                "without the signals every member stops first, as before:\n  {}",
+                render(&acts)
+            );
+        }
+        assert!(ops_relaunched < s11_relaunched || !hooks, "{}", render(&acts));
+        assert!(typed(&acts, OPS)
+            .iter()
+            .any(|l| l.contains("CLAUDE_CONFIG_DIR=/homes/b")));
+        assert!(typed(&acts, S11)
+            .iter()
+            .any(|l| l.contains("CLAUDE_CONFIG_DIR=/homes/b")));
+    }
+}
+
+#[test]
+fn nothing_more_is_typed_into_a_claude_within_a_double_press_of_its_interrupting_escape() {
+    let mut s = Sim::new(&Setup {
+        hooks: true,
+        ..Setup::parallel()
+    });
+    s.world.lag = true;
+    // Claude shows the interrupted turn idle at once…
+    s.world.escape_lag_ms = 10;
+    start_work(&mut s, &[S11, S12]);
+    keys_only(&mut s, &[S11, S12]);
+    s.world.request(
+        "1764000000000-44",
+        ccl_core::core::RequestKind::Swap { to: Some("b".into()) },
+    );
+    let escaped = |acts: &[Action]| {
+        acts.iter().any(
+            |a| matches!(a, Action::SendKeys { session, keys } if session == S11 && keys == &["Escape".to_string()]),
+        )
+    };
+    let mut escape_at = None;
+    for _ in 0..20 {
+        let acts = s.daemon_turn();
+        if escaped(&acts) {
+            escape_at = Some(s.now_ms);
+            break;
+        }
+    }
+    let escape_at = escape_at.expect("S11 got its Escape");
+    // …and another session's status line wakes the loop a few milliseconds later.
+    let id = conversation(&s, S12);
+    s.world.report(
+        S12,
+        HookEvent::Status {
+            conversation: id.into(),
+            model: None,
+            cost_usd: None,
+            five_hour: None,
+            seven_day: None,
+        },
+    );
+    let mut next_key = None;
+    for _ in 0..50 {
+        let acts = s.daemon_turn();
+        if acts
+            .iter()
+            .any(|a| a.session() == Some(S11) && !matches!(a, Action::Event(_) | Action::Log { .. }))
+        {
+            next_key = Some(s.now_ms);
+            break;
+        }
+    }
+    let next_key = next_key.expect("S11 typed into again");
+    assert!(
+        next_key - escape_at >= ccl_core::core::limits::KEYS_FOLLOW_UP_MS,
+        "typed into S11 {} ms after its Escape:\n  {}",
+        next_key - escape_at,
+        render(&s.actions())
+    );
 }

@@ -76,8 +76,8 @@ fn a_five_hour_limit_moves_every_conversation_to_the_next_account_and_stays_ther
     assert!(
         pool_lines
             .iter()
-            .any(|l| l.contains(&home_b) && l.ends_with(&format!("--resume {pool_id}"))),
-        "the pool task was resumed under b with its own id: {pool_lines:#?}"
+            .any(|l| l.contains(&home_b) && l.ends_with(&format!("--resume {pool_id} 'Continue where you left off.'"))),
+        "the pool task was resumed under b with its own id and the continue prompt: {pool_lines:#?}"
     );
     let ops_lines = typed_into(&fleet.log(), "ops");
     assert_eq!(
@@ -141,7 +141,7 @@ fn a_five_hour_limit_moves_every_conversation_to_the_next_account_and_stays_ther
 }
 
 #[test]
-fn the_weekly_limit_menu_is_dismissed_with_escape_before_exit() {
+fn a_claude_at_the_weekly_limit_menu_is_stopped_with_one_sigterm_and_nothing_typed() {
     if !ccl_testkit::tmux_tier() {
         return;
     }
@@ -167,17 +167,23 @@ fn the_weekly_limit_menu_is_dismissed_with_escape_before_exit() {
     fleet.stop();
 
     let log = fleet.log();
-    let escape = log.find("send Escape to ccl-auto-11").expect("Escape was sent");
-    let exit = log.find("type into ccl-auto-11: /exit").expect("/exit was typed");
-    assert!(escape < exit, "Escape came before /exit: {log}");
-    // The menu holds the keyboard: /exit reached Claude only because it was dismissed.
+    let swapped = log.find("swapped from a to b").expect("the swap");
+    let stopped = log
+        .find("stop claude in ccl-auto-11 (SIGTERM")
+        .expect("SIGTERM to the menu's Claude");
+    assert!(stopped < swapped, "{log}");
+    // The menu holds the keyboard, and nothing needs it: no key went into that Claude.
+    let during = &log[..swapped];
+    assert!(
+        !during.contains("send Escape to ccl-auto-11") && !during.contains("type into ccl-auto-11: /exit"),
+        "{log}"
+    );
     let home_a = fleet.home("a").to_string_lossy().into_owned();
     assert!(
-        fleet
-            .received()
-            .iter()
-            .any(|r| r["sessionId"] == pool_id.as_str() && r["text"] == "/exit" && r["account"] == home_a.as_str()),
-        "{:#?}",
+        !fleet.received().iter().any(|r| r["sessionId"] == pool_id.as_str()
+            && r["account"] == home_a.as_str()
+            && r["text"] != "[fake:work=30s] a weekly job"),
+        "nothing but the task reached Claude under a: {:#?}",
         fleet.received()
     );
     assert!(!log.contains("kill session ccl-auto-11"), "{log}");

@@ -564,3 +564,34 @@ fn the_trust_dialog_waits_and_declining_exits_with_status_1() {
     fixture.wait_for_lines("trust", &["status=1"]);
     assert!(account.logged_prompts().is_empty());
 }
+
+#[test]
+fn a_prompt_on_the_command_line_is_submitted_as_it_starts_and_option_values_are_not_prompts() {
+    if !tmux_tier() {
+        return;
+    }
+    let fixture = Fixture::new("argv-prompt");
+    let account = Account::new(&fixture, "main");
+    let session_id = test_session_id();
+    fixture.new_session("argv", &account.workdir, &account.env(&[]));
+    // `--settings FILE` and `--model NAME` take values; only the last bare word is a prompt.
+    fixture.run_in(
+        "argv",
+        &format!(
+            "{} --dangerously-skip-permissions --settings /nonexistent/settings.json --model opus \
+             --session-id {session_id} 'Go on, it'\\''s fine. [fake:work=200ms]'",
+            fixture.claude()
+        ),
+    );
+    fixture.wait_for_lines("argv", &["● Done: Go on, it's fine. [fake:work=200ms]", IDLE_FOOTER]);
+    let prompts = account.logged_prompts();
+    assert_eq!(prompts.len(), 1, "{prompts:#?}");
+    assert_eq!(prompts[0]["text"], "Go on, it's fine. [fake:work=200ms]");
+    assert_eq!(prompts[0]["sessionId"], session_id.as_str());
+    let users: Vec<Value> = account
+        .transcript(&session_id)
+        .into_iter()
+        .filter(|r| r["type"] == "user")
+        .collect();
+    assert_eq!(users.len(), 1, "{users:#?}");
+}

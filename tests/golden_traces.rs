@@ -554,10 +554,22 @@ fn signals_move_each_swap_stage_within_the_tick() {
             .any(|x| matches!(x.event, ccl_core::core::HookEvent::SessionEnd { .. }))),
         "SessionEnd is in the trace"
     );
-    assert_eq!(
-        typed(&acts, S11).iter().filter(|l| **l == "/exit").count(),
-        1,
-        "one /exit per member"
+    // Each member's Claude is stopped by one SIGTERM to it, and nothing is typed into it.
+    let from = acts
+        .iter()
+        .position(|a| matches!(a, Action::Event(Event::SwapBegins { .. })));
+    let acts = &acts[from.expect("the swap began")..];
+    let stops: Vec<&Action> = acts
+        .iter()
+        .filter(|a| matches!(a, Action::StopClaude { session, .. } if session == S11))
+        .collect();
+    assert_eq!(stops.len(), 1, "one SIGTERM per member: {stops:?}");
+    assert!(
+        !acts
+            .iter()
+            .any(|a| matches!(a, Action::SendKeys { session, .. } if session == S11))
+            && !typed(acts, S11).contains(&"/exit"),
+        "typed into a member the swap stops by SIGTERM"
     );
 }
 

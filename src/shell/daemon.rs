@@ -405,6 +405,7 @@ mod tests {
             Path::new("/h/a"),
             "id-1",
             ccl_core::sessions::Continue::New,
+            None,
         );
         assert!(!line.contains("sk-secret-4242") && !line.contains("it's"), "{line}");
         std::fs::write(config.env_file(), ccl_core::sessions::env_file_text(&config)).unwrap();

@@ -338,6 +338,9 @@ pub struct World {
     pub tmux_down: bool,
     /// Whether Claudes launched with `--settings` report through the hooks.
     pub hooks: bool,
+    /// Claude ignores a first prompt given on its command line (starts idle, as a build
+    /// without that argument would).
+    pub launch_prompts_lost: bool,
     /// Hook reports delivered with the next observation (stamped with its time), then cleared.
     pub signals: Vec<SignalSeen>,
     /// The real client's timing (hooked Claudes, measured on 2.1.328): the screen changes
@@ -398,6 +401,7 @@ impl World {
             launches: Vec::new(),
             tmux_down: false,
             hooks: false,
+            launch_prompts_lost: false,
             signals: Vec::new(),
             lag: false,
             escape_lag_ms: ESCAPE_LAG_MS,
@@ -960,6 +964,24 @@ impl World {
                     if p.ignores_term {
                         continue;
                     }
+                    if self.lag && p.hooked {
+                        // As after `/exit`: `SessionEnd`, then the shell a moment later.
+                        let id = p.conversation.clone().unwrap_or_default();
+                        p.pending = Some((self.now_ms + EXIT_LAG_MS, Screen::Shell { hint: None }));
+                        p.draft.clear();
+                        self.report(
+                            session,
+                            HookEvent::SessionEnd {
+                                conversation: id.into(),
+                                reason: "other".into(),
+                            },
+                        );
+                        let p = self.panes.get_mut(session.as_str()).unwrap();
+                        p.account = None;
+                        p.conversation = None;
+                        p.hooked = false;
+                        continue;
+                    }
                     p.screen = Screen::Shell { hint: None };
                     p.account = None;
                     p.conversation = None;
@@ -1179,7 +1201,8 @@ impl World {
                         l.cwd
                     ));
                 }
-                Some(l) => {
+                Some(mut l) => {
+                    l.prompt &= !self.launch_prompts_lost;
                     let Some((account, _)) = homes.iter().find(|(_, h)| *h == l.home) else {
                         return self
                             .violations
@@ -1206,6 +1229,10 @@ impl World {
                     p.cwd = l.cwd.into();
                     p.shell_text = None;
                     p.screen = match (l.resume, self.banners.get(&l.id)) {
+                        // A first prompt on the command line: Claude takes it as it starts.
+                        _ if l.prompt => Screen::Busy {
+                            left: p.next_busy.take().unwrap_or(self.busy_turns),
+                        },
                         (true, Some(banner)) => Screen::Corpus(banner),
                         _ => Screen::Idle,
                     };
@@ -1220,8 +1247,17 @@ impl World {
                         source: if l.resume { "resume" } else { "startup" }.into(),
                         model: Some("claude-sim".into()),
                     };
-                    self.launches.push((session.into(), account.clone(), l.id, l.resume));
+                    self.launches
+                        .push((session.into(), account.clone(), l.id.clone(), l.resume));
                     self.report(session, start);
+                    if l.prompt {
+                        self.report(
+                            session,
+                            HookEvent::PromptSubmitted {
+                                conversation: l.id.into(),
+                            },
+                        );
+                    }
                 }
                 None => self.violations.push(format!("a shell in {session} was typed: {line}")),
             },
@@ -1318,9 +1354,11 @@ struct Launch {
     resume: bool,
     /// Launched with `--settings` (ccl's hooks).
     settings: bool,
+    /// With a first prompt after the id.
+    prompt: bool,
 }
 
-/// `cd DIR && CLAUDE_CONFIG_DIR=HOME … claude ARGS --session-id|--resume ID`.
+/// `cd DIR && CLAUDE_CONFIG_DIR=HOME … claude ARGS --session-id|--resume ID [PROMPT]`.
 fn parse_launch(line: &str) -> Option<Launch> {
     let words: Vec<String> = line
         .split_whitespace()
@@ -1338,6 +1376,7 @@ fn parse_launch(line: &str) -> Option<Launch> {
         id: words.get(at + 1)?.clone(),
         resume: words[at] == "--resume",
         settings: words.iter().any(|w| w == "--settings"),
+        prompt: words.len() > at + 2,
     })
 }
 
@@ -1745,6 +1784,28 @@ pub fn keys<'a>(actions: &'a [Action], session: &str) -> Vec<&'a [String]> {
 }
 
 /// Launch lines are `… --resume ID` or `… --session-id ID`.
+/// Continue prompts `session` was given: pasted into its box, or on the launch line that
+/// resumed its conversation.
+pub fn continue_prompts(acts: &[Action], session: &str) -> usize {
+    acts.iter()
+        .filter(|a| match a {
+            Action::PasteText { session: s, text } => s == session && text == CONTINUE_PROMPT,
+            Action::TypeLine { session: s, line } => s == session && gives_continue(line),
+            _ => false,
+        })
+        .count()
+}
+
+/// A launch line that gives Claude the continue prompt as its first prompt.
+pub fn gives_continue(line: &str) -> bool {
+    is_launch(line) && line.ends_with(&format!(" '{CONTINUE_PROMPT}'"))
+}
+
+/// The launch line that resumes conversation `id` with the continue prompt.
+pub fn resumes_with_continue(line: &str, id: &str) -> bool {
+    gives_continue(line) && line.contains(&format!(" --resume {id} "))
+}
+
 pub fn is_launch(line: &str) -> bool {
     line.contains("CLAUDE_CONFIG_DIR=")
 }

@@ -634,7 +634,8 @@ pub enum Activity {
     },
     /// `/exit` was sent to recycle the context; waiting for the shell.
     Exiting { deadline_ms: Ms },
-    /// Stopping Claude for a swap: Escape first where needed, then `/exit`.
+    /// Stopping Claude for a swap: SIGTERM to it, or Escape first where needed, then
+    /// `/exit` (see `swap.rs`).
     Stopping {
         /// When the stop began (0 in a state saved before this was kept: long ago).
         #[serde(default)]
@@ -644,6 +645,10 @@ pub enum Activity {
         /// When `/exit` was last typed, so one that left Claude idle can be typed again.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         exit_at_ms: Option<Ms>,
+        /// The stop was a SIGTERM to Claude (`exit_sent` is then set too): nothing is
+        /// typed into it after that.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        signalled: bool,
     },
 }
 
@@ -654,6 +659,9 @@ pub enum AfterLaunch {
     Task,
     /// Send `dispatch.continue_prompt` (a pool task resumed after a swap).
     Continue,
+    /// Nothing to send: the launch line gave Claude `dispatch.continue_prompt` as its
+    /// first prompt, which it takes as it starts (a pool task resumed after a swap).
+    ContinueGiven,
     /// Nothing: a resumed dedicated conversation is left for the operator.
     Nothing,
 }
@@ -663,6 +671,9 @@ pub enum AfterLaunch {
 pub enum PasteKind {
     Task,
     Continue,
+    /// The continue prompt given on Claude's command line: nothing was pasted, and no
+    /// Enter is pressed for it.
+    ContinueGiven,
 }
 
 /// What the pane showed at the last observation, as the core understands it.
@@ -857,7 +868,12 @@ pub struct SwapMember {
     pub conversation: Option<ConversationId>,
     pub cwd: Option<PathBuf>,
     pub had_task: bool,
+    /// Claude is gone from it (in a swap at turn boundaries: it has moved).
     pub stopped: bool,
+    /// Relaunched under the target already, in the turn it stopped (a hard swap with the
+    /// signals on); the others are relaunched when the last member has stopped.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub relaunched: bool,
     /// A dedicated session whose Claude could not be stopped: left running as it is
     /// (the operator's session is never killed) and not relaunched.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -874,6 +890,7 @@ impl SwapMember {
             cwd: s.cwd.clone(),
             had_task: s.assignment.is_some(),
             stopped: false,
+            relaunched: false,
             left_running: false,
         }
     }
@@ -1039,10 +1056,16 @@ pub mod limits {
     /// soon, and again, until the screen shows it.
     pub const FOLLOW_UP_MS: i64 = 100;
     /// After ccl's own Escape into a hooked Claude that a swap stops (no hook reports an
-    /// interrupt), the loop looks again after this: long enough for Claude to redraw
-    /// (about 100 ms on an idle machine), and for its next Escapes not to be taken together
-    /// with this one as a double press (on an empty box that opens the rewind menu).
+    /// interrupt), the loop looks again after this, and types nothing more into it before
+    /// then whatever the screen shows: long enough for Claude to redraw (about 100 ms on
+    /// an idle machine), and for its next Escapes not to be taken together with this one
+    /// as a double press (2.1.328 took two Escapes 0.6 s apart as one, 0.8 s apart as two;
+    /// on an empty box a double press opens the rewind menu).
     pub const KEYS_FOLLOW_UP_MS: i64 = 1_000;
+    /// After the Escape pair that clears a box, or `/exit`, the loop looks again this
+    /// soon, and again, until the screen shows the change: what comes next is `/exit` or
+    /// nothing, never an Escape that could pair with these.
+    pub const CLEAR_FOLLOW_UP_MS: i64 = 200;
     /// ... and presses its keys again (Escape, or the Escape pair that clears the box) only
     /// this long after the last ones, whatever an early look shows: a screen Claude has not
     /// redrawn yet is no sign the keys were lost.
@@ -1283,7 +1306,8 @@ impl Core {
         let follow_ups = self.follow_ups.values().map(|f| {
             self.now_ms
                 + match f.awaiting {
-                    Awaiting::Keys(_) => limits::KEYS_FOLLOW_UP_MS,
+                    Awaiting::Keys(Pressed::Escape) => limits::KEYS_FOLLOW_UP_MS,
+                    Awaiting::Keys(Pressed::Clear | Pressed::Exit) => limits::CLEAR_FOLLOW_UP_MS,
                     Awaiting::Shell | Awaiting::Ready => limits::FOLLOW_UP_MS,
                 }
         });

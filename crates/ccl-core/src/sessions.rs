@@ -67,7 +67,9 @@ pub enum Continue {
 /// pane, kept in the shell's history or logged. `exec` leaves Claude itself (not a shell)
 /// as the pane's foreground process. `CCL_SESSION` names the session to ccl's hooks;
 /// `--settings` (when `claude.signals` is on) gives Claude those hooks and ccl's status
-/// line without touching the account's own settings.
+/// line without touching the account's own settings. A `prompt` (one that
+/// [`fits_launch_line`]) goes last, as Claude's first prompt: it submits it as it starts.
+#[allow(clippy::too_many_arguments)]
 pub fn launch_line(
     config: &crate::config::Config,
     session: &str,
@@ -76,6 +78,7 @@ pub fn launch_line(
     home: &Path,
     id: &str,
     how: Continue,
+    prompt: Option<&str>,
 ) -> String {
     let mut parts = vec![
         "cd".to_string(),
@@ -101,7 +104,18 @@ pub fn launch_line(
         Continue::Resume => "--resume".into(),
     });
     parts.push(id.to_string());
+    if let Some(prompt) = prompt.filter(|p| fits_launch_line(p)) {
+        parts.push(shell_quote(prompt));
+    }
     parts.join(" ")
+}
+
+/// True when `prompt` can be Claude's first prompt on its command line: one line of
+/// printable text that Claude cannot take for an option. Anything else is pasted into the
+/// box once Claude is up, as a task is.
+pub fn fits_launch_line(prompt: &str) -> bool {
+    let prompt = prompt.trim();
+    !prompt.is_empty() && !prompt.starts_with('-') && !prompt.chars().any(char::is_control)
 }
 
 /// The contents of [`crate::config::Config::env_file`]: one `export KEY='value'` line per
@@ -634,7 +648,18 @@ impl Core {
         }
         let active = self.state.active.clone();
         let home = self.config.account(&active).map(|a| a.home.clone()).unwrap_or_default();
-        let line = launch_line(&self.config, name, &active, workdir, &home, id, how);
+        // A Claude that reports through the hooks gets the continue prompt on its launch
+        // line when it fits: it submits it as it starts, with no wait for the idle box, no
+        // paste and no Enter, and its `UserPromptSubmit` says it was taken. Without the
+        // hooks the prompt is pasted and checked on the screen, as it always was.
+        let continue_prompt = self.config.dispatch.continue_prompt.clone();
+        let (then, prompt) = match then {
+            crate::core::AfterLaunch::Continue if self.config.claude.signals && fits_launch_line(&continue_prompt) => {
+                (crate::core::AfterLaunch::ContinueGiven, Some(continue_prompt.trim()))
+            }
+            then => (then, None),
+        };
+        let line = launch_line(&self.config, name, &active, workdir, &home, id, how, prompt);
         self.push(Action::TypeLine {
             session: name.into(),
             line: line.clone(),
@@ -709,6 +734,7 @@ mod tests {
                 Path::new("/h/acc one"),
                 "0b1c2d3e-0000-4000-8000-000000000001",
                 Continue::Resume,
+                None,
             )
         };
         assert_eq!(
@@ -721,5 +747,28 @@ mod tests {
             line(&config),
             "cd '/tmp/my dir/it'\\''s' && CLAUDE_CONFIG_DIR='/h/acc one' claude --dangerously-skip-permissions --resume 0b1c2d3e-0000-4000-8000-000000000001"
         );
+    }
+
+    #[test]
+    fn a_one_line_prompt_goes_last_on_the_launch_line_and_anything_else_stays_off_it() {
+        let config = crate::core::tests::config();
+        let line = |prompt: &str| {
+            launch_line(
+                &config,
+                "ccl-auto-11",
+                "a",
+                Path::new("/w"),
+                Path::new("/h/a"),
+                "0b1c2d3e-0000-4000-8000-000000000001",
+                Continue::Resume,
+                Some(prompt),
+            )
+        };
+        let bare = "cd /w && CLAUDE_CONFIG_DIR=/h/a CCL_SESSION=ccl-auto-11 claude --dangerously-skip-permissions --settings /state/signals/settings-a.json --resume 0b1c2d3e-0000-4000-8000-000000000001";
+        assert_eq!(line("Go on, it's fine."), format!("{bare} 'Go on, it'\\''s fine.'"));
+        // Claude would take these for an option, or the shell would end the line early.
+        for prompt in ["--help me", "two\nlines", "tab\there", "", "  "] {
+            assert_eq!(line(prompt), bare, "{prompt:?}");
+        }
     }
 }

@@ -2,13 +2,16 @@
 //!
 //! A swap moves every managed session to another account across several turns, with no
 //! sleeps: **save** (every member's conversation id and cwd go into the persisted state,
-//! which the shell writes before it carries out the turn's actions), **stop** (Escape
-//! where a menu or a turn holds the keyboard, then `/exit` in pool sessions and SIGTERM
-//! to Claude in dedicated ones, which are never typed `/exit`; a pane that does not come
-//! back to its shell in time is killed and recreated), **relaunch** under the target
-//! account (dedicated sessions resume their own conversation, or stay at the shell when
-//! no id is known; pool sessions with a task resume and get the continue prompt), then
-//! **cooldown**. A restart mid-swap picks up from the persisted `Swap`.
+//! which the shell writes before it carries out the turn's actions), **stop** (SIGTERM
+//! to the Claude of a dedicated session, which is never typed `/exit`, and of a pool
+//! session while the signals are on; otherwise Escape where a menu or a turn holds the
+//! keyboard, the Escape pair where the box holds text, then `/exit`; a pool pane that
+//! does not come back to its shell in time is killed and recreated), **relaunch** under
+//! the target account (dedicated sessions resume their own conversation, or stay at the
+//! shell when no id is known; pool sessions with a task resume with the continue prompt,
+//! on the launch line while the signals are on), then **cooldown**. With the signals on,
+//! each member is relaunched in the turn it stops; without, once every member has. A
+//! restart mid-swap picks up from the persisted `Swap`.
 //!
 //! A swap before the limit (`Swap::at_boundary`, started by the meters or Claude's
 //! wrap-up) makes the target active at once, so new work starts there, and moves each
@@ -78,6 +81,7 @@ impl Core {
                 deadline_ms: self.now_ms + limits::STOP_TIMEOUT_MS,
                 exit_sent: false,
                 exit_at_ms: None,
+                signalled: false,
             };
         }
         self.start_swap(from, to.into(), reason, request, members, false);
@@ -199,6 +203,7 @@ impl Core {
                 deadline_ms: self.now_ms + limits::STOP_TIMEOUT_MS,
                 exit_sent: false,
                 exit_at_ms: None,
+                signalled: false,
             };
         }
         if self.stop_member(m) {
@@ -213,22 +218,35 @@ impl Core {
         if swap.at_boundary {
             return self.step_boundary_swap(swap);
         }
+        // With the signals on, each member is relaunched under the target as soon as it
+        // is at its shell (or gone), not when the last one is: ten Claudes exit and start
+        // on two cores in the same few seconds, and the first to stop need not wait for
+        // the last. The old account stays the active one until every member has moved, so
+        // a limit the target shows meanwhile is the target's, not the old account's.
+        // Without the signals every member is stopped first, as it always was.
+        let at_once = self.config.claude.signals;
         let mut all_stopped = true;
         for m in swap.members.iter_mut().filter(|m| !m.stopped) {
-            if self.stop_member(m) {
-                m.stopped = true;
-            } else {
+            if !self.stop_member(m) {
                 all_stopped = false;
+                continue;
+            }
+            m.stopped = true;
+            if at_once {
+                let from = std::mem::replace(&mut self.state.active, swap.to.clone());
+                self.relaunch_member(m);
+                m.relaunched = true;
+                self.state.active = from;
             }
         }
         if !all_stopped {
             self.state.swap = Some(swap);
             return;
         }
-        // Every member is at its shell (or gone): relaunch under the target account.
+        // Every member is at its shell (or gone): the rest relaunch under the target.
         self.state.active = swap.to.clone();
         self.state.draining = None;
-        for m in &swap.members {
+        for m in swap.members.iter().filter(|m| !m.relaunched) {
             self.relaunch_member(m);
         }
         self.finish_swap(swap);
@@ -284,14 +302,15 @@ impl Core {
             return true;
         };
         let seen = s.seen;
-        let (since_ms, deadline_ms, exit_sent, mut exit_at_ms) = match s.activity {
+        let (since_ms, deadline_ms, exit_sent, mut exit_at_ms, mut signalled) = match s.activity {
             Activity::Stopping {
                 since_ms,
                 deadline_ms,
                 exit_sent,
                 exit_at_ms,
-            } => (since_ms, deadline_ms, exit_sent, exit_at_ms),
-            _ => (self.now_ms, self.now_ms + limits::STOP_TIMEOUT_MS, false, None),
+                signalled,
+            } => (since_ms, deadline_ms, exit_sent, exit_at_ms, signalled),
+            _ => (self.now_ms, self.now_ms + limits::STOP_TIMEOUT_MS, false, None, false),
         };
         match seen {
             Seen::Shell => {
@@ -348,13 +367,40 @@ impl Core {
         let clear = seen == Seen::Idle && !input_empty;
         let keys = matches!(seen, Seen::Menu | Seen::Busy);
         let redrawing = self.follow_ups.get(&name).is_some_and(|f| match f.awaiting {
-            Awaiting::Keys(Pressed::Escape) => self.now_ms < f.since_ms + limits::KEYS_RETRY_MS && keys,
+            Awaiting::Keys(Pressed::Escape) => {
+                self.now_ms < f.since_ms + limits::KEYS_FOLLOW_UP_MS
+                    || (self.now_ms < f.since_ms + limits::KEYS_RETRY_MS && keys)
+            }
             Awaiting::Keys(Pressed::Clear) => self.now_ms < f.since_ms + limits::KEYS_RETRY_MS && (keys || clear),
             Awaiting::Keys(Pressed::Exit) => self.now_ms < f.since_ms + limits::EXIT_RETRY_MS && (keys || clear),
             _ => false,
         });
+        // With the signals on, a pool session's Claude is stopped as a dedicated one is:
+        // one SIGTERM to it and to nothing else. Nothing is typed, so no Escape can pair
+        // with another, and no `/exit` can land after a prompt Claude puts back into its
+        // box once an interrupt completes (it would be submitted with it). Its
+        // conversation is saved as it goes, and `SessionEnd` reports the exit. Without a
+        // pid for it this turn, it is stopped by the keys below.
+        let pool_pid = (!dedicated && self.config.claude.signals)
+            .then(|| self.claude_pids.get(name.as_str()).copied())
+            .flatten();
         match seen {
+            _ if signalled => {}
             _ if redrawing => {}
+            _ if pool_pid.is_some() && !exit_sent => {
+                if let Some(text) = self.box_text(&name) {
+                    self.event(Event::BoxCleared {
+                        session: name.clone(),
+                        snippet: snippet(&text, limits::MAX_DRAFT_LOG_CHARS),
+                    });
+                }
+                self.push(Action::StopClaude {
+                    session: name.clone(),
+                    pid: pool_pid.expect("checked"),
+                });
+                exit_now = true;
+                signalled = true;
+            }
             Seen::Menu => self.push(Action::SendKeys {
                 session: name.clone(),
                 keys: vec!["Escape".into()],
@@ -440,6 +486,7 @@ impl Core {
                 deadline_ms,
                 exit_sent: exit_now,
                 exit_at_ms,
+                signalled,
             };
         }
         false
@@ -745,6 +792,7 @@ mod tests {
                 cwd: Some("/src/q".into()),
                 had_task: true,
                 stopped,
+                relaunched: false,
                 left_running: false,
             }],
             at_boundary: false,
@@ -802,6 +850,7 @@ mod tests {
             deadline_ms: limits::STOP_TIMEOUT_MS,
             exit_sent: true,
             exit_at_ms: Some(0),
+            signalled: false,
         };
         let mut core = swapping(None, false, stopping);
         let obs = Observation {
@@ -821,7 +870,10 @@ mod tests {
         core.check_watcher(&obs);
         core.step_swap(&obs);
         let line = launch_line(&core);
-        assert!(line.ends_with(&format!("--resume {ID}")), "{line}");
+        assert!(
+            line.ends_with(&format!("--resume {ID} 'Continue where you left off.'")),
+            "{line}"
+        );
     }
 
     #[test]
@@ -835,6 +887,7 @@ mod tests {
             deadline_ms: limits::STOP_TIMEOUT_MS,
             exit_sent: true,
             exit_at_ms: Some(0),
+            signalled: false,
         };
         state.sessions.insert("ccl-auto-11".into(), s);
         let mut core = Core::new(config, state, "UTC");
@@ -845,6 +898,7 @@ mod tests {
             cwd: None,
             had_task: true,
             stopped: false,
+            relaunched: false,
             left_running: false,
         };
         let mut exits_at = |core: &mut Core, now_ms: i64| {
@@ -874,8 +928,44 @@ mod tests {
     }
 
     #[test]
-    fn a_submitted_task_resumes_its_conversation() {
-        let (line, _) = relaunch_line(Some(500));
+    fn a_submitted_task_resumes_its_conversation_with_the_continue_prompt_on_the_launch_line() {
+        let (line, core) = relaunch_line(Some(500));
+        assert!(
+            line.ends_with(&format!("--resume {ID} 'Continue where you left off.'")),
+            "{line}"
+        );
+        let s = &core.state().sessions["ccl-auto-11"];
+        assert!(
+            matches!(
+                s.activity,
+                Activity::Launching {
+                    then: AfterLaunch::ContinueGiven,
+                    ..
+                }
+            ),
+            "{:?}",
+            s.activity
+        );
+    }
+
+    #[test]
+    fn a_continue_prompt_that_cannot_go_on_the_launch_line_is_pasted_once_claude_is_up() {
+        let mut core = swapping(Some(500), true, Activity::Free);
+        core.config.dispatch.continue_prompt = "Continue.\nThen say what you did.".into();
+        core.step_swap(&Observation::default());
+        let line = launch_line(&core);
         assert!(line.ends_with(&format!("--resume {ID}")), "{line}");
+        let s = &core.state().sessions["ccl-auto-11"];
+        assert!(
+            matches!(
+                s.activity,
+                Activity::Launching {
+                    then: AfterLaunch::Continue,
+                    ..
+                }
+            ),
+            "{:?}",
+            s.activity
+        );
     }
 }

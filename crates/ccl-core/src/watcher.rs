@@ -44,7 +44,7 @@ impl Core {
                     deadline_ms,
                     then,
                     line,
-                } => self.watch_launch(&name, since_ms, deadline_ms, then, &line),
+                } => self.watch_launch(&name, obs, since_ms, deadline_ms, then, &line),
                 Activity::Pasted { enter_ms, text, .. } => self.watch_pasted(&name, enter_ms, text),
                 Activity::Submitted { at_ms, enters, text } => self.watch_submitted(&name, obs, at_ms, enters, text),
                 Activity::Working {
@@ -156,7 +156,15 @@ impl Core {
         });
     }
 
-    fn watch_launch(&mut self, name: &str, since_ms: i64, deadline_ms: i64, then: AfterLaunch, line: &str) {
+    fn watch_launch(
+        &mut self,
+        name: &str,
+        obs: &Observation,
+        since_ms: i64,
+        deadline_ms: i64,
+        then: AfterLaunch,
+        line: &str,
+    ) {
         let s = &self.state.sessions[name];
         // State is saved before a turn's actions run, so a daemon killed in the turn that
         // launched may never have typed the line, or typed it without its Enter (the
@@ -200,6 +208,21 @@ impl Core {
             };
             return;
         }
+        // Claude took its first prompt from the launch line as it started: from here on it
+        // is watched like a pasted one that was submitted (whose hook may already be in).
+        let up = matches!(s.seen, Seen::Idle | Seen::Busy) || self.hook_turn(obs, name).0;
+        if then == AfterLaunch::ContinueGiven && up {
+            // `--resume` redraws the conversation, old limit banners included.
+            let stale = self.banner_lines(name);
+            let s = self.state.sessions.get_mut(name).expect("session exists");
+            s.stale_hits = stale;
+            s.activity = Activity::Submitted {
+                at_ms: self.now_ms,
+                enters: 0,
+                text: PasteKind::ContinueGiven,
+            };
+            return self.watch_submitted(name, obs, self.now_ms, 0, PasteKind::ContinueGiven);
+        }
         match s.seen {
             // The operator typed into the new Claude's box before ccl's prompt went in:
             // the prompt waits (the launch does not time out meanwhile) until it is empty.
@@ -221,7 +244,7 @@ impl Core {
                 s.activity = Activity::Free;
                 match then {
                     AfterLaunch::Task => self.paste_task(name),
-                    AfterLaunch::Continue => self.paste_continue(name),
+                    AfterLaunch::Continue | AfterLaunch::ContinueGiven => self.paste_continue(name),
                     AfterLaunch::Nothing => self.ready_for_the_operator(name),
                 }
             }
@@ -448,7 +471,16 @@ impl Core {
         if self.now_ms < at_ms + limits::SUBMIT_VERIFY_MS {
             return;
         }
-        if enters < limits::MAX_ENTERS {
+        // Nothing shows Claude took the prompt of its launch line, and its box is empty:
+        // the prompt is pasted as it would have been without the launch line.
+        if text == PasteKind::ContinueGiven {
+            if s.seen == Seen::Idle && box_clear {
+                self.log(format!(
+                    "{name}: no sign claude took the continue prompt of its launch line; pasting it"
+                ));
+                return self.paste_continue(name);
+            }
+        } else if enters < limits::MAX_ENTERS {
             self.log(format!("{name}: prompt still in the input box; pressing Enter again"));
             self.push(Action::SendKeys {
                 session: name.into(),
@@ -465,10 +497,16 @@ impl Core {
         self.state.sessions.get_mut(name).expect("session exists").activity = Activity::Free;
         self.needs_attention(
             name,
-            &format!(
-                "prompt was not submitted after {enters} Enter presses (input box: {})",
-                snippet(&shown, 60)
-            ),
+            &match text {
+                PasteKind::ContinueGiven => format!(
+                    "claude did not take the continue prompt of its launch line (input box: {})",
+                    snippet(&shown, 60)
+                ),
+                _ => format!(
+                    "prompt was not submitted after {enters} Enter presses (input box: {})",
+                    snippet(&shown, 60)
+                ),
+            },
         );
         self.give_back(name, "the prompt could not be submitted", true);
     }

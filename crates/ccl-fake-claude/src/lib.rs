@@ -9,7 +9,10 @@
 //! Command line: unknown flags are accepted and ignored. `--session-id UUID` starts a new
 //! conversation with that id, `--resume UUID` (or `-r UUID`) continues one and redraws its
 //! exchanges from the transcript (an old limit banner included), neither draws a random
-//! v4 id. `--dangerously-skip-permissions` is accepted and echoed in the resume hint.
+//! v4 id. `--dangerously-skip-permissions` is accepted and echoed in the resume hint. A
+//! bare argument (not the value of `--settings`, `--model` or another flag of
+//! [`VALUE_FLAGS`]) is the first prompt, submitted as the fake starts, as
+//! `claude --resume ID "Continue."` does.
 //!
 //! Environment:
 //! - `CLAUDE_CONFIG_DIR` (required, exit 1 without it): the account's home.
@@ -176,6 +179,10 @@ fn run() -> Result<i32> {
     app.items = history;
     app.transcript = Some(transcript);
     app.registry = Some(registry);
+    if let Some(prompt) = args.prompt {
+        app.input.paste(prompt);
+        app.submit(Instant::now())?;
+    }
     let exit = app.run_loop(&terminal, wake_rx);
     // Remove the registry file and restore the terminal before anything is printed.
     drop(app);
@@ -205,12 +212,30 @@ enum SessionArg {
 struct Args {
     session: SessionArg,
     skip_permissions: bool,
+    /// The bare argument: the first prompt.
+    prompt: Option<String>,
 }
+
+/// Flags of the real client that take a value, which is not the prompt.
+const VALUE_FLAGS: &[&str] = &[
+    "--settings",
+    "--model",
+    "--fallback-model",
+    "--permission-mode",
+    "--append-system-prompt",
+    "--system-prompt",
+    "--add-dir",
+    "--mcp-config",
+    "--allowedTools",
+    "--disallowedTools",
+    "--setting-sources",
+];
 
 impl Args {
     fn parse(args: impl Iterator<Item = String>) -> Result<Args> {
         let mut session = SessionArg::New(None);
         let mut skip_permissions = false;
+        let mut prompt = None;
         let mut args = args.peekable();
         while let Some(arg) = args.next() {
             let (name, inline) = match arg.split_once('=') {
@@ -231,6 +256,11 @@ impl Args {
                 "--session-id" => session = SessionArg::New(Some(value("--session-id")?)),
                 "--resume" | "-r" => session = SessionArg::Resume(value("--resume")?),
                 "--dangerously-skip-permissions" => skip_permissions = true,
+                flag if VALUE_FLAGS.contains(&flag) && inline.is_none() => {
+                    args.next();
+                }
+                flag if VALUE_FLAGS.contains(&flag) => {}
+                bare if !bare.starts_with('-') => prompt = Some(arg),
                 // The real client has many more flags; tests pass some of them.
                 _ => {}
             }
@@ -238,6 +268,7 @@ impl Args {
         Ok(Args {
             session,
             skip_permissions,
+            prompt,
         })
     }
 }

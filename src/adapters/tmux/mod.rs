@@ -291,7 +291,7 @@ impl Tmux for ExecTmux {
         let output = self.run("list-panes", None, &args, None)?;
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
-            if is_no_server(&stderr) {
+            if is_no_server(&stderr) || is_no_session_left(&stderr) {
                 return Ok(Vec::new());
             }
             return Err(failure(&output)).context(label("list-panes", None));
@@ -499,6 +499,12 @@ fn is_no_server(stderr: &str) -> bool {
     ]
     .iter()
     .any(|pattern| stderr.contains(pattern))
+}
+
+/// What `list-panes -a` says on a server whose last session has just closed while it
+/// shuts down: there is nothing to list.
+fn is_no_session_left(stderr: &str) -> bool {
+    stderr.to_ascii_lowercase().contains("no current target")
 }
 
 /// Refuses names tmux would rewrite or misread: `:` and `.` separate window and pane in
@@ -737,6 +743,8 @@ mod tests {
             "error connecting to /tmp/tmux-0/default (No such file or directory)\n"
         ));
         assert!(is_no_server("server exited unexpectedly\n"));
+        assert!(is_no_session_left("no current target\n"));
+        assert!(!is_no_session_left("can't find session: w-1\n"));
         assert!(!is_no_server("can't find session: w-1\n"));
         assert!(!is_no_server(
             "error connecting to /tmp/tmux-0/default (Permission denied)\n"

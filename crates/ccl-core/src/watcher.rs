@@ -210,8 +210,8 @@ impl Core {
         }
         // Claude took its first prompt from the launch line as it started: from here on it
         // is watched like a pasted one that was submitted (whose hook may already be in).
-        let up = matches!(s.seen, Seen::Idle | Seen::Busy) || self.hook_turn(obs, name).0;
-        if then == AfterLaunch::ContinueGiven && up {
+        let given = then == AfterLaunch::ContinueGiven;
+        if given && (matches!(s.seen, Seen::Idle | Seen::Busy) || self.hook_turn(obs, name).0) {
             // `--resume` redraws the conversation, old limit banners included.
             let stale = self.banner_lines(name);
             let s = self.state.sessions.get_mut(name).expect("session exists");
@@ -244,6 +244,7 @@ impl Core {
                 s.activity = Activity::Free;
                 match then {
                     AfterLaunch::Task => self.paste_task(name),
+                    // (A given prompt never gets here: an idle Claude took it, above.)
                     AfterLaunch::Continue | AfterLaunch::ContinueGiven => self.paste_continue(name),
                     AfterLaunch::Nothing => self.ready_for_the_operator(name),
                 }

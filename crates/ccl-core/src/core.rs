@@ -74,6 +74,16 @@ pub struct Observation {
     pub signals: Vec<SignalSeen>,
 }
 
+impl Observation {
+    /// This turn's new transcript records of `session`'s conversation.
+    pub fn records_of<'a>(&'a self, session: &'a str) -> impl Iterator<Item = &'a Record> + 'a {
+        self.transcripts
+            .iter()
+            .filter(move |t| t.session == session)
+            .flat_map(|t| &t.records)
+    }
+}
+
 /// One report of a Claude's hook or status line, matched to a managed session.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SignalSeen {

@@ -313,18 +313,13 @@ impl Core {
             let s = &self.state.sessions[&name];
             let account = s.account.clone().unwrap_or_else(|| self.state.active.clone());
             let launching = matches!(s.activity, Activity::Launching { .. } | Activity::Stopping { .. });
-            let from_record = obs
-                .transcripts
-                .iter()
-                .filter(|t| t.session == name)
-                .flat_map(|t| &t.records)
-                .find_map(|r| match &r.signal {
-                    Signal::ApiError {
-                        status: Some(401 | 403),
-                        text,
-                    } => Some(("transcript", text.clone())),
-                    _ => None,
-                });
+            let from_record = obs.records_of(&name).find_map(|r| match &r.signal {
+                Signal::ApiError {
+                    status: Some(401 | 403),
+                    text,
+                } => Some(("transcript", text.clone())),
+                _ => None,
+            });
             let from_screen = self
                 .analysis(&name)
                 .and_then(|a| a.unusable.clone())
@@ -338,12 +333,7 @@ impl Core {
                 }
                 _ => None,
             });
-            let worked = obs
-                .transcripts
-                .iter()
-                .filter(|t| t.session == name)
-                .flat_map(|t| &t.records)
-                .any(|r| matches!(r.signal, Signal::TurnDone))
+            let worked = obs.records_of(&name).any(|r| matches!(r.signal, Signal::TurnDone))
                 || hooks.iter().any(|e| matches!(e, HookEvent::Stop { .. }));
             let Some((source, line)) = from_hook.or(from_record).or(from_screen) else {
                 if worked {
@@ -385,15 +375,10 @@ impl Core {
             if !matches!(s.activity, Activity::Working { .. }) || s.assignment.is_none() || s.wrapped_up {
                 continue;
             }
-            let from_record = obs
-                .transcripts
-                .iter()
-                .filter(|t| t.session == name)
-                .flat_map(|t| &t.records)
-                .find_map(|r| match &r.signal {
-                    Signal::UserPrompt { text } if is_wrap_up_prompt(text) => Some(text.clone()),
-                    _ => None,
-                });
+            let from_record = obs.records_of(&name).find_map(|r| match &r.signal {
+                Signal::UserPrompt { text } if is_wrap_up_prompt(text) => Some(text.clone()),
+                _ => None,
+            });
             let from_screen = self
                 .analysis(&name)
                 .and_then(|a| a.wrap_up.clone())

@@ -611,11 +611,7 @@ impl Core {
             }
             None => {}
         }
-        let records = obs
-            .transcripts
-            .iter()
-            .filter(|t| t.session == name)
-            .flat_map(|t| &t.records);
+        let records = obs.records_of(name);
         let mut prompt_again = false;
         let mut api_error = None;
         for r in records {
@@ -1104,16 +1100,12 @@ impl Core {
 /// Did the transcript show this turn that the session's prompt was taken (the prompt
 /// itself, a finished turn, or a limit answering it)?
 fn prompt_recorded(obs: &Observation, name: &str) -> bool {
-    obs.transcripts
-        .iter()
-        .filter(|t| t.session == name)
-        .flat_map(|t| &t.records)
-        .any(|r| {
-            matches!(
-                r.signal,
-                Signal::UserPrompt { .. } | Signal::TurnDone | Signal::LimitHit { .. }
-            )
-        })
+    obs.records_of(name).any(|r| {
+        matches!(
+            r.signal,
+            Signal::UserPrompt { .. } | Signal::TurnDone | Signal::LimitHit { .. }
+        )
+    })
 }
 
 #[cfg(test)]
